@@ -1,0 +1,147 @@
+package receiver
+
+import (
+	"context"
+
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+)
+
+// handler adapts a Receiver to the generated TraceServiceServer interface
+// without putting the gRPC method on the Receiver's own API.
+type handler struct {
+	coltracepb.UnimplementedTraceServiceServer
+	r *Receiver
+}
+
+// Export implements coltracepb.TraceServiceServer.
+func (h handler) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	return h.r.export(req)
+}
+
+// FailNext makes the next n export requests fail with the gRPC status code
+// code, as a collector in trouble would. OTLP exporters retry
+// codes.Unavailable (and Canceled, DeadlineExceeded, Aborted, OutOfRange,
+// DataLoss); they give up at once on most others, including
+// ResourceExhausted, which they retry only with a RetryInfo detail that
+// FailNext does not attach. Failed requests are not recorded. FailNext
+// replaces any failures still pending; n <= 0 or codes.OK clears them.
+func (r *Receiver) FailNext(n int, code codes.Code) {
+	if code == codes.OK {
+		n = 0
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failLeft, r.failCode = max(n, 0), code
+}
+
+// OnExport registers fn to run for every accepted request, after its spans
+// are counted and before the exporter receives the acknowledgement.
+// Callbacks run one at a time, in registration order; fn must not modify the
+// request and must not call OnExport. A slow fn slows every exporter down,
+// which is sometimes the point.
+func (r *Receiver) OnExport(fn func(*coltracepb.ExportTraceServiceRequest)) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	// Copy on write: export reads the slice outside the lock.
+	r.callbacks = append(r.callbacks[:len(r.callbacks):len(r.callbacks)], fn)
+}
+
+// KeepPayloads switches on or off keeping the deterministic protobuf encoding
+// of every accepted request, returned by Payloads. It is off by default
+// because it doubles the memory held per span and costs a marshal per
+// request; requests accepted while it is off have no payload.
+func (r *Receiver) KeepPayloads(keep bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keepPayloads = keep
+}
+
+// KeepSpans switches on or off keeping received spans for Spans. It is on by
+// default; benchmarks that only need Count and WaitCount switch it off so
+// that memory stays flat however many spans arrive.
+func (r *Receiver) KeepSpans(keep bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.keepSpans = keep
+}
+
+// Payloads returns the deterministic protobuf encoding of each request
+// accepted while KeepPayloads was on, in arrival order. The returned byte
+// slices must not be modified.
+func (r *Receiver) Payloads() [][]byte {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([][]byte(nil), r.payloads...)
+}
+
+func (r *Receiver) export(req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	r.mu.Lock()
+	if r.failLeft > 0 {
+		r.failLeft--
+		code := r.failCode
+		r.mu.Unlock()
+		return nil, status.Errorf(code, "receiver: injected failure %s", code)
+	}
+	keepSpans, keepPayloads := r.keepSpans, r.keepPayloads
+	r.mu.Unlock()
+
+	// Flatten and encode outside the lock so concurrent exports only
+	// serialise on the append.
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	var batch []stored
+	if keepSpans && n > 0 {
+		batch = make([]stored, 0, n)
+		for _, rs := range req.GetResourceSpans() {
+			for _, ss := range rs.GetScopeSpans() {
+				for _, sp := range ss.GetSpans() {
+					batch = append(batch, stored{span: sp, resource: rs, scope: ss})
+				}
+			}
+		}
+	}
+	var payload []byte
+	if keepPayloads {
+		var err error
+		payload, err = proto.MarshalOptions{Deterministic: true}.Marshal(req)
+		if err != nil {
+			return nil, status.Errorf(codes.Internal, "receiver: encode payload: %v", err)
+		}
+	}
+
+	r.mu.Lock()
+	r.spans = append(r.spans, batch...)
+	if keepPayloads {
+		r.payloads = append(r.payloads, payload)
+	}
+	r.count.Add(int64(n))
+	close(r.changed)
+	r.changed = make(chan struct{})
+	callbacks := r.callbacks
+	r.mu.Unlock()
+
+	if len(callbacks) > 0 {
+		r.cbMu.Lock()
+		for _, fn := range callbacks {
+			fn(req)
+		}
+		r.cbMu.Unlock()
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// stored is one received span with the messages that enclose it. It holds
+// only pointers into the decoded request, so keeping a span costs no copy.
+type stored struct {
+	span     *tracepb.Span
+	resource *tracepb.ResourceSpans
+	scope    *tracepb.ScopeSpans
+}
