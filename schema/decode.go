@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"hash/maphash"
 	"math"
 	"strconv"
 )
@@ -22,6 +23,13 @@ type Decoder struct {
 	spans [numFields]span
 	buf   []byte // unescaped string scratch
 	stack []byte // container nesting scratch
+	names *interner
+	// lastKeys and lastVals remember the attribute strings of earlier
+	// records by position (see attrKey).
+	lastKeys, lastVals [8]string
+	// attrErr is the contract violation parseAttributes found, reported by
+	// fill in contract order.
+	attrErr *Error
 }
 
 // NewDecoder returns a Decoder enforcing l, or the error of l.Validate.
@@ -29,7 +37,12 @@ func NewDecoder(l Limits) (*Decoder, error) {
 	if err := l.Validate(); err != nil {
 		return nil, err
 	}
-	return &Decoder{lim: l, buf: make([]byte, 0, 256), stack: make([]byte, 0, 16)}, nil
+	return &Decoder{
+		lim:   l,
+		buf:   make([]byte, 0, 256),
+		stack: make([]byte, 0, 16),
+		names: &interner{seed: maphash.MakeSeed()},
+	}, nil
 }
 
 // Limits returns the limits d enforces.
@@ -51,7 +64,7 @@ func (d *Decoder) Decode(key, value []byte, ev *Event) error {
 	if len(value) > d.lim.MaxRecordBytes {
 		return newError(ReasonTooLarge, "", strconv.Itoa(len(value))+" bytes, limit "+strconv.Itoa(d.lim.MaxRecordBytes))
 	}
-	if err := d.scan(value); err != nil {
+	if err := d.scan(value, ev); err != nil {
 		return err
 	}
 	if err := d.fill(key, value, ev); err != nil {
@@ -62,8 +75,9 @@ func (d *Decoder) Decode(key, value []byte, ev *Event) error {
 
 // scan is phase one: syntax of the whole record, and the spans of known
 // fields.
-func (d *Decoder) scan(b []byte) *Error {
+func (d *Decoder) scan(b []byte, ev *Event) *Error {
 	d.spans = [numFields]span{}
+	d.attrErr = nil
 	i := skipWS(b, 0)
 	if i >= len(b) {
 		return malformed("empty record", i)
@@ -97,14 +111,25 @@ func (d *Decoder) scan(b []byte) *Error {
 				return malformed("expected ':'", i)
 			}
 			i = skipWS(b, i+1)
-			kind, start, end, esc, plain, err := scanValue(b, i, &d.stack)
-			if err != nil {
+			var (
+				kind       uint8
+				start, end int
+				esc, plain bool
+			)
+			if f == fAttributes && i < len(b) && b[i] == '{' {
+				kind, start = kindObject, i
+				if end, d.attrErr, err = d.parseAttributes(b, i, ev); err != nil {
+					return err
+				}
+			} else if kind, start, end, esc, plain, err = scanValue(b, i, &d.stack); err != nil {
 				return err
 			}
 			if f != fUnknown {
 				sp := &d.spans[f]
-				dup := sp.kind != kindNone
-				*sp = span{start: start, end: end, kind: kind, esc: esc, plain: plain, dup: dup}
+				// Field by field: a composite literal is built on the stack and
+				// copied with wide loads, which stall on store forwarding.
+				sp.dup = sp.kind != kindNone
+				sp.start, sp.end, sp.kind, sp.esc, sp.plain = start, end, kind, esc, plain
 			}
 			if kind == kindString {
 				end++ // closing quote
@@ -145,10 +170,10 @@ func (d *Decoder) fill(key, b []byte, ev *Event) *Error {
 	}
 
 	// envelope
-	if ev.EventID, err = d.reqString(b, fEventID); err != nil {
+	if ev.EventID, err = d.reqString(b, fEventID, false); err != nil {
 		return err
 	}
-	if ev.PlayerID, err = d.reqString(b, fPlayerID); err != nil {
+	if ev.PlayerID, err = d.reqString(b, fPlayerID, false); err != nil {
 		return err
 	}
 	if sb, ok, err := d.str(b, fSessionID, d.lim.MaxFieldLen); err != nil {
@@ -173,8 +198,12 @@ func (d *Decoder) fill(key, b []byte, ev *Event) *Error {
 		return newError(ReasonKeyMismatch, "player_id", "record key "+strconv.Quote(truncate(key, 64))+" differs from player_id")
 	}
 
-	if err := d.attributes(b, ev); err != nil {
+	if sp, ok, err := d.present(fAttributes); err != nil {
 		return err
+	} else if ok && sp.kind != kindObject {
+		return newError(ReasonInvalidField, "attributes", "must be an object")
+	} else if d.attrErr != nil {
+		return d.attrErr
 	}
 
 	for _, tf := range typeFields[ev.Type] {
@@ -190,11 +219,11 @@ func (d *Decoder) fill(key, b []byte, ev *Event) *Error {
 		default:
 			dst := stringField(ev, tf.f)
 			if tf.required {
-				*dst, err = d.reqString(b, tf.f)
+				*dst, err = d.reqString(b, tf.f, true)
 			} else if sb, ok, serr := d.str(b, tf.f, d.lim.MaxFieldLen); serr != nil {
 				err = serr
 			} else if ok {
-				*dst = string(sb)
+				*dst = d.names.str(sb)
 			}
 		}
 		if err != nil {
@@ -235,13 +264,17 @@ func (d *Decoder) str(b []byte, f field, limit int) ([]byte, bool, *Error) {
 	return s, len(s) > 0, nil
 }
 
-func (d *Decoder) reqString(b []byte, f field) (string, *Error) {
+// reqString returns required string field f, interned when intern is set.
+func (d *Decoder) reqString(b []byte, f field, intern bool) (string, *Error) {
 	s, ok, err := d.str(b, f, d.lim.MaxFieldLen)
 	if err != nil {
 		return "", err
 	}
 	if !ok {
 		return "", newError(ReasonMissingField, fieldNames[f], "")
+	}
+	if intern {
+		return d.names.str(s), nil
 	}
 	return string(s), nil
 }
@@ -290,89 +323,155 @@ func (d *Decoder) integer(b []byte, f field, minimum int64) (int64, bool, *Error
 	return v, true, nil
 }
 
-// attributes decodes the "attributes" object into ev.Attributes.
-func (d *Decoder) attributes(b []byte, ev *Event) *Error {
-	sp, ok, err := d.present(fAttributes)
-	if !ok {
-		return err
-	}
-	if sp.kind != kindObject {
-		return newError(ReasonInvalidField, "attributes", "must be an object")
-	}
-	// The object's syntax was checked by scan, so the loop only interprets.
-	i := skipWS(b, sp.start+1)
-	if b[i] == '}' {
-		return nil
+// parseAttributes parses the "attributes" object opening at b[i] straight
+// into ev.Attributes, so that its strings are scanned once. A syntax error
+// comes back as synErr and ends decoding; the first contract violation comes
+// back as semErr, after the rest of the object has been checked for syntax,
+// and is reported in contract order by fill.
+func (d *Decoder) parseAttributes(b []byte, i int, ev *Event) (end int, semErr, synErr *Error) {
+	i = skipWS(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, nil, nil
 	}
 	n := 0
 	for {
-		kend, kesc, _ := scanString(b, i+1)
-		k := b[i+1 : kend]
-		if kesc {
-			d.buf = unescape(d.buf[:0], k)
-			k = d.buf
+		if i >= len(b) || b[i] != '"' {
+			return 0, nil, malformed("expected string key", i)
 		}
-		n++
-		if n > d.lim.MaxAttributes {
-			return newError(ReasonTooManyAttrs, "attributes", "more than "+strconv.Itoa(d.lim.MaxAttributes)+" attributes")
+		kend, kesc, err := scanString(b, i+1)
+		if err != nil {
+			return 0, nil, err
 		}
-		if len(k) == 0 {
-			return newError(ReasonInvalidField, "attributes", "empty attribute key")
-		}
-		if len(k) > d.lim.MaxAttrKeyLen {
-			return tooLong("attributes", len(k), d.lim.MaxAttrKeyLen)
-		}
-		for j := range ev.Attributes {
-			if ev.Attributes[j].Key == string(k) {
-				return newError(ReasonInvalidField, "attributes", "duplicate key "+strconv.Quote(string(k)))
+		var name string
+		if semErr == nil {
+			k := b[i+1 : kend]
+			if kesc {
+				d.buf = unescape(d.buf[:0], k)
+				k = d.buf
+			}
+			n++
+			semErr = d.checkAttrKey(k, n, ev.Attributes)
+			if semErr == nil {
+				name = d.attrKey(k, n-1)
 			}
 		}
-		name := string(k)
 		i = skipWS(b, kend+1)
-		i = skipWS(b, i+1) // past ':'
-		kind, start, end, esc, plain, _ := scanValue(b, i, &d.stack)
-		var v Value
-		switch kind {
-		case kindString:
-			s := b[start:end]
-			if esc {
-				d.buf = unescape(d.buf[:0], s)
-				s = d.buf
-			}
-			if len(s) > d.lim.MaxAttrValueLen {
-				return tooLong("attributes."+name, len(s), d.lim.MaxAttrValueLen)
-			}
-			v = Value{Kind: KindString, Str: string(s)}
-			end++
-		case kindNumber:
-			tok := b[start:end]
-			if plain {
-				if iv, ok := parsePlainInt(tok); ok {
-					v = Value{Kind: KindInt, Int: iv}
-					break
-				}
-			}
-			fv, ok := parseFloat(tok)
-			if !ok {
-				return newError(ReasonInvalidField, "attributes."+name, "number out of range")
-			}
-			v = Value{Kind: KindFloat, Float: fv}
-		case kindTrue, kindFalse:
-			v = Value{Kind: KindBool, Bool: kind == kindTrue}
-		case kindNull:
-			v.Kind = 0xff // absent: counted, not kept
-		default:
-			return newError(ReasonInvalidField, "attributes."+name, "must be a string, number or boolean")
+		if i >= len(b) || b[i] != ':' {
+			return 0, nil, malformed("expected ':'", i)
 		}
-		if v.Kind != 0xff {
-			ev.Attributes = append(ev.Attributes, Attr{Key: name, Value: v})
+		i = skipWS(b, i+1)
+		kind, start, end, esc, plain, err := scanValue(b, i, &d.stack)
+		if err != nil {
+			return 0, nil, err
+		}
+		if semErr == nil {
+			semErr = d.attrValue(b, name, kind, start, end, esc, plain, ev)
+		}
+		if kind == kindString {
+			end++ // closing quote
 		}
 		i = skipWS(b, end)
-		if b[i] == '}' {
-			return nil
+		if i >= len(b) {
+			return 0, nil, malformed("unexpected end of input", i)
 		}
-		i = skipWS(b, i+1) // past ','
+		switch b[i] {
+		case '}':
+			return i + 1, semErr, nil
+		case ',':
+			i = skipWS(b, i+1)
+		default:
+			return 0, nil, malformed("expected ',' or '}'", i)
+		}
 	}
+}
+
+// attrKey returns the string of the key of the i-th attribute. Producers
+// tend to send the same attributes in the same order, so the key at the same
+// position in the previous record is tried before the interner's hash.
+func (d *Decoder) attrKey(k []byte, i int) string {
+	if i < len(d.lastKeys) {
+		if d.lastKeys[i] == string(k) {
+			return d.lastKeys[i]
+		}
+		s := d.names.str(k)
+		d.lastKeys[i] = s
+		return s
+	}
+	return d.names.str(k)
+}
+
+// attrString is attrKey for string attribute values.
+func (d *Decoder) attrString(v []byte, i int) string {
+	if i < len(d.lastVals) {
+		if d.lastVals[i] == string(v) {
+			return d.lastVals[i]
+		}
+		if len(v) > internMaxLen {
+			return string(v)
+		}
+		s := d.names.str(v)
+		d.lastVals[i] = s
+		return s
+	}
+	return d.names.str(v)
+}
+
+// checkAttrKey checks the n-th attribute key k against the limits and the
+// keys before it.
+func (d *Decoder) checkAttrKey(k []byte, n int, prev []Attr) *Error {
+	switch {
+	case n > d.lim.MaxAttributes:
+		return newError(ReasonTooManyAttrs, "attributes", "more than "+strconv.Itoa(d.lim.MaxAttributes)+" attributes")
+	case len(k) == 0:
+		return newError(ReasonInvalidField, "attributes", "empty attribute key")
+	case len(k) > d.lim.MaxAttrKeyLen:
+		return tooLong("attributes", len(k), d.lim.MaxAttrKeyLen)
+	}
+	for j := range prev {
+		if prev[j].Key == string(k) {
+			return newError(ReasonInvalidField, "attributes", "duplicate key "+strconv.Quote(string(k)))
+		}
+	}
+	return nil
+}
+
+// attrValue interprets the value of attribute name and appends it to
+// ev.Attributes; null is counted against the limit but not kept.
+func (d *Decoder) attrValue(b []byte, name string, kind uint8, start, end int, esc, plain bool, ev *Event) *Error {
+	var v Value
+	switch kind {
+	case kindString:
+		s := b[start:end]
+		if esc {
+			d.buf = unescape(d.buf[:0], s)
+			s = d.buf
+		}
+		if len(s) > d.lim.MaxAttrValueLen {
+			return tooLong("attributes."+name, len(s), d.lim.MaxAttrValueLen)
+		}
+		v = Value{Kind: KindString, Str: d.attrString(s, len(ev.Attributes))}
+	case kindNumber:
+		tok := b[start:end]
+		if plain {
+			if iv, ok := parsePlainInt(tok); ok {
+				v = Value{Kind: KindInt, Int: iv}
+				break
+			}
+		}
+		fv, ok := parseFloat(tok)
+		if !ok {
+			return newError(ReasonInvalidField, "attributes."+name, "number out of range")
+		}
+		v = Value{Kind: KindFloat, Float: fv}
+	case kindTrue, kindFalse:
+		v = Value{Kind: KindBool, Bool: kind == kindTrue}
+	case kindNull:
+		return nil
+	default:
+		return newError(ReasonInvalidField, "attributes."+name, "must be a string, number or boolean")
+	}
+	ev.Attributes = append(ev.Attributes, Attr{Key: name, Value: v})
+	return nil
 }
 
 func tooLong(field string, n, limit int) *Error {

@@ -1,6 +1,7 @@
 package schema
 
 import (
+	"encoding/binary"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -58,6 +59,10 @@ func skipWS(b []byte, i int) int {
 // accepted string can be re-encoded faithfully.
 func scanString(b []byte, i int) (end int, esc bool, err *Error) {
 	for {
+		// Eight bytes at a time while none of them is special.
+		for i+8 <= len(b) && !hasSpecial(binary.LittleEndian.Uint64(b[i:])) {
+			i += 8
+		}
 		for i < len(b) && !strSpecial[b[i]] {
 			i++
 		}
@@ -96,6 +101,16 @@ func scanString(b []byte, i int) (end int, esc bool, err *Error) {
 			i += n
 		}
 	}
+}
+
+// hasSpecial reports whether any byte of the little-endian word x is a
+// quote, a backslash, a control character or >= 0x80 (the classic SWAR
+// "has zero byte" test applied to x^c for each c, and to x-0x20).
+func hasSpecial(x uint64) bool {
+	const lo, hi = 0x0101010101010101, 0x8080808080808080
+	quote := x ^ (lo * '"')
+	bslash := x ^ (lo * '\\')
+	return ((quote-lo)&^quote|(bslash-lo)&^bslash|(x-lo*0x20)|x)&hi != 0
 }
 
 func hex4(b []byte) (rune, bool) {
