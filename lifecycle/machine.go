@@ -1,0 +1,838 @@
+package lifecycle
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// session is the compact record of one open session: 96 bytes, no pointers
+// (so the GC never scans the slab), strings interned or in the key arena.
+// Everything rare (an open loading screen, free-form attributes kept until
+// their span ends, values that overflowed an intern table) lives in a
+// sessionExt found through Machine.exts, and costs nothing when absent.
+type session struct {
+	trace     trace.TraceID
+	start     int64  // effective time of the first event
+	last      int64  // latest effective event time
+	touch     int64  // stream time when last touched; orders the idle list
+	firstOff  int64  // offset of the first event; orders the offset list
+	mainStart int64  // start of the open matchmaking or in_game span
+	key       uint32 // arena reference of (player, session) IDs
+	seq       uint32 // phase span indexes handed out so far
+	mainSeq   uint32 // index of the open matchmaking or in_game span
+
+	idlePrev, idleNext int32
+	offPrev, offNext   int32
+
+	profile uint16 // auth method, client version, platform
+	mainA   uint16 // matchmaking: game mode; in_game: server id
+	mainB   uint16 // in_game: map
+	matches uint16 // games left; saturates at 65535
+	phase   uint8
+	flags   uint8
+}
+
+const (
+	flagUnobserved uint8 = 1 << iota // started by an event other than a login
+	flagMM                           // a matchmaking span is open
+	flagGame                         // an in_game span is open
+	flagLoad                         // a loading span is open (details in the ext)
+	flagExt                          // Machine.exts holds an entry for the slot
+)
+
+const (
+	phLogin uint8 = iota
+	phMatchmaking
+	phInGame
+	phMenu
+)
+
+var phaseNames = [...]string{phLogin: PhaseLogin, phMatchmaking: PhaseMatchmaking, phInGame: PhaseInGame, phMenu: PhaseMenu}
+
+// sessionExt holds what only some sessions need, so the common record stays
+// small.
+type sessionExt struct {
+	loadStart int64
+	loadSeq   uint32
+	loadType  string
+	// Free-form attributes of the events that opened the root, the open
+	// matchmaking or in_game span, and the open loading span.
+	rootAttrs, mainAttrs, loadAttrs []attribute.KeyValue
+	// Values that overflowed their intern table.
+	prof         profile
+	mainA, mainB string
+}
+
+func (x *sessionExt) empty() bool {
+	return x.loadSeq == 0 && x.rootAttrs == nil && x.mainAttrs == nil && x.loadAttrs == nil &&
+		x.prof == (profile{}) && x.mainA == "" && x.mainB == ""
+}
+
+// Stats are a Machine's cumulative counters. Reset does not clear them.
+type Stats struct {
+	Events          uint64 // events applied, duplicates excluded
+	Duplicates      uint64 // events ignored as Duplicate
+	UnknownSessions uint64 // sessions started by an event other than a login
+	Clamped         uint64 // events whose ts went backwards within their session
+	Superseded      uint64 // sessions ended by a new login of the same key
+	OutOfPhase      uint64 // events that made no sense in their session's phase
+	Timeouts        uint64 // sessions ended by IdleTimeout
+	MaxDurations    uint64 // sessions ended by MaxDuration
+	Disconnects     uint64 // sessions ended by session.disconnect
+	Closed          uint64 // sessions ended by CloseAll
+	Evicted         uint64 // sessions ended because the Machine was full
+	SessionsStarted uint64
+	SessionsEnded   uint64
+	Spans           uint64 // spans appended by Apply and CloseAll
+}
+
+// OpenSession describes a session still open, as reported by OpenSessions.
+type OpenSession struct {
+	PlayerID  string
+	SessionID string // "" when the events carried none
+	TraceID   trace.TraceID
+	// Start and Last are the effective times (Unix nanoseconds) of the
+	// session's first and latest events.
+	Start, Last int64
+	// Phase is what session.end_phase would say if the session ended now.
+	Phase         string
+	FirstOffset   int64
+	StartObserved bool // false when the session did not start with a login
+	MatchesPlayed int
+}
+
+// Machine turns the events of one partition into finished spans. It holds
+// every open session of the partition in a compact form (see the package
+// doc for the semantics). It is not safe for concurrent use: the partition's
+// worker owns it.
+type Machine struct {
+	idle, maxDur int64
+	window       int
+	capacity     int
+
+	slab  slab
+	keys  arena
+	idx   index
+	exts  map[int32]*sessionExt
+	spare []*sessionExt
+
+	modes, servers, maps interner
+	profiles             profiles
+
+	dedup dedup
+
+	idleHead, idleTail int32
+	offHead, offTail   int32
+	streamTime         int64
+
+	stats  Stats
+	hashOf func(int32) uint64
+}
+
+// New returns a Machine for cfg, or an error wrapping the Err* sentinel of
+// each invalid setting.
+func New(cfg Config) (*Machine, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("lifecycle: new machine: %w", err)
+	}
+	m := &Machine{
+		idle:     int64(cfg.IdleTimeout),
+		maxDur:   int64(cfg.MaxDuration),
+		window:   cfg.DedupWindow,
+		capacity: maxSessions,
+	}
+	m.hashOf = m.slotHash
+	m.Reset()
+	return m, nil
+}
+
+// Reset drops all state: open sessions, remembered event IDs, interned
+// values and stream time. It never ends sessions (a partition's next owner
+// rebuilds them by replay), and it keeps Stats.
+func (m *Machine) Reset() {
+	m.slab.reset()
+	m.keys.reset()
+	m.idx.reset()
+	m.exts = nil
+	m.spare = nil
+	m.modes.reset()
+	m.servers.reset()
+	m.maps.reset()
+	m.profiles.reset()
+	m.dedup = newDedup(m.window)
+	m.idleHead, m.idleTail = -1, -1
+	m.offHead, m.offTail = -1, -1
+	m.streamTime = math.MinInt64
+}
+
+// Open returns the number of open sessions.
+func (m *Machine) Open() int { return m.slab.live }
+
+// StreamTime returns the largest event ts applied so far (Unix nanoseconds),
+// or math.MinInt64 before the first event.
+func (m *Machine) StreamTime() int64 { return m.streamTime }
+
+// Stats returns the cumulative counters.
+func (m *Machine) Stats() Stats { return m.stats }
+
+// LowestOffset returns the lowest first offset of any open session, and false
+// when no session is open. Sessions are kept in a list in the order they
+// started, which is the order of their first offsets, so this is O(1).
+func (m *Machine) LowestOffset() (int64, bool) {
+	if m.offHead < 0 {
+		return 0, false
+	}
+	return m.slab.at(m.offHead).firstOff, true
+}
+
+// OpenSessions calls fn for every open session in the order they started.
+func (m *Machine) OpenSessions(fn func(OpenSession)) {
+	for i := m.offHead; i >= 0; i = m.slab.at(i).offNext {
+		s := m.slab.at(i)
+		p, sid := m.keys.get(s.key)
+		fn(OpenSession{
+			PlayerID:      string(p),
+			SessionID:     string(sid),
+			TraceID:       s.trace,
+			Start:         s.start,
+			Last:          s.last,
+			Phase:         m.endPhase(i, s),
+			FirstOffset:   s.firstOff,
+			StartObserved: s.flags&flagUnobserved == 0,
+			MatchesPlayed: int(s.matches),
+		})
+	}
+}
+
+// CloseAll ends every open session, in the order they started, with
+// end_reason (and phase.ended_by) reason, at each session's last event time.
+// It is for a replay that reached the end of its input and whose user chose
+// to close what is left (EndOfInput); the consumer never calls it.
+func (m *Machine) CloseAll(reason string, out []Span) []Span {
+	n := len(out)
+	for m.offHead >= 0 {
+		s := m.slab.at(m.offHead)
+		out = m.end(m.offHead, s, reason, reason, s.last, "", nil, out)
+		m.stats.Closed++
+	}
+	m.stats.Spans += uint64(len(out) - n)
+	m.maybeCompact()
+	return out
+}
+
+// Apply feeds one valid event read at offset. Offsets must increase from call
+// to call. The spans the event finishes, including those of other sessions
+// that idle out or exceed MaxDuration because the event advanced stream time,
+// are appended to out. Apply keeps references to ev's strings (never to ev),
+// which the schema decoder allocates afresh for every event.
+func (m *Machine) Apply(ev *schema.Event, offset int64, out []Span) ([]Span, Outcome) {
+	if m.dedup.seen(ev.EventID) {
+		m.stats.Duplicates++
+		return out, Duplicate
+	}
+	m.stats.Events++
+	n := len(out)
+	var o Outcome
+	if ev.TS > m.streamTime {
+		m.streamTime = ev.TS
+	}
+	out = m.expire(out)
+	slot, h := m.lookup(ev.PlayerID, ev.SessionID)
+	// The lists find expired sessions in the order they were touched or
+	// started; one whose first event came late can sit behind a younger
+	// session, so the session this event belongs to is checked itself.
+	if slot >= 0 {
+		if s := m.slab.at(slot); m.overMax(s) {
+			out = m.end(slot, s, EndMaxDuration, EndMaxDuration, s.start+m.maxDur, "", nil, out)
+			m.stats.MaxDurations++
+			slot = -1
+		}
+	}
+	if len(out) > n {
+		o |= Expired
+	}
+	if ev.Type == schema.SessionLogin {
+		if slot >= 0 {
+			s := m.slab.at(slot)
+			out = m.end(slot, s, EndSuperseded, EndSuperseded, max(ev.TS, s.last), ev.PlayerID, nil, out)
+			m.stats.Superseded++
+			o |= Superseded
+		}
+		out, slot = m.start(ev, offset, h, true, out)
+		s := m.slab.at(slot)
+		out = append(out, m.phaseSpan(s, SpanPhaseLogin, loginIndex, ev.TS, ev.TS,
+			[]attribute.KeyValue{KeyPlayerID.String(ev.PlayerID)}))
+		o |= Started
+	} else {
+		if slot < 0 {
+			out, slot = m.start(ev, offset, h, false, out)
+			m.stats.UnknownSessions++
+			o |= UnknownSession | Started
+		}
+		out, o = m.step(slot, ev, o, out)
+	}
+	m.stats.Spans += uint64(len(out) - n)
+	m.maybeCompact()
+	return out, o
+}
+
+func (m *Machine) overMax(s *session) bool {
+	return uint64(m.streamTime-s.start) > uint64(m.maxDur)
+}
+
+// expire ends the sessions that stream time has left behind. Both lists are
+// ordered by a monotone key (stream time at last touch; start order), so when
+// nothing expires this looks at two list heads and stops.
+func (m *Machine) expire(out []Span) []Span {
+	for m.idleHead >= 0 {
+		slot := m.idleHead
+		s := m.slab.at(slot)
+		if uint64(m.streamTime-s.touch) <= uint64(m.idle) {
+			break
+		}
+		// Whichever deadline came first ends the session; a tie is a timeout.
+		if m.idle > m.maxDur || uint64(s.touch-s.start) > uint64(m.maxDur-m.idle) {
+			out = m.end(slot, s, EndMaxDuration, EndMaxDuration, s.start+m.maxDur, "", nil, out)
+			m.stats.MaxDurations++
+		} else {
+			out = m.end(slot, s, EndTimeout, EndTimeout, s.last, "", nil, out)
+			m.stats.Timeouts++
+		}
+	}
+	for m.offHead >= 0 {
+		slot := m.offHead
+		s := m.slab.at(slot)
+		if !m.overMax(s) {
+			break
+		}
+		out = m.end(slot, s, EndMaxDuration, EndMaxDuration, s.start+m.maxDur, "", nil, out)
+		m.stats.MaxDurations++
+	}
+	return out
+}
+
+// lookup returns the slot of the open session keyed (player, sessionID), or
+// -1, and the key's hash.
+func (m *Machine) lookup(player, sessionID string) (int32, uint64) {
+	h := keyHash(player, sessionID)
+	if len(m.idx.entries) == 0 {
+		return -1, h
+	}
+	mask := m.idx.mask()
+	for i := h & mask; m.idx.entries[i] != 0; i = (i + 1) & mask {
+		e := m.idx.entries[i]
+		if !e.tagOK(h) {
+			continue
+		}
+		p, sid := m.keys.get(m.slab.at(e.slot()).key)
+		if string(p) == player && string(sid) == sessionID {
+			return e.slot(), h
+		}
+	}
+	return -1, h
+}
+
+func (m *Machine) slotHash(slot int32) uint64 {
+	p, sid := m.keys.get(m.slab.at(slot).key)
+	return keyHashBytes(p, sid)
+}
+
+func (m *Machine) unindex(slot int32, s *session) {
+	h := m.slotHash(slot)
+	mask := m.idx.mask()
+	for i := h & mask; ; i = (i + 1) & mask {
+		if m.idx.entries[i].slot() == slot {
+			m.idx.remove(i, m.hashOf)
+			return
+		}
+	}
+}
+
+// start opens a session for ev; login tells whether ev is a session.login.
+func (m *Machine) start(ev *schema.Event, offset int64, h uint64, login bool, out []Span) ([]Span, int32) {
+	if m.slab.live >= m.capacity {
+		s := m.slab.at(m.offHead)
+		out = m.end(m.offHead, s, EndCapacity, EndCapacity, s.last, "", nil, out)
+		m.stats.Evicted++
+	}
+	slot := m.slab.alloc()
+	s := m.slab.at(slot)
+	eventID := ev.EventID
+	if login && ev.SessionID != "" {
+		eventID = ""
+	}
+	*s = session{
+		trace:    traceIDFor(ev.PlayerID, ev.SessionID, eventID),
+		start:    ev.TS,
+		last:     ev.TS,
+		touch:    m.streamTime,
+		firstOff: offset,
+		key:      m.keys.put(ev.PlayerID, ev.SessionID),
+		idlePrev: m.idleTail, idleNext: -1,
+		offPrev: m.offTail, offNext: -1,
+	}
+	if m.idleTail >= 0 {
+		m.slab.at(m.idleTail).idleNext = slot
+	} else {
+		m.idleHead = slot
+	}
+	m.idleTail = slot
+	if m.offTail >= 0 {
+		m.slab.at(m.offTail).offNext = slot
+	} else {
+		m.offHead = slot
+	}
+	m.offTail = slot
+	m.idx.insert(h, slot, m.hashOf)
+	m.stats.SessionsStarted++
+	if !login {
+		s.flags |= flagUnobserved
+		return out, slot
+	}
+	s.seq = loginIndex
+	prof := profile{ev.AuthMethod, ev.ClientVersion, ev.Platform}
+	if s.profile = m.profiles.id(prof); s.profile == overflowID {
+		m.ext(slot, s).prof = prof
+	}
+	if len(ev.Attributes) > 0 {
+		m.ext(slot, s).rootAttrs = appendEventAttrs(nil, ev.Attributes)
+	}
+	return out, slot
+}
+
+// touch records that the session saw an event now: it moves to the tail of
+// the idle list, whose order is stream time at last touch.
+func (m *Machine) touch(slot int32, s *session) {
+	s.touch = m.streamTime
+	if m.idleTail == slot {
+		return
+	}
+	m.unlinkIdle(s)
+	s.idlePrev, s.idleNext = m.idleTail, -1
+	m.slab.at(m.idleTail).idleNext = slot
+	m.idleTail = slot
+}
+
+func (m *Machine) unlinkIdle(s *session) {
+	if s.idlePrev >= 0 {
+		m.slab.at(s.idlePrev).idleNext = s.idleNext
+	} else {
+		m.idleHead = s.idleNext
+	}
+	if s.idleNext >= 0 {
+		m.slab.at(s.idleNext).idlePrev = s.idlePrev
+	} else {
+		m.idleTail = s.idlePrev
+	}
+}
+
+func (m *Machine) unlinkOff(s *session) {
+	if s.offPrev >= 0 {
+		m.slab.at(s.offPrev).offNext = s.offNext
+	} else {
+		m.offHead = s.offNext
+	}
+	if s.offNext >= 0 {
+		m.slab.at(s.offNext).offPrev = s.offPrev
+	} else {
+		m.offTail = s.offPrev
+	}
+}
+
+// step applies a non-login event to the open session in slot.
+func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]Span, Outcome) {
+	s := m.slab.at(slot)
+	// An event that makes no sense in the phase changes nothing, not even the
+	// session's last time, so it is decided before anything else.
+	var open uint8
+	switch ev.Type {
+	case schema.MatchmakingComplete, schema.MatchmakingCancel:
+		open = s.flags & flagMM
+	case schema.LoadingFinish:
+		open = s.flags & flagLoad
+	case schema.GameLeave:
+		open = s.flags & flagGame
+	default:
+		open = 1
+	}
+	if open == 0 {
+		m.stats.OutOfPhase++
+		return out, o | OutOfPhase
+	}
+	t := ev.TS
+	if t < s.last {
+		t = s.last
+		m.stats.Clamped++
+		o |= Clamped
+	}
+	switch ev.Type {
+	case schema.MatchmakingEnter:
+		out = m.closeMainFor(slot, s, t, ev.PlayerID, flagMM, out)
+		s.seq++
+		s.mainSeq, s.mainStart = s.seq, t
+		if s.mainA = m.modes.id(ev.GameMode); s.mainA == overflowID {
+			m.ext(slot, s).mainA = ev.GameMode
+		}
+		s.mainB = 0
+		s.flags |= flagMM
+		s.phase = phMatchmaking
+		m.keepMainAttrs(slot, s, ev)
+	case schema.MatchmakingComplete, schema.MatchmakingCancel:
+		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
+	case schema.LoadingStart:
+		x := m.ext(slot, s)
+		if s.flags&flagLoad != 0 {
+			out = m.closeLoad(slot, s, t, ev.PlayerID, EndSuperseded, nil, out)
+			x = m.ext(slot, s)
+		}
+		s.seq++
+		x.loadSeq, x.loadStart, x.loadType = s.seq, t, ev.LoadingType
+		x.loadAttrs = appendEventAttrs(nil, ev.Attributes)
+		s.flags |= flagLoad
+	case schema.LoadingFinish:
+		out = m.closeLoad(slot, s, t, ev.PlayerID, "", ev, out)
+	case schema.GameEnter:
+		out = m.closeMainFor(slot, s, t, ev.PlayerID, flagGame, out)
+		s.seq++
+		s.mainSeq, s.mainStart = s.seq, t
+		if s.mainA = m.servers.id(ev.ServerID); s.mainA == overflowID {
+			m.ext(slot, s).mainA = ev.ServerID
+		}
+		if s.mainB = m.maps.id(ev.Map); s.mainB == overflowID {
+			m.ext(slot, s).mainB = ev.Map
+		}
+		s.flags |= flagGame
+		s.phase = phInGame
+		m.keepMainAttrs(slot, s, ev)
+	case schema.GameLeave:
+		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
+		if s.matches < math.MaxUint16 {
+			s.matches++
+		}
+		s.phase = phMenu
+	case schema.SessionDisconnect:
+		reason := ev.Reason
+		if reason == "" {
+			reason = "unknown"
+		}
+		out = m.end(slot, s, reason, EndedByDisconnect, t, ev.PlayerID, ev.Attributes, out)
+		m.stats.Disconnects++
+		return out, o | Ended
+	}
+	s.last = t
+	m.touch(slot, s)
+	return out, o
+}
+
+// closeMainFor closes the open matchmaking or in_game span before a phase of
+// kind opens: the same kind is "superseded", the other one "next_phase".
+func (m *Machine) closeMainFor(slot int32, s *session, t int64, player string, kind uint8, out []Span) []Span {
+	switch {
+	case s.flags&kind != 0:
+		return m.closeMain(slot, s, t, player, EndSuperseded, nil, out)
+	case s.flags&(flagMM|flagGame) != 0:
+		return m.closeMain(slot, s, t, player, EndedByNextPhase, nil, out)
+	}
+	return out
+}
+
+func (m *Machine) keepMainAttrs(slot int32, s *session, ev *schema.Event) {
+	if len(ev.Attributes) > 0 {
+		m.ext(slot, s).mainAttrs = appendEventAttrs(nil, ev.Attributes)
+	}
+}
+
+// closeMain ends the open matchmaking or in_game span at t. endedBy is "" when
+// closer is the event that normally closes it (complete, cancel, leave);
+// otherwise it becomes phase.ended_by and closer is nil.
+func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy string, closer *schema.Event, out []Span) []Span {
+	x := m.extOf(slot, s)
+	var opening []attribute.KeyValue
+	a, b := m.mainStrings(s, x)
+	var closing []schema.Attr
+	if closer != nil {
+		closing = closer.Attributes
+	}
+	if x != nil {
+		opening = x.mainAttrs
+		x.mainAttrs, x.mainA, x.mainB = nil, "", ""
+	}
+	var sp Span
+	if s.flags&flagMM != 0 {
+		attrs := make([]attribute.KeyValue, 0, 4+len(closing)+len(opening))
+		attrs = append(attrs, KeyPlayerID.String(player), KeyGameMode.String(a))
+		if closer != nil && closer.Type == schema.MatchmakingComplete {
+			wait := closer.WaitSeconds
+			if !closer.HasWait {
+				wait = float64(t-s.mainStart) / float64(time.Second)
+			}
+			attrs = append(attrs, KeyLobbyID.String(closer.LobbyID), KeyWaitSeconds.Float64(wait))
+		}
+		if closer != nil && closer.Type == schema.MatchmakingCancel {
+			reason := closer.Reason
+			if reason == "" {
+				reason = "unknown"
+			}
+			attrs = append(attrs, KeyCancelReason.String(reason))
+		}
+		attrs = m.finishAttrs(attrs, endedBy, closing, opening)
+		sp = m.phaseSpan(s, SpanPhaseMatchmaking, s.mainSeq, s.mainStart, t, attrs)
+	} else {
+		attrs := make([]attribute.KeyValue, 0, 7+len(closing)+len(opening))
+		attrs = append(attrs, KeyPlayerID.String(player), KeyServerID.String(a), KeyGameMap.String(b),
+			KeyMatchNumber.Int64(int64(s.matches)+1))
+		if closer != nil {
+			if closer.Result != "" {
+				attrs = append(attrs, KeyGameResult.String(closer.Result))
+			}
+			if closer.HasScore {
+				attrs = append(attrs, KeyGameScore.Int64(closer.Score))
+			}
+		}
+		attrs = m.finishAttrs(attrs, endedBy, closing, opening)
+		sp = m.phaseSpan(s, SpanPhaseInGame, s.mainSeq, s.mainStart, t, attrs)
+	}
+	s.flags &^= flagMM | flagGame
+	s.mainA, s.mainB = 0, 0
+	m.tidyExt(slot, s, x)
+	return append(out, sp)
+}
+
+func (m *Machine) mainStrings(s *session, x *sessionExt) (a, b string) {
+	if s.mainA == overflowID {
+		a = x.mainA
+	} else if s.flags&flagMM != 0 {
+		a = m.modes.str(s.mainA)
+	} else {
+		a = m.servers.str(s.mainA)
+	}
+	if s.mainB == overflowID {
+		b = x.mainB
+	} else {
+		b = m.maps.str(s.mainB)
+	}
+	return a, b
+}
+
+// closeLoad ends the open loading span at t; endedBy and closer as for
+// closeMain.
+func (m *Machine) closeLoad(slot int32, s *session, t int64, player, endedBy string, closer *schema.Event, out []Span) []Span {
+	x := m.extOf(slot, s)
+	var closing []schema.Attr
+	if closer != nil {
+		closing = closer.Attributes
+	}
+	attrs := make([]attribute.KeyValue, 0, 5+len(closing)+len(x.loadAttrs))
+	attrs = append(attrs, KeyPlayerID.String(player), KeyLoadingType.String(x.loadType))
+	if closer != nil {
+		if closer.HasAssetsLoaded {
+			attrs = append(attrs, KeyAssetsCount.Int64(closer.AssetsLoaded))
+		}
+		if closer.HasTotalSizeMB {
+			attrs = append(attrs, KeyTotalSizeMB.Float64(closer.TotalSizeMB))
+		}
+	}
+	attrs = m.finishAttrs(attrs, endedBy, closing, x.loadAttrs)
+	sp := m.phaseSpan(s, SpanPhaseLoading, x.loadSeq, x.loadStart, t, attrs)
+	x.loadSeq, x.loadStart, x.loadType, x.loadAttrs = 0, 0, "", nil
+	s.flags &^= flagLoad
+	m.tidyExt(slot, s, x)
+	return append(out, sp)
+}
+
+// finishAttrs appends phase.ended_by and the free-form attributes: the
+// closing event's first, then the opening event's; a key already present
+// (standard keys come first) is skipped, so standard keys win and the closing
+// event wins over the opening one.
+func (m *Machine) finishAttrs(attrs []attribute.KeyValue, endedBy string, closing []schema.Attr, opening []attribute.KeyValue) []attribute.KeyValue {
+	if endedBy != "" {
+		attrs = append(attrs, KeyPhaseEndedBy.String(endedBy))
+	}
+	attrs = appendEventAttrs(attrs, closing)
+	for _, kv := range opening {
+		if !hasKey(attrs, kv.Key) {
+			attrs = append(attrs, kv)
+		}
+	}
+	return attrs
+}
+
+func hasKey(attrs []attribute.KeyValue, k attribute.Key) bool {
+	for i := range attrs {
+		if attrs[i].Key == k {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEventAttrs converts free-form event attributes, skipping keys dst
+// already has.
+func appendEventAttrs(dst []attribute.KeyValue, attrs []schema.Attr) []attribute.KeyValue {
+	for i := range attrs {
+		a := &attrs[i]
+		k := attribute.Key(a.Key)
+		if hasKey(dst, k) {
+			continue
+		}
+		switch a.Value.Kind {
+		case schema.KindString:
+			dst = append(dst, k.String(a.Value.Str))
+		case schema.KindInt:
+			dst = append(dst, k.Int64(a.Value.Int))
+		case schema.KindFloat:
+			dst = append(dst, k.Float64(a.Value.Float))
+		case schema.KindBool:
+			dst = append(dst, k.Bool(a.Value.Bool))
+		}
+	}
+	return dst
+}
+
+func (m *Machine) phaseSpan(s *session, name string, n uint32, start, end int64, attrs []attribute.KeyValue) Span {
+	return Span{
+		Name:         name,
+		TraceID:      s.trace,
+		SpanID:       spanIDFor(s.trace, uint64(n)),
+		ParentSpanID: spanIDFor(s.trace, rootIndex),
+		Start:        start,
+		End:          end,
+		Attrs:        attrs,
+	}
+}
+
+func (m *Machine) endPhase(slot int32, s *session) string {
+	if s.flags&flagLoad != 0 {
+		return PhaseLoading
+	}
+	return phaseNames[s.phase]
+}
+
+// end ends the session in slot at time end: open phases close with
+// phase.ended_by endedBy, then the root closes with session.end_reason
+// reason, carrying the closing event's free-form attributes (closing) before
+// the login's. player may be "" when no event of the player is at hand.
+func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64, player string, closing []schema.Attr, out []Span) []Span {
+	if player == "" {
+		p, _ := m.keys.get(s.key)
+		player = string(p)
+	}
+	endPhase := m.endPhase(slot, s)
+	if s.flags&(flagMM|flagGame) != 0 {
+		out = m.closeMain(slot, s, end, player, endedBy, nil, out)
+	}
+	if s.flags&flagLoad != 0 {
+		out = m.closeLoad(slot, s, end, player, endedBy, nil, out)
+	}
+	x := m.extOf(slot, s)
+	var prof profile
+	var opening []attribute.KeyValue
+	if x != nil {
+		opening = x.rootAttrs
+	}
+	if s.profile == overflowID {
+		prof = x.prof
+	} else if s.profile != 0 {
+		prof = m.profiles.get(s.profile)
+	}
+	attrs := make([]attribute.KeyValue, 0, 11+len(closing)+len(opening))
+	attrs = append(attrs, KeyPlayerID.String(player))
+	for i, k := range [3]attribute.Key{KeyAuthMethod, KeyClientVersion, KeyClientPlatform} {
+		if prof[i] != "" {
+			attrs = append(attrs, k.String(prof[i]))
+		}
+	}
+	attrs = append(attrs, KeyStartTime.String(time.Unix(0, s.start).UTC().Format(time.RFC3339Nano)))
+	if s.flags&flagUnobserved != 0 {
+		attrs = append(attrs, KeyStartObserved.Bool(false))
+	}
+	attrs = append(attrs,
+		KeyDurationSeconds.Float64(math.Round(float64(uint64(end-s.start))/1e8)/10),
+		KeyMatchesPlayed.Int64(int64(s.matches)),
+		KeyEndReason.String(reason),
+		KeyEndPhase.String(endPhase),
+		KeyEndType.String(EndType(reason)),
+	)
+	attrs = m.finishAttrs(attrs, "", closing, opening)
+	root := spanIDFor(s.trace, rootIndex)
+	out = append(out, Span{Name: SpanLifecycle, TraceID: s.trace, SpanID: root, Start: s.start, End: end, Attrs: attrs})
+	m.free(slot, s, x)
+	m.stats.SessionsEnded++
+	return out
+}
+
+func (m *Machine) free(slot int32, s *session, x *sessionExt) {
+	m.unindex(slot, s)
+	m.unlinkIdle(s)
+	m.unlinkOff(s)
+	m.keys.release(s.key)
+	if x != nil {
+		m.releaseExt(slot, x)
+	}
+	m.slab.release(slot)
+}
+
+func (m *Machine) extOf(slot int32, s *session) *sessionExt {
+	if s.flags&flagExt == 0 {
+		return nil
+	}
+	return m.exts[slot]
+}
+
+func (m *Machine) ext(slot int32, s *session) *sessionExt {
+	if s.flags&flagExt != 0 {
+		return m.exts[slot]
+	}
+	var x *sessionExt
+	if n := len(m.spare); n > 0 {
+		x, m.spare = m.spare[n-1], m.spare[:n-1]
+	} else {
+		x = new(sessionExt)
+	}
+	if m.exts == nil {
+		m.exts = make(map[int32]*sessionExt)
+	}
+	m.exts[slot] = x
+	s.flags |= flagExt
+	return x
+}
+
+// tidyExt gives the extension back once nothing in it is needed any more.
+func (m *Machine) tidyExt(slot int32, s *session, x *sessionExt) {
+	if x != nil && x.empty() && s.profile != overflowID {
+		m.releaseExt(slot, x)
+		s.flags &^= flagExt
+	}
+}
+
+func (m *Machine) releaseExt(slot int32, x *sessionExt) {
+	delete(m.exts, slot)
+	*x = sessionExt{}
+	if len(m.spare) < 1024 {
+		m.spare = append(m.spare, x)
+	}
+}
+
+// maybeCompact rewrites the key arena once released keys outweigh live ones,
+// which bounds it to about twice the live keys; the copy is O(open sessions)
+// and happens after at least as many bytes were released, so it is O(1)
+// amortised per session.
+func (m *Machine) maybeCompact() {
+	if !m.keys.needsCompaction() {
+		return
+	}
+	old := m.keys
+	m.keys = arena{}
+	for i := m.offHead; i >= 0; {
+		s := m.slab.at(i)
+		p, sid := old.get(s.key)
+		s.key = m.keys.putBytes(p, sid)
+		i = s.offNext
+	}
+}
