@@ -1,26 +1,12 @@
 package receiver
 
 import (
-	"context"
-
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 )
-
-// handler adapts a Receiver to the generated TraceServiceServer interface
-// without putting the gRPC method on the Receiver's own API.
-type handler struct {
-	coltracepb.UnimplementedTraceServiceServer
-	r *Receiver
-}
-
-// Export implements coltracepb.TraceServiceServer.
-func (h handler) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
-	return h.r.export(req)
-}
 
 // FailNext makes the next n export requests fail with the gRPC status code
 // code, as a collector in trouble would. OTLP exporters retry
@@ -78,7 +64,7 @@ func (r *Receiver) Payloads() [][]byte {
 	return append([][]byte(nil), r.payloads...)
 }
 
-func (r *Receiver) export(req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+func (r *Receiver) export(data []byte) (*coltracepb.ExportTraceServiceResponse, error) {
 	r.mu.Lock()
 	if r.failLeft > 0 {
 		r.failLeft--
@@ -86,11 +72,24 @@ func (r *Receiver) export(req *coltracepb.ExportTraceServiceRequest) (*coltracep
 		r.mu.Unlock()
 		return nil, status.Errorf(code, "receiver: injected failure %s", code)
 	}
-	keepSpans, keepPayloads := r.keepSpans, r.keepPayloads
+	keepSpans, keepPayloads, callbacks := r.keepSpans, r.keepPayloads, r.callbacks
 	r.mu.Unlock()
 
-	// Flatten and encode outside the lock so concurrent exports only
+	if !keepSpans && !keepPayloads && len(callbacks) == 0 {
+		n, err := countSpans(data)
+		if err != nil {
+			return nil, malformed(err)
+		}
+		r.record(n, nil, nil)
+		return &coltracepb.ExportTraceServiceResponse{}, nil
+	}
+
+	// Decode, flatten and encode outside the lock so concurrent exports only
 	// serialise on the append.
+	req := new(coltracepb.ExportTraceServiceRequest)
+	if err := proto.Unmarshal(data, req); err != nil {
+		return nil, malformed(err)
+	}
 	n := 0
 	for _, rs := range req.GetResourceSpans() {
 		for _, ss := range rs.GetScopeSpans() {
@@ -116,17 +115,7 @@ func (r *Receiver) export(req *coltracepb.ExportTraceServiceRequest) (*coltracep
 			return nil, status.Errorf(codes.Internal, "receiver: encode payload: %v", err)
 		}
 	}
-
-	r.mu.Lock()
-	r.spans = append(r.spans, batch...)
-	if keepPayloads {
-		r.payloads = append(r.payloads, payload)
-	}
-	r.count.Add(int64(n))
-	close(r.changed)
-	r.changed = make(chan struct{})
-	callbacks := r.callbacks
-	r.mu.Unlock()
+	r.record(n, batch, payload)
 
 	if len(callbacks) > 0 {
 		r.cbMu.Lock()
@@ -136,6 +125,27 @@ func (r *Receiver) export(req *coltracepb.ExportTraceServiceRequest) (*coltracep
 		r.cbMu.Unlock()
 	}
 	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// malformed is the error for a request that is not valid protobuf. gRPC's
+// own codec, and so a Go collector, answers such a request with Internal,
+// which exporters do not retry.
+func malformed(err error) error {
+	return status.Errorf(codes.Internal, "receiver: malformed export request: %v", err)
+}
+
+// record adds an accepted request's n spans (kept as batch) and payload, if
+// any, and wakes WaitCount callers.
+func (r *Receiver) record(n int, batch []stored, payload []byte) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.spans = append(r.spans, batch...)
+	if payload != nil {
+		r.payloads = append(r.payloads, payload)
+	}
+	r.count.Add(int64(n))
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // stored is one received span with the messages that enclose it. It holds

@@ -58,3 +58,28 @@ func BenchmarkReceive(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkExportHandler measures the receiver's own cost per request of 512
+// spans, without gRPC transport or a client: what an embedded receiver adds
+// to the CPU profile of its process beyond gRPC itself.
+func BenchmarkExportHandler(b *testing.B) {
+	const batch = 512
+	data := mustMarshal(b, makeRequest(0, batch))
+	for _, bc := range []struct {
+		name string
+		keep bool
+	}{{"decode-keep-spans", true}, {"count-only", false}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := startReceiver(b)
+			r.KeepSpans(bc.keep)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(data)))
+			for b.Loop() {
+				if _, err := r.export(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batch), "ns/span")
+		})
+	}
+}
