@@ -27,6 +27,8 @@ type Decoder struct {
 	// lastKeys and lastVals remember the attribute strings of earlier
 	// records by position (see attrKey).
 	lastKeys, lastVals [8]string
+	// nullKeys are the attribute keys of this record whose value was null.
+	nullKeys []string
 	// attrErr is the contract violation parseAttributes found, reported by
 	// fill in contract order.
 	attrErr *Error
@@ -78,6 +80,8 @@ func (d *Decoder) Decode(key, value []byte, ev *Event) error {
 func (d *Decoder) scan(b []byte, ev *Event) *Error {
 	d.spans = [numFields]span{}
 	d.attrErr = nil
+	clear(d.nullKeys)
+	d.nullKeys = d.nullKeys[:0]
 	i := skipWS(b, 0)
 	if i >= len(b) {
 		return malformed("empty record", i)
@@ -121,7 +125,7 @@ func (d *Decoder) scan(b []byte, ev *Event) *Error {
 				if end, d.attrErr, err = d.parseAttributes(b, i, ev); err != nil {
 					return err
 				}
-			} else if kind, start, end, esc, plain, err = scanValue(b, i, &d.stack); err != nil {
+			} else if kind, start, end, esc, plain, err = scanValue(b, i, &d.stack, 2); err != nil {
 				return err
 			}
 			if f != fUnknown {
@@ -360,7 +364,7 @@ func (d *Decoder) parseAttributes(b []byte, i int, ev *Event) (end int, semErr, 
 			return 0, nil, malformed("expected ':'", i)
 		}
 		i = skipWS(b, i+1)
-		kind, start, end, esc, plain, err := scanValue(b, i, &d.stack)
+		kind, start, end, esc, plain, err := scanValue(b, i, &d.stack, 3)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -432,6 +436,11 @@ func (d *Decoder) checkAttrKey(k []byte, n int, prev []Attr) *Error {
 			return newError(ReasonInvalidField, "attributes", "duplicate key "+strconv.Quote(string(k)))
 		}
 	}
+	for _, nk := range d.nullKeys {
+		if nk == string(k) {
+			return newError(ReasonInvalidField, "attributes", "duplicate key "+strconv.Quote(string(k)))
+		}
+	}
 	return nil
 }
 
@@ -466,6 +475,7 @@ func (d *Decoder) attrValue(b []byte, name string, kind uint8, start, end int, e
 	case kindTrue, kindFalse:
 		v = Value{Kind: KindBool, Bool: kind == kindTrue}
 	case kindNull:
+		d.nullKeys = append(d.nullKeys, name) // for the duplicate check only
 		return nil
 	default:
 		return newError(ReasonInvalidField, "attributes."+name, "must be a string, number or boolean")

@@ -1,9 +1,3 @@
-// Package schema owns the v1 event contract: the Go types of every player
-// lifecycle event, a strict decoder that explains each rejection, an encoder,
-// and the published JSON Schema (schema/v1.schema.json).
-//
-// The package imports neither Kafka nor OpenTelemetry: it is the bottom of the
-// dependency graph (schema ← lifecycle ← consumer ← cmd).
 package schema
 
 import "fmt"

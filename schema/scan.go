@@ -240,9 +240,9 @@ func scanLiteral(b []byte, i int, lit string) (int, *Error) {
 
 // scanValue scans one JSON value starting at b[i] (no leading whitespace). For
 // strings, start/end delimit the body without quotes; otherwise the whole
-// token. Containers are walked iteratively with stack as scratch, so depth is
-// bounded by the record size, not by the goroutine stack.
-func scanValue(b []byte, i int, stack *[]byte) (kind uint8, start, end int, esc, plain bool, err *Error) {
+// token. Containers are walked iteratively with stack as scratch; depth is the
+// nesting depth of the value (the record's object is depth 1).
+func scanValue(b []byte, i int, stack *[]byte, depth int) (kind uint8, start, end int, esc, plain bool, err *Error) {
 	if i >= len(b) {
 		return 0, 0, 0, false, false, malformed("unexpected end of input", i)
 	}
@@ -263,7 +263,7 @@ func scanValue(b []byte, i int, stack *[]byte) (kind uint8, start, end int, esc,
 		end, err = scanLiteral(b, i, "null")
 		return kindNull, i, end, false, false, err
 	case c == '{' || c == '[':
-		end, err = skipContainer(b, i, stack)
+		end, err = skipContainer(b, i, stack, depth)
 		if c == '{' {
 			return kindObject, i, end, false, false, err
 		}
@@ -273,9 +273,13 @@ func scanValue(b []byte, i int, stack *[]byte) (kind uint8, start, end int, esc,
 	}
 }
 
-// skipContainer validates and skips the object or array opening at b[i] and
-// returns the offset after its closing bracket.
-func skipContainer(b []byte, i int, stack *[]byte) (int, *Error) {
+// maxDepth is encoding/json's nesting limit: a record it cannot parse is not
+// one this decoder accepts either.
+const maxDepth = 10000
+
+// skipContainer validates and skips the object or array opening at b[i], at
+// nesting depth depth, and returns the offset after its closing bracket.
+func skipContainer(b []byte, i int, stack *[]byte, depth int) (int, *Error) {
 	st := append((*stack)[:0], b[i])
 	defer func() { *stack = st[:0] }()
 	i++
@@ -308,12 +312,15 @@ func skipContainer(b []byte, i int, stack *[]byte) (int, *Error) {
 				}
 			}
 			if c := b[i]; c == '{' || c == '[' {
+				if depth+len(st) > maxDepth {
+					return 0, malformed("nesting deeper than 10000", i)
+				}
 				st = append(st, c)
 				i++
 				opened = true
 				continue
 			}
-			kind, _, end, _, _, err := scanValue(b, i, nil)
+			kind, _, end, _, _, err := scanValue(b, i, nil, 0)
 			if err != nil {
 				return 0, err
 			}
