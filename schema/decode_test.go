@@ -197,6 +197,7 @@ func TestDecodeRejects(t *testing.T) {
 		{"bad escape", "", rec(`,"x":"\q"`), schema.ReasonMalformed, ""},
 		{"bad unicode escape", "", rec(`,"x":"\u12g4"`), schema.ReasonMalformed, ""},
 		{"raw control character", "", rec(",\"x\":\"a\x01b\""), schema.ReasonMalformed, ""},
+		{"raw unit separator", "", rec(",\"platform\":\"a\x1fb\""), schema.ReasonMalformed, ""},
 		{"raw newline in key", "", "{\"ty\npe\":1}", schema.ReasonMalformed, ""},
 		{"invalid UTF-8", "", rec(",\"x\":\"\xc3\x28\""), schema.ReasonMalformed, ""},
 		{"UTF-8 surrogate bytes", "", rec(",\"x\":\"\xed\xa0\x80\""), schema.ReasonMalformed, ""},
