@@ -100,16 +100,20 @@ func (d *Decoder) scan(b []byte, ev *Event) *Error {
 			if b[i] != '"' {
 				return malformed("expected string key", i)
 			}
-			kend, kesc, err := scanString(b, i+1)
-			if err != nil {
-				return err
+			var err *Error
+			f, kend, ok := matchKnownKey(b, i+1)
+			if !ok {
+				var kesc bool
+				if kend, kesc, err = scanString(b, i+1); err != nil {
+					return err
+				}
+				k := b[i+1 : kend]
+				if kesc {
+					d.buf = unescape(d.buf[:0], k)
+					k = d.buf
+				}
+				f = lookupField(k)
 			}
-			k := b[i+1 : kend]
-			if kesc {
-				d.buf = unescape(d.buf[:0], k)
-				k = d.buf
-			}
-			f := lookupField(k)
 			i = skipWS(b, kend+1)
 			if i >= len(b) || b[i] != ':' {
 				return malformed("expected ':'", i)
@@ -447,7 +451,6 @@ func (d *Decoder) checkAttrKey(k []byte, n int, prev []Attr) *Error {
 // attrValue interprets the value of attribute name and appends it to
 // ev.Attributes; null is counted against the limit but not kept.
 func (d *Decoder) attrValue(b []byte, name string, kind uint8, start, end int, esc, plain bool, ev *Event) *Error {
-	var v Value
 	switch kind {
 	case kindString:
 		s := b[start:end]
@@ -458,30 +461,43 @@ func (d *Decoder) attrValue(b []byte, name string, kind uint8, start, end int, e
 		if len(s) > d.lim.MaxAttrValueLen {
 			return tooLong("attributes."+name, len(s), d.lim.MaxAttrValueLen)
 		}
-		v = Value{Kind: KindString, Str: d.attrString(s, len(ev.Attributes))}
+		str := d.attrString(s, len(ev.Attributes))
+		v := newAttr(ev, name)
+		v.Kind, v.Str = KindString, str
 	case kindNumber:
 		tok := b[start:end]
 		if plain {
 			if iv, ok := parsePlainInt(tok); ok {
-				v = Value{Kind: KindInt, Int: iv}
-				break
+				v := newAttr(ev, name)
+				v.Kind, v.Int = KindInt, iv
+				return nil
 			}
 		}
 		fv, ok := parseFloat(tok)
 		if !ok {
 			return newError(ReasonInvalidField, "attributes."+name, "number out of range")
 		}
-		v = Value{Kind: KindFloat, Float: fv}
+		v := newAttr(ev, name)
+		v.Kind, v.Float = KindFloat, fv
 	case kindTrue, kindFalse:
-		v = Value{Kind: KindBool, Bool: kind == kindTrue}
+		v := newAttr(ev, name)
+		v.Kind, v.Bool = KindBool, kind == kindTrue
 	case kindNull:
 		d.nullKeys = append(d.nullKeys, name) // for the duplicate check only
-		return nil
 	default:
 		return newError(ReasonInvalidField, "attributes."+name, "must be a string, number or boolean")
 	}
-	ev.Attributes = append(ev.Attributes, Attr{Key: name, Value: v})
 	return nil
+}
+
+// newAttr appends a zero attribute named name and returns its value for the
+// caller to fill in place: appending a composite literal is built on the stack
+// first and copied with wide loads that stall on store forwarding.
+func newAttr(ev *Event, name string) *Value {
+	ev.Attributes = append(ev.Attributes, Attr{})
+	a := &ev.Attributes[len(ev.Attributes)-1]
+	a.Key = name
+	return &a.Value
 }
 
 func tooLong(field string, n, limit int) *Error {

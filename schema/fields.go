@@ -99,6 +99,33 @@ func lookupField(key []byte) field {
 	return fUnknown
 }
 
+// keysByFirst lists the known field names by their first byte, for
+// matchKnownKey.
+var keysByFirst = func() (t [256][]field) {
+	for f := range numFields {
+		t[fieldNames[f][0]] = append(t[fieldNames[f][0]], f)
+	}
+	return t
+}()
+
+// matchKnownKey reports whether the key whose body starts at b[i] is a known
+// field name written without escapes, and returns it with the offset of its
+// closing quote. Most keys of a record are known, so this saves scanning them
+// as general strings; any other key returns false.
+func matchKnownKey(b []byte, i int) (field, int, bool) {
+	if i >= len(b) {
+		return fUnknown, 0, false
+	}
+	for _, f := range keysByFirst[b[i]] {
+		name := fieldNames[f]
+		end := i + len(name)
+		if end < len(b) && b[end] == '"' && string(b[i:end]) == name {
+			return f, end, true
+		}
+	}
+	return fUnknown, 0, false
+}
+
 // typeField is one type-specific field of an event type.
 type typeField struct {
 	f        field

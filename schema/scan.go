@@ -2,6 +2,7 @@ package schema
 
 import (
 	"encoding/binary"
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 	"unsafe"
@@ -59,13 +60,7 @@ func skipWS(b []byte, i int) int {
 // accepted string can be re-encoded faithfully.
 func scanString(b []byte, i int) (end int, esc bool, err *Error) {
 	for {
-		// Eight bytes at a time while none of them is special.
-		for i+8 <= len(b) && !hasSpecial(binary.LittleEndian.Uint64(b[i:])) {
-			i += 8
-		}
-		for i < len(b) && !strSpecial[b[i]] {
-			i++
-		}
+		i = nextSpecial(b, i)
 		if i >= len(b) {
 			return 0, false, malformed("unterminated string", i)
 		}
@@ -103,14 +98,26 @@ func scanString(b []byte, i int) (end int, esc bool, err *Error) {
 	}
 }
 
-// hasSpecial reports whether any byte of the little-endian word x is a
-// quote, a backslash, a control character or >= 0x80 (the classic SWAR
-// "has zero byte" test applied to x^c for each c, and to x-0x20).
-func hasSpecial(x uint64) bool {
+// nextSpecial returns the offset of the first byte at or after i that is a
+// quote, a backslash, a control character or >= 0x80, or len(b). Eight bytes
+// are tested at a time with the SWAR "has zero byte" trick applied to x^'"',
+// x^'\\' and x-0x20; in each, the lowest flagged byte is always a true match
+// (borrows only run upwards), so its position comes from the trailing zeros.
+func nextSpecial(b []byte, i int) int {
 	const lo, hi = 0x0101010101010101, 0x8080808080808080
-	quote := x ^ (lo * '"')
-	bslash := x ^ (lo * '\\')
-	return ((quote-lo)&^quote|(bslash-lo)&^bslash|(x-lo*0x20)|x)&hi != 0
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		quote := x ^ (lo * '"')
+		bslash := x ^ (lo * '\\')
+		if m := ((quote-lo)&^quote | (bslash-lo)&^bslash | (x - lo*0x20) | x) & hi; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3
+		}
+		i += 8
+	}
+	for i < len(b) && !strSpecial[b[i]] {
+		i++
+	}
+	return i
 }
 
 func hex4(b []byte) (rune, bool) {

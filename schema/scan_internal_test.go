@@ -1,7 +1,6 @@
 package schema
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"math"
 	"math/big"
@@ -10,30 +9,29 @@ import (
 	"time"
 )
 
-func TestHasSpecial(t *testing.T) {
+func TestNextSpecial(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	interesting := []byte{0, 0x1f, 0x20, '!', '"', '#', '[', '\\', ']', 0x7e, 0x7f, 0x80, 0xff, 'a'}
+	interesting := []byte{0, 0x1f, 0x20, '!', '"', '#', '[', '\\', ']', 0x7e, 0x7f, 0x80, 0xa0, 0xff, 'a'}
 	for range 200_000 {
-		var w [8]byte
-		for i := range w {
-			if rng.IntN(2) == 0 {
-				w[i] = interesting[rng.IntN(len(interesting))]
+		b := make([]byte, rng.IntN(24))
+		for i := range b {
+			if rng.IntN(4) == 0 {
+				b[i] = interesting[rng.IntN(len(interesting))]
 			} else {
-				w[i] = byte(rng.IntN(256))
+				b[i] = byte(0x20 + rng.IntN(0x5f))
 			}
 		}
-		want := false
-		for _, c := range w {
-			want = want || strSpecial[c]
+		from := 0
+		if len(b) > 0 {
+			from = rng.IntN(len(b))
 		}
-		// A false positive only costs the byte loop; a false negative would
-		// let a quote or a control character through.
-		if got := hasSpecial(binary.LittleEndian.Uint64(w[:])); want && !got {
-			t.Fatalf("hasSpecial(%q) = false, want true", w)
+		want := from
+		for want < len(b) && !strSpecial[b[want]] {
+			want++
 		}
-	}
-	if hasSpecial(binary.LittleEndian.Uint64([]byte("abcdefgh"))) {
-		t.Error("plain ASCII reported special")
+		if got := nextSpecial(b, from); got != want {
+			t.Fatalf("nextSpecial(%q, %d) = %d, want %d", b, from, got, want)
+		}
 	}
 }
 
