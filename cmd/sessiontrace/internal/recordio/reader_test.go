@@ -1,0 +1,248 @@
+package recordio
+
+import (
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files under testdata/recordio")
+
+// testdataDir is the repository's testdata/recordio, shared with the CLI
+// tests that replay the same files.
+var testdataDir = filepath.Join("..", "..", "..", "..", "testdata", "recordio")
+
+func readAll(t *testing.T, r *Reader) []Record {
+	t.Helper()
+	var out []Record
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("Next after %d records: %v", len(out), err)
+		}
+		out = append(out, rec)
+	}
+}
+
+// TestReaderGolden reads every input file and writes what it read through
+// Writer, so the golden file shows each record's partition, offset,
+// timestamp, key and value as replay will see them.
+func TestReaderGolden(t *testing.T) {
+	tests := []struct {
+		file   string
+		format Format
+	}{
+		{"events.jsonl", FormatJSONL},
+		{"crlf-noeol.jsonl", FormatJSONL},
+		{"kcat.jsonl", FormatKcat},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			r, err := Open(filepath.Join(testdataDir, tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				if err := r.Close(); err != nil {
+					t.Error(err)
+				}
+			})
+			recs := readAll(t, r)
+			if r.Format() != tt.format {
+				t.Errorf("Format() = %v, want %v", r.Format(), tt.format)
+			}
+			var got bytes.Buffer
+			w := NewWriter(&got)
+			for _, rec := range recs {
+				if err := w.Write(rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			checkGolden(t, filepath.Join(testdataDir, tt.file+".golden"), got.Bytes())
+		})
+	}
+}
+
+func checkGolden(t *testing.T, path string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+func TestReaderJSONLFields(t *testing.T) {
+	in := "\n" + // a blank first line: offsets still count it
+		`{"type":"session.login","event_id":"e1","player_id":"p1","ts":"2025-01-01T10:00:00.5Z"}` + "\n" +
+		`{"type":"session.login","event_id":"e2","player_id":7,"ts":1}` + "\n"
+	r := NewReader(strings.NewReader(in), "in.jsonl")
+	recs := readAll(t, r)
+	if len(recs) != 2 {
+		t.Fatalf("got %d records, want 2", len(recs))
+	}
+	want0 := Record{
+		Offset:    1,
+		Timestamp: time.Date(2025, 1, 1, 10, 0, 0, 5e8, time.UTC),
+		Key:       []byte("p1"),
+		Value:     []byte(`{"type":"session.login","event_id":"e1","player_id":"p1","ts":"2025-01-01T10:00:00.5Z"}`),
+	}
+	if !equalRecord(recs[0], want0) {
+		t.Errorf("record 0 = %+v, want %+v", recs[0], want0)
+	}
+	// A player_id that is not a string gives no key: the schema decoder,
+	// not the reader, rejects the event.
+	if recs[1].Key != nil || !recs[1].Timestamp.IsZero() || recs[1].Offset != 2 {
+		t.Errorf("record 1 = %+v, want no key, no timestamp, offset 2", recs[1])
+	}
+}
+
+func equalRecord(a, b Record) bool {
+	return a.Topic == b.Topic && a.Partition == b.Partition && a.Offset == b.Offset &&
+		a.Timestamp.Equal(b.Timestamp) && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) &&
+		(a.Key == nil) == (b.Key == nil) && (a.Value == nil) == (b.Value == nil)
+}
+
+func TestReaderMalformed(t *testing.T) {
+	const event = `{"type":"session.login","event_id":"e1","player_id":"p1","ts":"2025-01-01T10:00:00Z"}`
+	const env = `{"topic":"t","partition":0,"offset":1,"key":"p1","payload":"{}"}`
+	tests := []struct {
+		name     string
+		in       string
+		good     int // records read before the error
+		line     int
+		contains string
+	}{
+		{"first line not an object", "[1,2]\n", 0, 1, "expected a JSON object"},
+		{"first line broken JSON", "{\"type\":\n", 0, 1, "invalid JSON"},
+		{"jsonl broken later", event + "\n\n" + `{"type":"x",` + "\n", 1, 3, "invalid JSON"},
+		{"jsonl line is a string", event + "\n\"hello\"\n", 1, 2, "one event per line"},
+		{"jsonl trailing garbage", event + "\n" + event + " x\n", 1, 2, "invalid JSON"},
+		{"kcat broken later", env + "\n" + `{"offset":` + "\n", 1, 2, "invalid kcat -J envelope"},
+		{"kcat offset missing", env + "\n" + `{"topic":"t","payload":"{}"}` + "\n", 1, 2, `"offset" is missing`},
+		{"kcat payload missing", env + "\n" + `{"topic":"t","offset":2}` + "\n", 1, 2, `"payload" is missing`},
+		{"kcat offset negative", `{"offset":-1,"payload":"{}"}` + "\n", 0, 1, `"offset" must be a non-negative integer`},
+		{"kcat offset not a number", `{"offset":"3","payload":"{}"}` + "\n", 0, 1, `"offset" must be`},
+		{"kcat offset null", `{"offset":null,"payload":"{}"}` + "\n", 0, 1, `"offset" must be`},
+		{"kcat partition negative", `{"partition":-2,"offset":0,"payload":"{}"}` + "\n", 0, 1, `"partition" must be`},
+		{"kcat partition too big", `{"partition":4294967296,"offset":0,"payload":"{}"}` + "\n", 0, 1, `"partition" must be`},
+		{"kcat payload is an object", `{"offset":0,"payload":{"type":"x"}}` + "\n", 0, 1, `"payload" must be a string or null`},
+		{"kcat key is a number", `{"offset":0,"key":5,"payload":"{}"}` + "\n", 0, 1, `"key" must be a string or null`},
+		{"kcat ts is a string", `{"offset":0,"ts":"now","payload":"{}"}` + "\n", 0, 1, `"ts" must be an integer`},
+		{"kcat topic is a number", `{"topic":1,"offset":0,"payload":"{}"}` + "\n", 0, 1, `"topic" must be a string`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tt.in), "bad.jsonl")
+			for i := range tt.good {
+				if _, err := r.Next(); err != nil {
+					t.Fatalf("record %d: %v", i, err)
+				}
+			}
+			_, err := r.Next()
+			var le *LineError
+			if !errors.As(err, &le) {
+				t.Fatalf("Next() error = %v, want a *LineError", err)
+			}
+			if le.File != "bad.jsonl" || le.Line != tt.line {
+				t.Errorf("error at %s:%d, want bad.jsonl:%d", le.File, le.Line, tt.line)
+			}
+			msg := err.Error()
+			if !strings.HasPrefix(msg, "recordio: bad.jsonl:") || !strings.Contains(msg, tt.contains) {
+				t.Errorf("error %q: want prefix %q and %q in it", msg, "recordio: bad.jsonl:", tt.contains)
+			}
+		})
+	}
+}
+
+func TestReaderLineLimit(t *testing.T) {
+	const small = `{"player_id":"p1"}`
+	tests := []struct {
+		name    string
+		max     int
+		in      string
+		wantErr []int // one-based lines that must fail, in order
+		wantOK  int   // records read
+	}{
+		{"exactly at the limit", len(small), small + "\n" + small, nil, 2},
+		{"at the limit with crlf", len(small), small + "\r\n" + small + "\r\n", nil, 2},
+		{"one over", len(small) - 1, small + "\n", []int{1}, 0},
+		{"long line then a good one", 64, `{"player_id":"` + strings.Repeat("x", 200_000) + `"}` + "\n" + small + "\n", []int{1}, 1},
+		{"long last line without newline", 64, small + "\n" + strings.Repeat("y", 100), []int{2}, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := NewReader(strings.NewReader(tt.in), "big.jsonl", WithMaxLineBytes(tt.max))
+			var errLines []int
+			ok := 0
+			for {
+				_, err := r.Next()
+				if errors.Is(err, io.EOF) {
+					break
+				}
+				if err != nil {
+					var le *LineError
+					if !errors.As(err, &le) || !errors.Is(err, ErrLineTooLong) {
+						t.Fatalf("Next() error = %v, want a LineError wrapping ErrLineTooLong", err)
+					}
+					errLines = append(errLines, le.Line)
+					continue
+				}
+				ok++
+			}
+			if ok != tt.wantOK || !equalInts(errLines, tt.wantErr) {
+				t.Errorf("read %d records, errors on lines %v; want %d records, errors on %v", ok, errLines, tt.wantOK, tt.wantErr)
+			}
+		})
+	}
+}
+
+func equalInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestOpenMissingFile(t *testing.T) {
+	_, err := Open(filepath.Join(t.TempDir(), "nope.jsonl"))
+	if !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("Open() error = %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestReaderEmpty(t *testing.T) {
+	r := NewReader(strings.NewReader("\n  \n"), "empty")
+	if _, err := r.Next(); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next() error = %v, want io.EOF", err)
+	}
+	if r.Format() != FormatUnknown {
+		t.Errorf("Format() = %v, want unknown", r.Format())
+	}
+}

@@ -1,0 +1,103 @@
+package recordio
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestWriterRoundTrip(t *testing.T) {
+	ts := time.Date(2025, 3, 4, 5, 6, 7, 890e6, time.UTC)
+	tests := []struct {
+		name string
+		rec  Record
+		want Record // what reading it back gives, when not rec itself
+	}{
+		{name: "event", rec: Record{Topic: "player-events", Partition: 2, Offset: 99, Timestamp: ts,
+			Key: []byte("player-000042"), Value: []byte(`{"type":"session.login","player_id":"player-000042"}`)}},
+		{name: "tombstone without key or time", rec: Record{Topic: "t", Offset: 0}},
+		{name: "empty key and value", rec: Record{Topic: "t", Offset: 1, Key: []byte{}, Value: []byte{}}},
+		{name: "escapes", rec: Record{Topic: `we"ird\topic`, Offset: 5, Timestamp: ts,
+			Key: []byte("a\tb\nc\x00\x1f"), Value: []byte("<&> \u2028 é 🎮 \"q\" \\")}},
+		{name: "large offset and partition", rec: Record{Topic: "t", Partition: 1<<31 - 1, Offset: 1<<63 - 1, Timestamp: ts,
+			Value: []byte("{}")}},
+		{name: "sub-millisecond time is truncated", rec: Record{Topic: "t", Timestamp: ts.Add(999 * time.Microsecond), Value: []byte("{}")},
+			want: Record{Topic: "t", Timestamp: ts, Value: []byte("{}")}},
+		{name: "invalid utf-8 becomes U+FFFD", rec: Record{Topic: "t", Value: []byte("a\xffb")},
+			want: Record{Topic: "t", Value: []byte("a\uFFFDb")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := NewWriter(&buf)
+			if err := w.Write(tt.rec); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			line := buf.Bytes()
+			if !json.Valid(bytes.TrimSpace(line)) || bytes.Count(line, []byte("\n")) != 1 {
+				t.Fatalf("not one valid JSON line: %q", line)
+			}
+			r := NewReader(&buf, "roundtrip")
+			recs := readAll(t, r)
+			want := tt.want
+			if want.Topic == "" {
+				want = tt.rec
+			}
+			if len(recs) != 1 || !equalRecord(recs[0], want) {
+				t.Fatalf("read back %+v, want %+v", recs, want)
+			}
+			if r.Format() != FormatKcat {
+				t.Errorf("Format() = %v, want kcat", r.Format())
+			}
+		})
+	}
+}
+
+// TestWriterMatchesEncodingJSON checks the hand-written string escaper
+// against encoding/json for every byte value: both must decode to the same
+// string.
+func TestWriterMatchesEncodingJSON(t *testing.T) {
+	var all []byte
+	for c := range 256 {
+		all = append(all, byte(c))
+	}
+	all = append(all, "é🎮\u2028"...)
+	got := appendString(nil, all)
+	var s string
+	if err := json.Unmarshal(got, &s); err != nil {
+		t.Fatalf("appendString produced invalid JSON %q: %v", got, err)
+	}
+	want, err := json.Marshal(string(all))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ws string
+	if err := json.Unmarshal(want, &ws); err != nil {
+		t.Fatal(err)
+	}
+	if s != ws {
+		t.Errorf("decoded %q, encoding/json gives %q", s, ws)
+	}
+}
+
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
+
+func TestWriterError(t *testing.T) {
+	w := NewWriter(failWriter{})
+	big := Record{Topic: "t", Partition: 3, Offset: 9, Value: []byte(strings.Repeat("x", 128<<10))}
+	err := w.Write(big)
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Fatalf("error = %v, want the writer's error", err)
+	}
+}
