@@ -106,7 +106,7 @@ func TestGroupCommitMetadata(t *testing.T) {
 			kgo.ConsumerGroup(group),
 			kgo.DisableAutoCommit(),
 			kgo.OnOffsetsFetched(func(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
-				t.Logf("OffsetFetch v%d: %d top-level topic(s), %d group(s)", resp.Version, len(resp.Topics), len(resp.Groups))
+				t.Logf("OffsetFetch v%d: top level %d, under Groups %d", resp.Version, len(fetchedCommits(&kmsg.OffsetFetchResponse{Topics: resp.Topics}, group, topic)), len(fetchedCommits(&kmsg.OffsetFetchResponse{Groups: resp.Groups}, group, topic)))
 				select {
 				case fetched <- fetchedCommits(resp, group, topic):
 				default: // a later rebalance; the first fetch is the one checked
