@@ -54,12 +54,17 @@ func (d *Decoder) Limits() Limits { return d.lim }
 // ev.Attributes is reused. key is the Kafka record key: when it is non-empty it
 // must equal player_id. A rejected record gets a *Error, and ev's contents are
 // then unspecified. Decode never panics and does not retain key or value.
+// A Decoder is not safe for concurrent use.
 //
-// Decoding is two passes over the record. The first checks the JSON syntax of
-// the whole record and notes where each known field is; the second interprets
-// the fields in a fixed order (type, envelope, key, attributes, type-specific
-// fields). The reported Reason therefore does not depend on key order, and a
-// type-specific field of another type is ignored like any unknown field.
+// Decoding scans the record once, checking the JSON syntax of all of it,
+// decoding attributes on the way and noting where every other known field is;
+// a second step then interprets those fields in a fixed order (type,
+// envelope, key, attributes, type-specific fields). The reported Reason
+// therefore does not depend on key order, and a type-specific field of
+// another type is ignored like any unknown field. The strings of ev are fresh
+// copies or shared interned strings, never views of value. Attribute keys
+// and values and the type-specific strings that repeat are interned, so that
+// a steady stream allocates only its ids.
 func (d *Decoder) Decode(key, value []byte, ev *Event) error {
 	attrs := ev.Attributes[:0]
 	*ev = Event{Attributes: attrs}

@@ -46,8 +46,9 @@
 //     including nested objects and arrays, and so are the type-specific
 //     fields of other types ("score" on a session.login is not even
 //     type-checked). The record must still be well-formed JSON throughout.
-//   - null and "" mean absent, for every field and for attribute values (a
-//     null attribute is dropped but still counts against MaxAttributes).
+//   - null and "" mean absent for every field; a required field that is null
+//     or "" is missing_field. An attribute whose value is null is dropped but
+//     still counts against MaxAttributes; "" is a valid attribute value.
 //   - Keys must not repeat. A repeated known field (or attribute key) is
 //     invalid_field "duplicate key" rather than last-wins, because two
 //     parsers that disagree on which copy counts could route one record to two

@@ -119,7 +119,9 @@ func matchKnownKey(b []byte, i int) (field, int, bool) {
 	for _, f := range keysByFirst[b[i]] {
 		name := fieldNames[f]
 		end := i + len(name)
-		if end < len(b) && b[end] == '"' && string(b[i:end]) == name {
+		// The second byte tells apart all but session_id and server_id
+		// before the full comparison.
+		if end < len(b) && b[i+1] == name[1] && b[end] == '"' && string(b[i:end]) == name {
 			return f, end, true
 		}
 	}
