@@ -1,0 +1,186 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// keyDocs describes every configuration key. The reference in the README is
+// rendered from it, and a test fails when a key has no description, so the
+// documentation cannot fall behind the code.
+var keyDocs = map[string]string{
+	"kafka.brokers":                   "Seed brokers, host:port; a comma-separated list in the environment. Required by consume, record, simulate and replay --topic.",
+	"kafka.topic":                     "The lifecycle topic to consume, record, replay or publish to.",
+	"kafka.group":                     "Consumer group of consume.",
+	"kafka.dlq_topic":                 "Dead-letter topic for records that cannot be traced (reason in headers); empty means `<topic>.dlq`. Created when missing.",
+	"kafka.group_protocol":            "`classic` (client-side cooperative-sticky balancing) or `consumer` (KIP-848; advised only against Kafka 4.3+).",
+	"kafka.start_offset":              "Where a partition without a committed offset starts: `earliest` (nothing skipped) or `latest`.",
+	"kafka.commit_interval":           "How often acknowledged positions are committed; bounds the duplicates a crash can cause.",
+	"kafka.revoke_timeout":            "How long a revoked partition waits for its spans to be acknowledged before committing what was.",
+	"kafka.shutdown_timeout":          "Bound on the drain at shutdown (SIGTERM/SIGINT).",
+	"kafka.export_queue_size":         "Spans queued per partition; when full the partition stops fetching instead of dropping spans.",
+	"kafka.export_batch_size":         "Most spans in one OTLP export request; at most `kafka.export_queue_size`.",
+	"kafka.export_batch_timeout":      "How long a partial batch waits before it is exported (replay cuts batches by size only).",
+	"kafka.retry_initial":             "First backoff after a failed export; a failed export is retried until accepted and never committed past.",
+	"kafka.retry_max":                 "Longest backoff between export retries.",
+	"kafka.max_poll_records":          "Most records taken per poll.",
+	"kafka.lifecycle.idle_timeout":    "A session with no event for this long in stream time ends as `timeout`; generous because a player is silent for a whole match.",
+	"kafka.lifecycle.max_duration":    "A session longer than this (stream time) ends as `max_duration`.",
+	"kafka.lifecycle.dedup_window":    "How many recent event IDs per partition are remembered to drop duplicates.",
+	"kafka.limits.max_record_bytes":   "Largest record value accepted; larger records go to the dead-letter topic.",
+	"kafka.limits.max_attributes":     "Most free-form `attributes` per event.",
+	"kafka.limits.max_attr_key_len":   "Longest attribute key, in bytes.",
+	"kafka.limits.max_attr_value_len": "Longest string attribute value, in bytes.",
+	"kafka.limits.max_field_len":      "Longest id or other string field, in bytes.",
+	"kafka.client_id":                 "Kafka client ID, as brokers log and quota it.",
+	"kafka.tls.enabled":               "Connect to Kafka over TLS (system roots unless `kafka.tls.ca_file`).",
+	"kafka.tls.ca_file":               "PEM file of the CAs that sign the brokers' certificates.",
+	"kafka.tls.cert_file":             "PEM client certificate for mutual TLS (with `kafka.tls.key_file`).",
+	"kafka.tls.key_file":              "PEM private key of `kafka.tls.cert_file`.",
+	"kafka.tls.server_name":           "Server name to verify instead of the broker's host name.",
+	"kafka.tls.insecure_skip_verify":  "Skip verification of the brokers' certificates (testing only).",
+	"kafka.sasl.mechanism":            "SASL mechanism: empty (none), `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512`. Use with TLS.",
+	"kafka.sasl.username":             "SASL user name.",
+	"kafka.sasl.password":             "SASL password. Secret: only from the environment, never from the file or a flag, never logged.",
+	"kafka.sasl.password_file":        "File holding the SASL password (e.g. a mounted secret); trailing newlines are ignored.",
+	"otlp.endpoint":                   "OTLP/gRPC endpoint, host:port. Empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else `localhost:4317`.",
+	"otlp.insecure":                   "Plain-text gRPC (no TLS), e.g. to a collector beside the process. Empty/false leaves `OTEL_EXPORTER_OTLP_INSECURE` in charge.",
+	"otlp.tls.enabled":                "Use the `otlp.tls.*` settings for the exporter's TLS (otherwise the exporter's defaults and `OTEL_EXPORTER_OTLP_CERTIFICATE`...).",
+	"otlp.tls.ca_file":                "PEM file of the CAs that sign the collector's certificate.",
+	"otlp.tls.cert_file":              "PEM client certificate for mutual TLS (with `otlp.tls.key_file`).",
+	"otlp.tls.key_file":               "PEM private key of `otlp.tls.cert_file`.",
+	"otlp.tls.server_name":            "Server name to verify instead of the endpoint's host name.",
+	"otlp.tls.insecure_skip_verify":   "Skip verification of the collector's certificate (testing only).",
+	"otlp.headers_file":               "File of `name=value` lines sent as gRPC headers (API keys); merged over `OTEL_EXPORTER_OTLP_HEADERS`. Never logged.",
+	"otlp.compression":                "`gzip` or `none`; empty leaves `OTEL_EXPORTER_OTLP_COMPRESSION` in charge (default none).",
+	"otlp.timeout":                    "Deadline of one export request (the consumer retries failed exports itself).",
+	"http.address":                    "Address of `/healthz`, `/readyz` and `/metrics` (consume only); empty disables the endpoint.",
+	"log.level":                       "`debug`, `info`, `warn` or `error`.",
+	"log.format":                      "`text` or `json` (to stderr).",
+}
+
+// flagSpec names the flag that sets a configuration key. Each subcommand
+// registers the flags it honours; the flag's default is the key's default.
+type flagSpec struct {
+	Name string
+	Key  string
+}
+
+// configFlags are the flags bound to configuration keys.
+var configFlags = []flagSpec{
+	{"brokers", "kafka.brokers"},
+	{"topic", "kafka.topic"},
+	{"group", "kafka.group"},
+	{"start-offset", "kafka.start_offset"},
+	{"otlp-endpoint", "otlp.endpoint"},
+	{"otlp-insecure", "otlp.insecure"},
+	{"http-address", "http.address"},
+	{"log-level", "log.level"},
+	{"log-format", "log.format"},
+}
+
+func flagFor(key string) (flagSpec, bool) {
+	for _, f := range configFlags {
+		if f.Key == key {
+			return f, true
+		}
+	}
+	return flagSpec{}, false
+}
+
+// addConfigFlags registers the named configuration flags on fs and binds
+// them to l, so that a flag given on the command line wins over the file and
+// the environment.
+func addConfigFlags(fs *pflag.FlagSet, l *loader, names ...string) {
+	defaults := map[string]configKey{}
+	for _, k := range configKeys(defaultConfig()) {
+		defaults[k.Key] = k
+	}
+	for _, name := range names {
+		var spec flagSpec
+		for _, f := range configFlags {
+			if f.Name == name {
+				spec = f
+			}
+		}
+		k, ok := defaults[spec.Key]
+		if !ok {
+			panic("addConfigFlags: unknown flag " + name) // a programming error caught by every test
+		}
+		usage := fmt.Sprintf("%s (config key %s, env %s)", keyDocs[k.Key], k.Key, envName(k.Key))
+		switch d := k.Default.(type) {
+		case []string:
+			fs.StringSlice(name, d, usage)
+		case string:
+			fs.String(name, d, usage)
+		case bool:
+			fs.Bool(name, d, usage)
+		case time.Duration:
+			fs.Duration(name, d, usage)
+		case int:
+			fs.Int(name, d, usage)
+		default:
+			panic(fmt.Sprintf("addConfigFlags: no flag type for %s (%T)", k.Key, d))
+		}
+		l.bind(k.Key, fs.Lookup(name))
+	}
+}
+
+// writeConfigDoc renders the configuration reference as Markdown: every key
+// with its environment variable, flag, default and description.
+func writeConfigDoc(w io.Writer) error {
+	var b strings.Builder
+	b.WriteString("Settings come from a YAML file (`--config FILE`), overridden by `SESSIONTRACE_*` environment variables\n")
+	b.WriteString("(the key upper-cased, dots as underscores), overridden by flags. Unknown keys in the file are errors.\n")
+	b.WriteString("The exporter also honours the standard `OTEL_EXPORTER_OTLP_*` variables where the `otlp.*` keys are empty,\n")
+	b.WriteString("and the resource `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES` (default `service.name=sessiontrace`).\n")
+	b.WriteString("See `testdata/config.yaml` for a complete file.\n\n")
+	b.WriteString("| Key | Environment | Flag | Default | Description |\n")
+	b.WriteString("|---|---|---|---|---|\n")
+	for _, k := range configKeys(defaultConfig()) {
+		desc, ok := keyDocs[k.Key]
+		if !ok {
+			return fmt.Errorf("config key %s has no description in keyDocs", k.Key)
+		}
+		flag := ""
+		if f, ok := flagFor(k.Key); ok {
+			flag = "`--" + f.Name + "`"
+		}
+		fmt.Fprintf(&b, "| `%s` | `%s` | %s | %s | %s |\n", k.Key, envName(k.Key), flag, formatDefault(k.Default), desc)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func formatDefault(v any) string {
+	rv := reflect.ValueOf(v)
+	switch {
+	case rv.Kind() == reflect.Slice && rv.Len() == 0, rv.Kind() == reflect.String && rv.Len() == 0:
+		return "—"
+	case rv.Kind() == reflect.Slice:
+		parts := make([]string, rv.Len())
+		for i := range parts {
+			parts[i] = fmt.Sprint(rv.Index(i).Interface())
+		}
+		return "`" + strings.Join(parts, ",") + "`"
+	}
+	return fmt.Sprintf("`%v`", v)
+}
+
+func newConfigDocCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "config-doc",
+		Short:  "Print the configuration reference as Markdown",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return writeConfigDoc(cmd.OutOrStdout())
+		},
+	}
+}
