@@ -75,6 +75,13 @@ type CrashSpike struct {
 
 // Config says what traffic to generate. Mixes are maps from a value to its
 // weight; weights need not sum to 1. Start from DefaultConfig.
+//
+// Decoded with mapstructure over DefaultConfig, it needs the hooks
+// StringToTimeDurationHookFunc (durations such as "90s") and
+// StringToTimeHookFunc(time.RFC3339Nano) (start_time from an environment
+// variable or flag), and ZeroFields, so that a mix given in the
+// configuration replaces the default mix instead of merging into it;
+// testdata/config.yaml is decoded that way in the tests.
 type Config struct {
 	// Players is the simulated population (default 1000). Each player plays
 	// one session at a time and is offline for Offline between sessions, so

@@ -3,6 +3,7 @@ package simulate
 import (
 	"bytes"
 	"flag"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -64,23 +65,47 @@ type session struct {
 func (s session) first() schema.Event { return s.events[0] }
 func (s session) last() schema.Event  { return s.events[len(s.events)-1] }
 
-// split cuts each player's events into sessions at every login.
-func split(t *testing.T, events []schema.Event) []session {
+// eachSession generates cfg's events and calls fn with every session once it
+// is over: at its disconnect, at the player's next login (an abandoned
+// session) or at the end of the stream. It fails the test when a timestamp
+// goes back or an event comes outside a session. Memory stays bounded by the
+// players online, so tests can look at tens of thousands of sessions.
+func eachSession(t *testing.T, cfg Config, fn func(session)) {
 	t.Helper()
-	open := make(map[string]int) // player → index in out
-	var out []session
-	for _, ev := range events {
-		if ev.Type == schema.SessionLogin {
-			open[ev.PlayerID] = len(out)
-			out = append(out, session{player: ev.PlayerID})
-		}
-		i, ok := open[ev.PlayerID]
-		if !ok {
-			t.Fatalf("event %s of %s before any login", ev.EventID, ev.PlayerID)
-		}
-		out[i].events = append(out[i].events, ev)
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return out
+	open := make(map[string]*session)
+	var ev schema.Event
+	var last int64
+	for g.Next(&ev) {
+		if ev.TS < last {
+			t.Fatalf("event %s at %d is before the previous event at %d", ev.EventID, ev.TS, last)
+		}
+		last = ev.TS
+		s := open[ev.PlayerID]
+		if ev.Type == schema.SessionLogin {
+			if s != nil {
+				fn(*s)
+			}
+			s = &session{player: ev.PlayerID}
+			open[ev.PlayerID] = s
+		}
+		if s == nil {
+			t.Fatalf("event %s of %s outside a session", ev.EventID, ev.PlayerID)
+		}
+		e := ev
+		e.Attributes = slices.Clone(ev.Attributes)
+		s.events = append(s.events, e)
+		if ev.Type == schema.SessionDisconnect {
+			fn(*s)
+			delete(open, ev.PlayerID)
+		}
+	}
+	for _, player := range slices.Sorted(maps.Keys(open)) {
+		fn(*open[player])
+	}
 }
 
 func TestDeterminism(t *testing.T) {
@@ -182,8 +207,9 @@ var next = map[schema.Type][]schema.Type{
 }
 
 // TestJourneys checks the order of the stream and the shape of every
-// session: timestamps never go back, each session follows the journey and,
-// unless abandoned, ends with exactly one disconnect.
+// session: timestamps never go back (eachSession checks), each session
+// follows the journey and, unless abandoned, ends with exactly one
+// disconnect.
 func TestJourneys(t *testing.T) {
 	abandonAll := smallConfig(100, 1000)
 	abandonAll.AbandonProbability = 1
@@ -208,18 +234,9 @@ func TestJourneys(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			events := generate(t, tt.cfg)
-			for i := 1; i < len(events); i++ {
-				if events[i].TS < events[i-1].TS {
-					t.Fatalf("event %d (%s) at %d is before event %d at %d", i, events[i].EventID, events[i].TS, i-1, events[i-1].TS)
-				}
-			}
-			sessions := split(t, events)
-			if len(sessions) != tt.wantMaxSessions {
-				t.Errorf("%d sessions, want %d", len(sessions), tt.wantMaxSessions)
-			}
-			ended := 0
-			for _, s := range sessions {
+			n, ended := 0, 0
+			eachSession(t, tt.cfg, func(s session) {
+				n++
 				for i, ev := range s.events[1:] {
 					prev := s.events[i].Type
 					if prev == schema.SessionDisconnect {
@@ -232,8 +249,11 @@ func TestJourneys(t *testing.T) {
 				if s.last().Type == schema.SessionDisconnect {
 					ended++
 				}
+			})
+			if n != tt.wantMaxSessions {
+				t.Errorf("%d sessions, want %d", n, tt.wantMaxSessions)
 			}
-			share := float64(ended) / float64(len(sessions))
+			share := float64(ended) / float64(n)
 			if math.Abs(share-tt.wantEndedShare) > tt.tolerance {
 				t.Errorf("%.3f of sessions end with a disconnect, want %.2f ± %.2f", share, tt.wantEndedShare, tt.tolerance)
 			}
@@ -241,21 +261,47 @@ func TestJourneys(t *testing.T) {
 	}
 }
 
+// summary is what the statistical tests need of a session.
+type summary struct {
+	platform, version, auth string
+	reason                  string // "" when abandoned
+	endPhase                string
+	modes                   []string // game_mode of every queue
+	crashInGame             bool     // ended by a crash while in a game
+}
+
+func summarize(t *testing.T, cfg Config) []summary {
+	t.Helper()
+	var out []summary
+	eachSession(t, cfg, func(s session) {
+		first, last := s.first(), s.last()
+		sum := summary{platform: first.Platform, version: first.ClientVersion, auth: first.AuthMethod}
+		for _, ev := range s.events {
+			if ev.Type == schema.MatchmakingEnter {
+				sum.modes = append(sum.modes, ev.GameMode)
+			}
+		}
+		if last.Type == schema.SessionDisconnect {
+			sum.reason = last.Reason
+			sum.endPhase = endPhase(s.events)
+			sum.crashInGame = last.Reason == "crash" && sum.endPhase == "in_game"
+		}
+		out = append(out, sum)
+	})
+	return out
+}
+
 // TestMixProportions: over many sessions every configured mix is met within
 // a tolerance of about five standard deviations.
 func TestMixProportions(t *testing.T) {
 	cfg := smallConfig(500, 20000)
-	sessions := split(t, generate(t, cfg))
+	sessions := summarize(t, cfg)
 	if len(sessions) != cfg.Sessions {
 		t.Fatalf("%d sessions, want %d", len(sessions), cfg.Sessions)
 	}
-	var queues []schema.Event
+	var modes []string
 	for _, s := range sessions {
-		for _, ev := range s.events {
-			if ev.Type == schema.MatchmakingEnter {
-				queues = append(queues, ev)
-			}
-		}
+		modes = append(modes, s.modes...)
 	}
 	tests := []struct {
 		name  string
@@ -263,11 +309,11 @@ func TestMixProportions(t *testing.T) {
 		items int
 		value func(i int) string
 	}{
-		{"platforms", cfg.Platforms, len(sessions), func(i int) string { return sessions[i].first().Platform }},
-		{"client versions", cfg.ClientVersions, len(sessions), func(i int) string { return sessions[i].first().ClientVersion }},
-		{"auth methods", cfg.AuthMethods, len(sessions), func(i int) string { return sessions[i].first().AuthMethod }},
-		{"disconnect reasons", cfg.DisconnectReasons, len(sessions), func(i int) string { return sessions[i].last().Reason }},
-		{"game modes", cfg.GameModes, len(queues), func(i int) string { return queues[i].GameMode }},
+		{"platforms", cfg.Platforms, len(sessions), func(i int) string { return sessions[i].platform }},
+		{"client versions", cfg.ClientVersions, len(sessions), func(i int) string { return sessions[i].version }},
+		{"auth methods", cfg.AuthMethods, len(sessions), func(i int) string { return sessions[i].auth }},
+		{"disconnect reasons", cfg.DisconnectReasons, len(sessions), func(i int) string { return sessions[i].reason }},
+		{"game modes", cfg.GameModes, len(modes), func(i int) string { return modes[i] }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,6 +340,25 @@ func TestMixProportions(t *testing.T) {
 			}
 		})
 	}
+
+	// Graceful reasons leave from the menu, the login screen, or after a
+	// cancelled queue; the others strike in every phase.
+	abrupt := make(map[string]int)
+	for _, s := range sessions {
+		switch s.reason {
+		case "client_quit", "logout":
+			if s.endPhase != "menu" && s.endPhase != "login" && s.endPhase != "matchmaking" {
+				t.Errorf("%s in phase %s, want menu, login or matchmaking", s.reason, s.endPhase)
+			}
+		default:
+			abrupt[s.endPhase]++
+		}
+	}
+	for _, ph := range []string{"login", "matchmaking", "loading", "in_game", "menu"} {
+		if abrupt[ph] == 0 {
+			t.Errorf("no abrupt disconnect in phase %s (by phase: %v)", ph, abrupt)
+		}
+	}
 }
 
 // endPhase walks a session as DESIGN.md §1 defines session.end_phase: the
@@ -318,58 +383,17 @@ func endPhase(events []schema.Event) string {
 	return phase
 }
 
-func endPhases(ss []session) map[string]map[string]int {
-	out := make(map[string]map[string]int) // reason → phase → sessions
-	for _, s := range ss {
-		if s.last().Type != schema.SessionDisconnect {
-			continue
-		}
-		r := s.last().Reason
-		if out[r] == nil {
-			out[r] = make(map[string]int)
-		}
-		out[r][endPhase(s.events)]++
-	}
-	return out
-}
-
-// TestDisconnectPhases: graceful reasons leave from the menu (or the login
-// screen); the others strike in every phase.
-func TestDisconnectPhases(t *testing.T) {
-	phases := endPhases(split(t, generate(t, smallConfig(500, 20000))))
-	for _, r := range []string{"client_quit", "logout"} {
-		for ph, n := range phases[r] {
-			// matchmaking: the last queue was cancelled.
-			if ph != "menu" && ph != "login" && ph != "matchmaking" {
-				t.Errorf("%s: %d sessions ended in phase %s, want menu, login or matchmaking", r, n, ph)
-			}
-		}
-	}
-	abrupt := make(map[string]int)
-	for _, r := range []string{"timeout", "connection_lost", "kicked", "banned", "crash"} {
-		for ph, n := range phases[r] {
-			abrupt[ph] += n
-		}
-	}
-	for _, ph := range []string{"login", "matchmaking", "loading", "in_game", "menu"} {
-		if abrupt[ph] == 0 {
-			t.Errorf("no abrupt disconnect in phase %s (by phase: %v)", ph, abrupt)
-		}
-	}
-}
-
 func TestCrashSpike(t *testing.T) {
 	crashShare := func(t *testing.T, cfg Config) (map[string]float64, map[string]float64) {
 		t.Helper()
 		crashes, total, inGame := map[string]int{}, map[string]int{}, map[string]int{}
-		for _, s := range split(t, generate(t, cfg)) {
-			v := s.first().ClientVersion
-			total[v]++
-			if s.last().Reason == "crash" {
-				crashes[v]++
-				if s.events[len(s.events)-2].Type == schema.GameEnter {
-					inGame[v]++
-				}
+		for _, s := range summarize(t, cfg) {
+			total[s.version]++
+			if s.reason == "crash" {
+				crashes[s.version]++
+			}
+			if s.crashInGame {
+				inGame[s.version]++
 			}
 		}
 		share, inGameShare := map[string]float64{}, map[string]float64{}

@@ -25,8 +25,8 @@ const (
 
 // Free-form values that are not worth configuring.
 var (
-	regions = []string{"ap-southeast", "eu-central", "eu-west", "sa-east", "us-east", "us-west"}
-	maps    = []string{"citadel", "dunes", "frostbite", "harbor", "jungle", "skyline"}
+	regions  = []string{"ap-southeast", "eu-central", "eu-west", "sa-east", "us-east", "us-west"}
+	mapNames = []string{"citadel", "dunes", "frostbite", "harbor", "jungle", "skyline"}
 )
 
 const (
@@ -173,7 +173,7 @@ func (g *Generator) emit(p *player, ev *schema.Event) {
 		p.match++
 		p.inMatch = true
 		p.loadType = "map"
-		p.mapName = maps[r.IntN(len(maps))]
+		p.mapName = mapNames[r.IntN(len(mapNames))]
 		region := p.region
 		if region == "" {
 			region = regions[r.IntN(len(regions))]
