@@ -85,6 +85,10 @@ var configFlags = []flagSpec{
 	{"log-format", "log.format"},
 }
 
+// plainDoc is the description of key without Markdown back quotes, which
+// pflag would take for the name of the flag's value.
+func plainDoc(key string) string { return strings.ReplaceAll(keyDocs[key], "`", "") }
+
 func flagFor(key string) (flagSpec, bool) {
 	for _, f := range configFlags {
 		if f.Key == key {
@@ -113,7 +117,7 @@ func addConfigFlags(fs *pflag.FlagSet, l *loader, names ...string) {
 		if !ok {
 			panic("addConfigFlags: unknown flag " + name) // a programming error caught by every test
 		}
-		usage := fmt.Sprintf("%s (config key %s, env %s)", keyDocs[k.Key], k.Key, envName(k.Key))
+		usage := fmt.Sprintf("%s (config key %s, env %s)", plainDoc(k.Key), k.Key, envName(k.Key))
 		switch d := k.Default.(type) {
 		case []string:
 			fs.StringSlice(name, d, usage)

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -35,7 +36,7 @@ const (
 )
 
 // errUsage marks errors in how the command was called.
-var errUsage = errors.New("usage")
+var errUsage = errors.New("invalid usage")
 
 func main() {
 	// SIGTERM and SIGINT cancel the context; each subcommand drains and
@@ -55,6 +56,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "sessiontrace: %v\n", err)
+	// Cobra reports an unknown subcommand as a plain error.
+	if strings.HasPrefix(err.Error(), "unknown command") {
+		err = fmt.Errorf("%w: %w", errUsage, err)
+	}
 	if errors.Is(err, errUsage) || errors.Is(err, errInvalidConfig) {
 		if !errors.Is(err, errInvalidConfig) {
 			fmt.Fprintln(stderr, "Run 'sessiontrace --help' or 'sessiontrace <command> --help' for usage.")
@@ -93,8 +98,8 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.configPath, "config", "", "YAML configuration file (see 'sessiontrace config-doc'); env and flags override it")
 	d := defaultConfig()
-	pf.String("log-level", d.Log.Level, keyDocs["log.level"]+" (config key log.level, env "+envName("log.level")+")")
-	pf.String("log-format", d.Log.Format, keyDocs["log.format"]+" (config key log.format, env "+envName("log.format")+")")
+	pf.String("log-level", d.Log.Level, plainDoc("log.level")+" (config key log.level, env "+envName("log.level")+")")
+	pf.String("log-format", d.Log.Format, plainDoc("log.format")+" (config key log.format, env "+envName("log.format")+")")
 	a.root = root
 	root.AddCommand(
 		newConsumeCmd(a),

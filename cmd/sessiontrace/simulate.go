@@ -54,7 +54,7 @@ func (f *simFlags) config(now time.Time) (simulate.Config, error) {
 		c.StartTime = t
 	}
 	if err := c.Validate(); err != nil {
-		return c, fmt.Errorf("%w: simulate: %w", errUsage, err)
+		return c, fmt.Errorf("%w: %w", errUsage, err)
 	}
 	return c, nil
 }
@@ -91,7 +91,7 @@ With --output FILE the events are written as JSONL (one event per line, "-" is s
 		}
 		gen, err := simulate.New(sc)
 		if err != nil {
-			return fmt.Errorf("%w: simulate: %w", errUsage, err)
+			return fmt.Errorf("%w: %w", errUsage, err)
 		}
 		start := time.Now()
 		var n int
