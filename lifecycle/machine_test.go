@@ -4,6 +4,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"go.opentelemetry.io/otel/attribute"
 
@@ -878,4 +879,12 @@ var goldenIDs = map[string][3]string{
 	"player-0001234567/9b2f6c1e-0d4c-4d53-9a57-3f8e2a1c7b10/": {
 		"adf93ce4ff67a3f918608aa351fe4c94", "15bebf605df3b045", "0ab398bfbc1fe0fe"},
 	"player-0001234567//evt-1": {"81f3282ad88d1de2e6867cdb1006d089", "eb39abf5e58f50af", "caf673b9a06ba64e"},
+}
+
+func TestSessionRecordSize(t *testing.T) {
+	// The package doc and the memory budget (128 bytes per open session,
+	// index and key bytes included) rely on this.
+	if got := unsafe.Sizeof(session{}); got != 96 {
+		t.Errorf("session record is %d bytes, want 96", got)
+	}
 }
