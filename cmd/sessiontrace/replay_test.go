@@ -194,3 +194,16 @@ func TestReplayOTLPEndpointDown(t *testing.T) {
 		t.Errorf("stderr does not say the export failed:\n%s", r.stderr)
 	}
 }
+
+// TestReplayProgress forces the progress line onto a pipe: it must end at
+// 100% of the file with a records/s figure, on stderr only.
+func TestReplayProgress(t *testing.T) {
+	r := runCLI(t, nil, "replay", "-o", "json", "--progress", "always", sessionsFile)
+	mustSucceed(t, r, "replay --progress always")
+	if !strings.Contains(r.stderr, "\r\033[K112 records") || !strings.Contains(r.stderr, "records/s") || !strings.Contains(r.stderr, "100.0%") {
+		t.Errorf("no final progress line on stderr: %q", r.stderr)
+	}
+	if strings.Contains(r.stdout, "records/s") {
+		t.Error("progress written to stdout")
+	}
+}

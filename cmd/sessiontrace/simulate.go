@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 )
@@ -142,7 +143,9 @@ func simulateToKafka(ctx context.Context, k kafkaConfig, gen *simulate.Generator
 	if k.Topic == "" {
 		return 0, fmt.Errorf("%w: kafka.topic: no topic", errInvalidConfig)
 	}
-	cl, err := k.kafkaClient()
+	// A generator should work against a fresh broker: let the first
+	// produce create the topic where the broker allows it.
+	cl, err := k.kafkaClient(kgo.AllowAutoTopicCreation())
 	if err != nil {
 		return 0, err
 	}
