@@ -107,6 +107,9 @@ func checkMachineRun(t *testing.T, events []*S.Event) []Span {
 	all = m.CloseAll(EndOfInput, all)
 	checkSpans(t, all)
 	st := m.Stats()
+	if len(m.exts) != 0 || m.idx.n != 0 || m.slab.live != 0 {
+		t.Fatalf("after CloseAll: %d extensions, %d index entries, %d records left", len(m.exts), m.idx.n, m.slab.live)
+	}
 	if m.Open() != 0 || st.SessionsStarted != st.SessionsEnded || uint64(len(roots(all))) != st.SessionsEnded ||
 		st.Spans != uint64(len(all)) {
 		t.Fatalf("after CloseAll: open %d, stats %+v, %d roots, %d spans", m.Open(), st, len(roots(all)), len(all))

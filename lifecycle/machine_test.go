@@ -1,7 +1,9 @@
 package lifecycle
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -886,5 +888,54 @@ func TestSessionRecordSize(t *testing.T) {
 	// index and key bytes included) rely on this.
 	if got := unsafe.Sizeof(session{}); got != 96 {
 		t.Errorf("session record is %d bytes, want 96", got)
+	}
+}
+
+func TestInternOverflow(t *testing.T) {
+	// More distinct values than an intern table holds: the ones past the cap
+	// live in the session's extension and must come out unchanged.
+	var b evb
+	m := newMachine(t)
+	const n = internCap + 300
+	var spans []Span
+	for i := range n {
+		p := fmt.Sprintf("p%d", i)
+		v := fmt.Sprintf("v%d", i)
+		for _, e := range []*S.Event{
+			b.ev(S.SessionLogin, p, 0, func(e *S.Event) { e.Platform, e.ClientVersion = v, v }),
+			b.ev(S.MatchmakingEnter, p, 1, func(e *S.Event) { e.GameMode = v }),
+			b.ev(S.GameEnter, p, 2, func(e *S.Event) { e.ServerID, e.Map = v, v }),
+		} {
+			spans, _ = m.Apply(e, int64(i), spans)
+		}
+	}
+	if len(m.exts) == 0 {
+		t.Fatal("no session overflowed into an extension")
+	}
+	spans = m.CloseAll(EndOfInput, spans)
+	checked := 0
+	for _, s := range spans {
+		v := "v" + strings.TrimPrefix(attr(s, KeyPlayerID).(string), "p")
+		var keys []attribute.Key
+		switch s.Name {
+		case SpanLifecycle:
+			keys = []attribute.Key{KeyClientPlatform, KeyClientVersion}
+		case SpanPhaseMatchmaking:
+			keys = []attribute.Key{KeyGameMode}
+		case SpanPhaseInGame:
+			keys = []attribute.Key{KeyServerID, KeyGameMap}
+		}
+		for _, k := range keys {
+			checked++
+			if got := attr(s, k); got != v {
+				t.Fatalf("%s of %s: %s = %v, want %s", s.Name, attr(s, KeyPlayerID), k, got, v)
+			}
+		}
+	}
+	if checked != 5*n {
+		t.Errorf("checked %d values, want %d", checked, 5*n)
+	}
+	if len(m.exts) != 0 {
+		t.Errorf("%d extensions left after CloseAll", len(m.exts))
 	}
 }
