@@ -69,6 +69,8 @@ type Reader struct {
 
 	buf    []byte // the current line, reused between calls
 	lineNo int
+	read   int64 // bytes consumed, line endings included
+	size   int64 // file size, or -1 when unknown
 
 	dec *schema.Decoder // reads valid JSONL events fast; see parseJSONL
 	ev  schema.Event
@@ -82,13 +84,16 @@ func Open(path string, opts ...Option) (*Reader, error) {
 	}
 	r := NewReader(f, path, opts...)
 	r.closer = f
+	if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+		r.size = st.Size()
+	}
 	return r, nil
 }
 
 // NewReader reads records from src, naming it name in errors (for example
 // "-" or "stdin"). Close does not close src.
 func NewReader(src io.Reader, name string, opts ...Option) *Reader {
-	r := &Reader{name: name, maxLine: DefaultMaxLineBytes}
+	r := &Reader{name: name, maxLine: DefaultMaxLineBytes, size: -1}
 	for _, o := range opts {
 		o(r)
 	}
@@ -98,6 +103,11 @@ func NewReader(src io.Reader, name string, opts ...Option) *Reader {
 	r.dec, _ = schema.NewDecoder(schema.DefaultLimits())
 	return r
 }
+
+// Progress returns how many bytes of the input have been consumed and the
+// input's size, for a progress line; size is -1 when unknown (a pipe, or a
+// Reader made by NewReader).
+func (r *Reader) Progress() (read, size int64) { return r.read, r.size }
 
 // Format returns the detected format, FormatUnknown until Next has read the
 // first non-empty line.
@@ -170,6 +180,7 @@ func (r *Reader) readLine() (line []byte, tooLong bool, err error) {
 		frag, err := r.br.ReadSlice('\n')
 		if len(frag) > 0 {
 			read = true
+			r.read += int64(len(frag))
 		}
 		if !tooLong {
 			// One spare byte so that a "\r\n" ending does not count.

@@ -58,6 +58,9 @@ func TestReaderGolden(t *testing.T) {
 				}
 			})
 			recs := readAll(t, r)
+			if read, size := r.Progress(); read != size || size <= 0 {
+				t.Errorf("Progress() = %d, %d at the end, want the file size twice", read, size)
+			}
 			if r.Format() != tt.format {
 				t.Errorf("Format() = %v, want %v", r.Format(), tt.format)
 			}
@@ -244,5 +247,8 @@ func TestReaderEmpty(t *testing.T) {
 	}
 	if r.Format() != FormatUnknown {
 		t.Errorf("Format() = %v, want unknown", r.Format())
+	}
+	if read, size := r.Progress(); read != 4 || size != -1 {
+		t.Errorf("Progress() = %d, %d, want 4 bytes read of an unknown size", read, size)
 	}
 }
