@@ -229,8 +229,9 @@ func (m *Machine) CloseAll(reason string, out []Span) []Span {
 // Apply feeds one valid event read at offset. Offsets must increase from call
 // to call. The spans the event finishes, including those of other sessions
 // that idle out or exceed MaxDuration because the event advanced stream time,
-// are appended to out. Apply keeps references to ev's strings (never to ev),
-// which the schema decoder allocates afresh for every event.
+// are appended to out and are returned with the event's Outcome. Apply keeps
+// ev's strings (never ev or its Attributes slice), so they must not alias
+// memory the caller reuses; the schema decoder's strings never do.
 func (m *Machine) Apply(ev *schema.Event, offset int64, out []Span) ([]Span, Outcome) {
 	if m.dedup.seen(ev.EventID) {
 		m.stats.Duplicates++
