@@ -7,7 +7,10 @@ import (
 
 // Span is one finished span as a plain value. It carries everything the
 // exported span needs, so it can go through the SDK (Emitter) or be encoded
-// straight to OTLP. Kind is always internal and no status is set.
+// straight to OTLP. Kind is always internal, no status is set, and the trace
+// is sampled; through Emitter a phase span's parent is marked remote (OTLP
+// span flags "has is_remote" and "is_remote"), the root has no parent, and an
+// encoder that bypasses the SDK must write the same.
 type Span struct {
 	// Name is SpanLifecycle or one of the SpanPhase* names.
 	Name    string
