@@ -7,10 +7,10 @@ import (
 
 // Span is one finished span as a plain value. It carries everything the
 // exported span needs, so it can go through the SDK (Emitter) or be encoded
-// straight to OTLP. Kind is always internal, no status is set, and the trace
-// is sampled; through Emitter a phase span's parent is marked remote (OTLP
-// span flags "has is_remote" and "is_remote"), the root has no parent, and an
-// encoder that bypasses the SDK must write the same.
+// straight to OTLP. Kind is always internal, no status is set and the trace
+// is sampled. Through Emitter and the SDK's OTLP exporter a phase span gets
+// span flags 0x301 (sampled, has is_remote, parent is remote) and a root
+// 0x101; an encoder that bypasses the SDK must write the same.
 type Span struct {
 	// Name is SpanLifecycle or one of the SpanPhase* names.
 	Name    string
