@@ -102,8 +102,8 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, from, to Bound
 		return fmt.Errorf("recordio: read topic %s: new client: %w", topic, err)
 	}
 	defer cl.Close()
-	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
-		return fmt.Errorf("recordio: read topic %s: the client options name consumer group %q; a range read consumes partitions directly", topic, g)
+	if err := directOnly(cl); err != nil {
+		return fmt.Errorf("recordio: read topic %s: %w", topic, err)
 	}
 
 	ranges, err := resolve(ctx, kadm.NewClient(cl), topic, from, to)
@@ -164,6 +164,22 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, from, to Bound
 			// Stop fetching what is no longer wanted instead of buffering it.
 			cl.RemoveConsumePartitions(map[string][]int32{topic: done})
 		}
+	}
+	return nil
+}
+
+// directOnly refuses client options that would consume anything besides the
+// range: their records would be mixed into it, or, for a group, the direct
+// partitions would be ignored and the read would never end.
+func directOnly(cl *kgo.Client) error {
+	if g, _ := cl.OptValue(kgo.ConsumerGroup).(string); g != "" {
+		return fmt.Errorf("the client options name consumer group %q; a range read consumes partitions directly", g)
+	}
+	if ts, _ := cl.OptValue(kgo.ConsumeTopics).([]string); len(ts) > 0 {
+		return fmt.Errorf("the client options already consume topics %q", ts)
+	}
+	if ps, _ := cl.OptValue(kgo.ConsumePartitions).(map[string]map[int32]kgo.Offset); len(ps) > 0 {
+		return errors.New("the client options already consume partitions")
 	}
 	return nil
 }

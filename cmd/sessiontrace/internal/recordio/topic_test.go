@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -186,12 +188,16 @@ func TestReadTopicErrors(t *testing.T) {
 		fn    func(Record) error
 		check func(error) bool
 	}{
-		{"no topic", opts, "", nil, func(err error) bool { return err != nil }},
-		{"unknown topic", opts, "missing", nil, func(err error) bool { return err != nil }},
+		{"no topic", opts, "", nil, func(err error) bool { return err != nil && strings.Contains(err.Error(), "no topic") }},
+		{"unknown topic", opts, "missing", nil, func(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) }},
 		{"callback error stops the read", opts, "t", func(Record) error { return errStop },
 			func(err error) bool { return errors.Is(err, errStop) }},
 		{"consumer group refused", append(slices.Clip(opts), kgo.ConsumerGroup("g")), "t", nil,
-			func(err error) bool { return err != nil }},
+			func(err error) bool { return err != nil && strings.Contains(err.Error(), "consumer group") }},
+		{"consumed topics refused", append(slices.Clip(opts), kgo.ConsumeTopics("t")), "t", nil,
+			func(err error) bool { return err != nil && strings.Contains(err.Error(), "already consume topics") }},
+		{"consumed partitions refused", append(slices.Clip(opts), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"t": {0: kgo.NewOffset()}})), "t", nil,
+			func(err error) bool { return err != nil && strings.Contains(err.Error(), "already consume partitions") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
