@@ -11,8 +11,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 )
 
 const (
@@ -20,19 +21,20 @@ const (
 	perPartition   = 10
 )
 
-var t0 = time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
+// t0 is the timestamp of the first seeded record: an hour ago, so that a
+// real broker neither rejects it as too far in the future nor deletes it as
+// past retention. Whole seconds keep the time bounds exact.
+var t0 = time.Now().Add(-time.Hour).Truncate(time.Second)
 
-// newCluster starts an in-process kfake cluster with the given topics of
-// three partitions each, closed when the test ends, and returns the client
-// options that reach it.
-func newCluster(t *testing.T, topics ...string) []kgo.Opt {
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// eachBroker runs fn against every broker backend of the shared harness (a
+// real Kafka in CI, kfake everywhere) with a fresh three-partition topic.
+func eachBroker(t *testing.T, fn func(t *testing.T, opts []kgo.Opt, topic string)) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(testPartitions, topics...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		fn(t, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kafkatest.Topic(t, brokers, testPartitions))
+	})
 }
 
 func testCtx(t *testing.T) context.Context {
@@ -68,8 +70,11 @@ func seed(t *testing.T, opts []kgo.Opt, topic string) {
 }
 
 func TestReadTopicBounds(t *testing.T) {
-	opts := newCluster(t, "t")
-	seed(t, opts, "t")
+	eachBroker(t, testReadTopicBounds)
+}
+
+func testReadTopicBounds(t *testing.T, opts []kgo.Opt, topic string) {
+	seed(t, opts, topic)
 	sec := func(n int) Bound { return AtTime(t0.Add(time.Duration(n) * time.Second)) }
 	tests := []struct {
 		name     string
@@ -91,9 +96,9 @@ func TestReadTopicBounds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := make(map[int32][]int64)
-			err := ReadTopic(testCtx(t), opts, "t", tt.from, tt.to, func(r Record) error {
+			err := ReadTopic(testCtx(t), opts, topic, tt.from, tt.to, func(r Record) error {
 				want := fmt.Sprintf("v%d-%d", r.Partition, r.Offset)
-				if r.Topic != "t" || string(r.Key) != fmt.Sprintf("p%d", r.Partition) || string(r.Value) != want ||
+				if r.Topic != topic || string(r.Key) != fmt.Sprintf("p%d", r.Partition) || string(r.Value) != want ||
 					!r.Timestamp.Equal(t0.Add(time.Duration(r.Offset)*time.Second)) {
 					t.Errorf("record %s[%d]@%d = key %q value %q ts %v", r.Topic, r.Partition, r.Offset, r.Key, r.Value, r.Timestamp)
 				}
@@ -114,13 +119,14 @@ func TestReadTopicBounds(t *testing.T) {
 
 // TestReadTopicRecordReplay writes a topic read through Writer and reads the
 // file back: what `record` saves is what `replay` sees.
-func TestReadTopicRecordReplay(t *testing.T) {
-	opts := newCluster(t, "t")
-	seed(t, opts, "t")
+func TestReadTopicRecordReplay(t *testing.T) { eachBroker(t, testReadTopicRecordReplay) }
+
+func testReadTopicRecordReplay(t *testing.T, opts []kgo.Opt, topic string) {
+	seed(t, opts, topic)
 	var want []Record
 	var buf bytes.Buffer
 	w := NewWriter(&buf)
-	err := ReadTopic(testCtx(t), opts, "t", Start(), End(), func(r Record) error {
+	err := ReadTopic(testCtx(t), opts, topic, Start(), End(), func(r Record) error {
 		want = append(want, r)
 		return w.Write(r)
 	})
@@ -143,10 +149,11 @@ func TestReadTopicRecordReplay(t *testing.T) {
 
 // TestReadTopicTransactionMarker: a committed transaction leaves a control
 // record as the partition's last offset; the read must still finish.
-func TestReadTopicTransactionMarker(t *testing.T) {
-	opts := newCluster(t, "txn")
+func TestReadTopicTransactionMarker(t *testing.T) { eachBroker(t, testReadTopicTransactionMarker) }
+
+func testReadTopicTransactionMarker(t *testing.T, opts []kgo.Opt, topic string) {
 	ctx := testCtx(t)
-	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID("tx-"+t.Name()),
+	cl, err := kgo.NewClient(append(opts, kgo.TransactionalID("tx-"+topic),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()))...)
 	if err != nil {
 		t.Fatal(err)
@@ -156,7 +163,7 @@ func TestReadTopicTransactionMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		r := &kgo.Record{Topic: "txn", Partition: 0, Value: fmt.Appendf(nil, "v%d", i)}
+		r := &kgo.Record{Topic: topic, Partition: 0, Value: fmt.Appendf(nil, "v%d", i)}
 		if err := cl.ProduceSync(ctx, r).FirstErr(); err != nil {
 			t.Fatal(err)
 		}
@@ -165,7 +172,7 @@ func TestReadTopicTransactionMarker(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got []string
-	err = ReadTopic(ctx, opts, "txn", Start(), End(), func(r Record) error {
+	err = ReadTopic(ctx, opts, topic, Start(), End(), func(r Record) error {
 		got = append(got, string(r.Value))
 		return nil
 	})
@@ -177,9 +184,10 @@ func TestReadTopicTransactionMarker(t *testing.T) {
 	}
 }
 
-func TestReadTopicErrors(t *testing.T) {
-	opts := newCluster(t, "t")
-	seed(t, opts, "t")
+func TestReadTopicErrors(t *testing.T) { eachBroker(t, testReadTopicErrors) }
+
+func testReadTopicErrors(t *testing.T, opts []kgo.Opt, topic string) {
+	seed(t, opts, topic)
 	errStop := errors.New("stop here")
 	tests := []struct {
 		name  string
@@ -189,14 +197,14 @@ func TestReadTopicErrors(t *testing.T) {
 		check func(error) bool
 	}{
 		{"no topic", opts, "", nil, func(err error) bool { return err != nil && strings.Contains(err.Error(), "no topic") }},
-		{"unknown topic", opts, "missing", nil, func(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) }},
-		{"callback error stops the read", opts, "t", func(Record) error { return errStop },
+		{"unknown topic", opts, "missing-" + topic, nil, func(err error) bool { return errors.Is(err, kerr.UnknownTopicOrPartition) }},
+		{"callback error stops the read", opts, topic, func(Record) error { return errStop },
 			func(err error) bool { return errors.Is(err, errStop) }},
-		{"consumer group refused", append(slices.Clip(opts), kgo.ConsumerGroup("g")), "t", nil,
+		{"consumer group refused", append(slices.Clip(opts), kgo.ConsumerGroup("g")), topic, nil,
 			func(err error) bool { return err != nil && strings.Contains(err.Error(), "consumer group") }},
-		{"consumed topics refused", append(slices.Clip(opts), kgo.ConsumeTopics("t")), "t", nil,
+		{"consumed topics refused", append(slices.Clip(opts), kgo.ConsumeTopics(topic)), topic, nil,
 			func(err error) bool { return err != nil && strings.Contains(err.Error(), "already consume topics") }},
-		{"consumed partitions refused", append(slices.Clip(opts), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{"t": {0: kgo.NewOffset()}})), "t", nil,
+		{"consumed partitions refused", append(slices.Clip(opts), kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset()}})), topic, nil,
 			func(err error) bool { return err != nil && strings.Contains(err.Error(), "already consume partitions") }},
 	}
 	for _, tt := range tests {
@@ -215,12 +223,13 @@ func TestReadTopicErrors(t *testing.T) {
 
 // TestReadTopicContext: cancelling the context stops the read at the next
 // record, even in the middle of a fetched batch.
-func TestReadTopicContext(t *testing.T) {
-	opts := newCluster(t, "t")
-	seed(t, opts, "t")
+func TestReadTopicContext(t *testing.T) { eachBroker(t, testReadTopicContext) }
+
+func testReadTopicContext(t *testing.T, opts []kgo.Opt, topic string) {
+	seed(t, opts, topic)
 	ctx, cancel := context.WithCancel(testCtx(t))
 	n := 0
-	err := ReadTopic(ctx, opts, "t", Start(), End(), func(Record) error {
+	err := ReadTopic(ctx, opts, topic, Start(), End(), func(Record) error {
 		n++
 		cancel()
 		return nil
@@ -231,6 +240,7 @@ func TestReadTopicContext(t *testing.T) {
 }
 
 func TestParseBound(t *testing.T) {
+	jan1 := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
 	tests := []struct {
 		in      string
 		want    Bound
@@ -240,8 +250,8 @@ func TestParseBound(t *testing.T) {
 		{"end", End(), false},
 		{"0", AtOffset(0), false},
 		{"1200", AtOffset(1200), false},
-		{"2025-01-01T10:00:00Z", AtTime(t0), false},
-		{"2025-01-01T11:00:00.5+01:00", AtTime(t0.Add(500 * time.Millisecond)), false},
+		{"2025-01-01T10:00:00Z", AtTime(jan1), false},
+		{"2025-01-01T11:00:00.5+01:00", AtTime(jan1.Add(500 * time.Millisecond)), false},
 		{"-1", Bound{}, true},
 		{"yesterday", Bound{}, true},
 		{"", Bound{}, true},
