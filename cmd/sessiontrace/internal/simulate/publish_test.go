@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/recordio"
+	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
 
@@ -102,22 +102,17 @@ func TestPacerCancel(t *testing.T) {
 	}
 }
 
-// newBroker starts an in-process kfake cluster with topic "events" (three
-// partitions) and returns a producing client and the client options.
-func newBroker(t *testing.T) (*kgo.Client, []kgo.Opt) {
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// eachBroker runs fn against every broker backend of the shared harness (a
+// real Kafka in CI, kfake everywhere) with a fresh three-partition topic and
+// a producing client.
+func eachBroker(t *testing.T, fn func(t *testing.T, cl *kgo.Client, opts []kgo.Opt, topic string)) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "events"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl, opts
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		topic := kafkatest.Topic(t, brokers, 3)
+		fn(t, kafkatest.Client(t, brokers), []kgo.Opt{kgo.SeedBrokers(brokers...)}, topic)
+	})
 }
 
 func deadline(t *testing.T, d time.Duration) context.Context {
@@ -129,14 +124,15 @@ func deadline(t *testing.T, d time.Duration) context.Context {
 
 // TestPublish: what Publish produces is exactly what WriteJSONL writes for
 // the same config, keyed by player, each player's events in order.
-func TestPublish(t *testing.T) {
-	cl, opts := newBroker(t)
+func TestPublish(t *testing.T) { eachBroker(t, testPublish) }
+
+func testPublish(t *testing.T, cl *kgo.Client, opts []kgo.Opt, topic string) {
 	cfg := smallConfig(20, 60)
 	gen, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := Publish(deadline(t, 30*time.Second), cl, "events", gen, 0)
+	n, err := Publish(deadline(t, 30*time.Second), cl, topic, gen, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +153,7 @@ func TestPublish(t *testing.T) {
 
 	perPlayer := make(map[string][]string) // in partition order
 	var got []string
-	err = recordio.ReadTopic(deadline(t, 30*time.Second), opts, "events", recordio.Start(), recordio.End(), func(r recordio.Record) error {
+	err = recordio.ReadTopic(deadline(t, 30*time.Second), opts, topic, recordio.Start(), recordio.End(), func(r recordio.Record) error {
 		got = append(got, string(r.Value))
 		perPlayer[string(r.Key)] = append(perPlayer[string(r.Key)], string(r.Value))
 		return nil
@@ -175,15 +171,16 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-func TestPublishRate(t *testing.T) {
-	cl, _ := newBroker(t)
+func TestPublishRate(t *testing.T) { eachBroker(t, testPublishRate) }
+
+func testPublishRate(t *testing.T, cl *kgo.Client, _ []kgo.Opt, topic string) {
 	const rate = 2000.0
 	gen, err := New(smallConfig(50, 30))
 	if err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	n, err := Publish(deadline(t, 30*time.Second), cl, "events", gen, rate)
+	n, err := Publish(deadline(t, 30*time.Second), cl, topic, gen, rate)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,8 +192,9 @@ func TestPublishRate(t *testing.T) {
 	}
 }
 
-func TestPublishStops(t *testing.T) {
-	cl, _ := newBroker(t)
+func TestPublishStops(t *testing.T) { eachBroker(t, testPublishStops) }
+
+func testPublishStops(t *testing.T, cl *kgo.Client, _ []kgo.Opt, topic string) {
 	cancelled := func(t *testing.T) context.Context {
 		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
@@ -212,12 +210,12 @@ func TestPublishStops(t *testing.T) {
 		check   func(error) bool
 		wantAny bool // some records were published before the stop
 	}{
-		{"cancelled before the start", cancelled, "events", 0, func(err error) bool { return errors.Is(err, context.Canceled) }, false},
-		{"endless run ends at the deadline", endless, "events", 1000,
+		{"cancelled before the start", cancelled, topic, 0, func(err error) bool { return errors.Is(err, context.Canceled) }, false},
+		{"endless run ends at the deadline", endless, topic, 1000,
 			func(err error) bool { return errors.Is(err, context.DeadlineExceeded) }, true},
 		{"no topic", plain, "", 0, func(err error) bool { return err != nil }, false},
-		{"negative rate", plain, "events", -1, func(err error) bool { return err != nil }, false},
-		{"NaN rate", plain, "events", math.NaN(), func(err error) bool { return err != nil }, false},
+		{"negative rate", plain, topic, -1, func(err error) bool { return err != nil }, false},
+		{"NaN rate", plain, topic, math.NaN(), func(err error) bool { return err != nil }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
