@@ -83,9 +83,10 @@ type CrashSpike struct {
 // configuration replaces the default mix instead of merging into it;
 // testdata/config.yaml is decoded that way in the tests.
 type Config struct {
-	// Players is the simulated population (default 1000). Each player plays
-	// one session at a time and is offline for Offline between sessions, so
-	// with the defaults nearly all of them are online at once.
+	// Players is the simulated population (default 1000, at most ten
+	// million; each costs about 300 bytes). Each player plays one session at
+	// a time and is offline for Offline between sessions, so with the
+	// defaults nearly all of them are online at once.
 	Players int `mapstructure:"players"`
 	// Sessions is how many sessions to generate in total (default 10000); 0
 	// means no limit.
@@ -187,6 +188,10 @@ func DefaultConfig() Config {
 // maxFieldLen keeps generated strings within the schema's default limit.
 const maxFieldLen = 256
 
+// maxPlayers bounds the population: a player costs about 300 bytes, so ten
+// million take about 3 GB.
+const maxPlayers = 10_000_000
+
 // Validate reports every invalid setting, each naming its key, as one joined
 // error.
 func (c Config) Validate() error {
@@ -194,8 +199,8 @@ func (c Config) Validate() error {
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("simulate: %s: "+format, append([]any{key}, args...)...))
 	}
-	if c.Players <= 0 || c.Players > 100_000_000 {
-		bad("players", "must be between 1 and 100000000, got %d", c.Players)
+	if c.Players <= 0 || c.Players > maxPlayers {
+		bad("players", "must be between 1 and %d, got %d", maxPlayers, c.Players)
 	}
 	if c.Sessions < 0 {
 		bad("sessions", "must not be negative, got %d", c.Sessions)
