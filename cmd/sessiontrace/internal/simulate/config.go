@@ -188,6 +188,10 @@ func DefaultConfig() Config {
 // maxFieldLen keeps generated strings within the schema's default limit.
 const maxFieldLen = 256
 
+// maxDuration keeps simulated time, which starts by 2200 at the latest, well
+// inside the instants the schema can carry (until 2262).
+const maxDuration = 10 * 365 * 24 * time.Hour
+
 // maxPlayers bounds the population: a player costs about 300 bytes, so ten
 // million take about 3 GB.
 const maxPlayers = 10_000_000
@@ -205,8 +209,8 @@ func (c Config) Validate() error {
 	if c.Sessions < 0 {
 		bad("sessions", "must not be negative, got %d", c.Sessions)
 	}
-	if c.Duration < 0 {
-		bad("duration", "must not be negative, got %s", c.Duration)
+	if c.Duration < 0 || c.Duration > maxDuration {
+		bad("duration", "must be between 0 and %s, got %s", maxDuration, c.Duration)
 	}
 	if c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0) {
 		bad("rate", "must be a finite number >= 0 (0 = as fast as possible), got %v", c.Rate)
