@@ -102,7 +102,13 @@ func (t tlsConfig) build(prefix string) (*tls.Config, error) {
 // left empty fall to the exporter, which reads the OTEL_EXPORTER_OTLP_*
 // variables itself.
 func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error) {
-	opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(o.Timeout)}
+	opts := []otlptracegrpc.Option{
+		otlptracegrpc.WithTimeout(o.Timeout),
+		// The consumer and replay retry a failed export themselves, with
+		// back-pressure and without a deadline; the exporter's own retry
+		// would only hide an outage from /readyz for up to a minute.
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
+	}
 	if o.Endpoint != "" {
 		opts = append(opts, otlptracegrpc.WithEndpoint(o.Endpoint))
 	}

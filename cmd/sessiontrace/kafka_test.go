@@ -241,8 +241,15 @@ func TestConsume(t *testing.T) {
 			t.Fatalf("no http endpoint: %s", stderr.String())
 		}
 
-		if err := recv.WaitCount(ctx, len(wantSpans)); err != nil {
-			t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
+		arrived := make(chan error, 1)
+		go func() { arrived <- recv.WaitCount(ctx, len(wantSpans)) }()
+		select {
+		case err := <-arrived:
+			if err != nil {
+				t.Fatalf("%v\nstderr:\n%s", err, stderr.String())
+			}
+		case err := <-exited:
+			t.Fatalf("consume exited before the spans arrived: %v\nstderr:\n%s", err, stderr.String())
 		}
 		var got []string
 		for _, sp := range recv.Spans() {
