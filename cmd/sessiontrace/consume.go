@@ -68,7 +68,6 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 		return err
 	}
 	watched := &watchedExporter{SpanExporter: exp}
-	var errs []error
 	defer func() { // step 4
 		sctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 		defer cancel()
@@ -103,10 +102,10 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("consuming", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group,
 		"otlp_endpoint", cfg.OTLP.Endpoint, "sasl", cfg.Kafka.SASL.Mechanism, "tls", cfg.Kafka.TLS.Enabled)
 	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) { // step 1
-		errs = append(errs, fmt.Errorf("consume: %w", err))
+		return fmt.Errorf("consume: %w", err)
 	}
-	log.Info("consumer stopped; offsets committed")
-	return errors.Join(errs...)
+	log.Info("consumer stopped; acknowledged offsets committed")
+	return nil
 }
 
 func shutdownMeters(mp *sdkmetric.MeterProvider, log *slog.Logger) {

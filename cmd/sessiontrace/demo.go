@@ -159,13 +159,21 @@ func demo(ctx context.Context, sc simulate.Config, f demoFlags, stdout io.Writer
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	runCtx, stopConsumer := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, cancelRun := context.WithCancel(context.WithoutCancel(ctx))
 	runDone := make(chan error, 1)
 	go func() { runDone <- c.Run(runCtx) }()
-	defer func() {
-		stopConsumer()
-		<-runDone
-	}()
+	// stopConsumer drains and commits; it runs once, at the end or on an
+	// early return, always before the exporter and receiver are closed.
+	var stopOnce sync.Once
+	var runErr error
+	stopConsumer := func() error {
+		stopOnce.Do(func() {
+			cancelRun()
+			runErr = <-runDone
+		})
+		return runErr
+	}
+	defer stopConsumer()
 
 	fmt.Fprintf(out, "demo: broker %s, OTLP receiver %s; publishing %d sessions of %d players (seed %d)\n\n",
 		brokers[0], recv.Addr(), sc.Sessions, sc.Players, sc.Seed)
@@ -190,8 +198,6 @@ func demo(ctx context.Context, sc simulate.Config, f demoFlags, stdout io.Writer
 		timedOut = errors.Is(ctx.Err(), context.DeadlineExceeded)
 	}
 	stopConsumer()
-	runErr := <-runDone
-	runDone <- runErr // for the deferred wait
 
 	st.mu.Lock()
 	defer st.mu.Unlock()
