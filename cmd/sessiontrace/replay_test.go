@@ -164,6 +164,9 @@ func TestReplayOTLPDeterministic(t *testing.T) {
 		if got := recv.Count(); got != sessionsSpans {
 			t.Fatalf("receiver got %d spans, want %d", got, sessionsSpans)
 		}
+		if sn := recv.Spans()[0].Resource["service.name"]; sn != defaultServiceName {
+			t.Errorf("resource service.name %v, want the default %q", sn, defaultServiceName)
+		}
 		runs = append(runs, recv.Payloads())
 	}
 	if len(runs[0]) == 0 || len(runs[0]) != len(runs[1]) {
@@ -205,5 +208,30 @@ func TestReplayProgress(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "records/s") {
 		t.Error("progress written to stdout")
+	}
+}
+
+// TestReplayOTLPStandardEnv checks that the standard OTEL_* variables
+// configure the exporter and the resource when no otlp.* key is set.
+func TestReplayOTLPStandardEnv(t *testing.T) {
+	recv, err := receiver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(recv.Close)
+	r := runCLI(t, []string{
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://" + recv.Addr(),
+		"OTEL_EXPORTER_OTLP_INSECURE=true",
+		"OTEL_SERVICE_NAME=replay-env",
+		"OTEL_RESOURCE_ATTRIBUTES=deployment.environment.name=test",
+	}, "replay", "-o", "otlp", sessionsFile)
+	mustSucceed(t, r, "replay with OTEL_* only")
+	spans := recv.Spans()
+	if len(spans) != sessionsSpans {
+		t.Fatalf("receiver got %d spans, want %d", len(spans), sessionsSpans)
+	}
+	res := spans[0].Resource
+	if res["service.name"] != "replay-env" || res["deployment.environment.name"] != "test" {
+		t.Errorf("resource %v does not carry OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES", res)
 	}
 }
