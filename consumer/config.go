@@ -1,0 +1,194 @@
+package consumer
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// Defaults for Config, in one place so the command line and the docs read the same values.
+const (
+	DefaultGroup              = "sessiontrace"
+	DefaultTopic              = "player-lifecycle"
+	DefaultGroupProtocol      = ProtocolClassic
+	DefaultStartOffset        = "earliest"
+	DefaultCommitInterval     = time.Second
+	DefaultRevokeTimeout      = 10 * time.Second
+	DefaultShutdownTimeout    = 20 * time.Second
+	DefaultExportQueueSize    = 4096
+	DefaultExportBatchSize    = 512
+	DefaultExportBatchTimeout = time.Second
+	DefaultRetryInitial       = 100 * time.Millisecond
+	DefaultRetryMax           = 5 * time.Second
+	DefaultMaxPollRecords     = 10000
+	DefaultWorkerQueue        = 4
+)
+
+// Group protocols accepted by Config.GroupProtocol.
+const (
+	// ProtocolClassic is the client-driven protocol with the cooperative-sticky balancer.
+	ProtocolClassic = "classic"
+	// ProtocolConsumer is KIP-848's broker-driven protocol; franz-go's maintainer
+	// advises it only against Kafka 4.3 or newer.
+	ProtocolConsumer = "consumer"
+)
+
+// Sentinel errors returned (wrapped) by Config.Validate.
+var (
+	ErrNoBrokers     = errors.New("no brokers")
+	ErrNoTopic       = errors.New("no topic")
+	ErrNoGroup       = errors.New("no group")
+	ErrBadProtocol   = errors.New("unknown group protocol")
+	ErrBadStart      = errors.New("unknown start offset")
+	ErrBadDuration   = errors.New("duration must be positive")
+	ErrBadSize       = errors.New("size must be positive")
+	ErrDLQIsSource   = errors.New("dead-letter topic equals the source topic")
+	ErrBatchTooLarge = errors.New("export batch size exceeds export queue size")
+)
+
+// Config configures a Consumer. The zero value is not valid: start from
+// DefaultConfig.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string `mapstructure:"brokers"`
+	// Topic is the lifecycle topic to consume.
+	Topic string `mapstructure:"topic"`
+	// Group is the consumer group.
+	Group string `mapstructure:"group"`
+	// DLQTopic receives records that cannot be traced, with the reason in
+	// headers. Empty means Topic + ".dlq".
+	DLQTopic string `mapstructure:"dlq_topic"`
+	// GroupProtocol is "classic" (cooperative-sticky, the default) or
+	// "consumer" (KIP-848; Kafka 4.3+ advised).
+	GroupProtocol string `mapstructure:"group_protocol"`
+	// StartOffset is where a partition with no committed offset starts:
+	// "earliest" (default: nothing is skipped) or "latest".
+	StartOffset string `mapstructure:"start_offset"`
+	// CommitInterval is how often acknowledged positions are committed. It
+	// bounds the duplicates a crash can cause.
+	CommitInterval time.Duration `mapstructure:"commit_interval"`
+	// RevokeTimeout bounds how long a revoked partition waits for its spans
+	// to be acknowledged before committing what was acknowledged.
+	RevokeTimeout time.Duration `mapstructure:"revoke_timeout"`
+	// ShutdownTimeout bounds the drain on shutdown.
+	ShutdownTimeout time.Duration `mapstructure:"shutdown_timeout"`
+	// ExportQueueSize is each partition's span queue; when it is full the
+	// partition blocks (and stops fetching) instead of dropping spans.
+	ExportQueueSize int `mapstructure:"export_queue_size"`
+	// ExportBatchSize is the most spans one OTLP export carries.
+	ExportBatchSize int `mapstructure:"export_batch_size"`
+	// ExportBatchTimeout is how long a partial batch waits before export.
+	ExportBatchTimeout time.Duration `mapstructure:"export_batch_timeout"`
+	// RetryInitial and RetryMax bound the backoff between retries of a
+	// failed export; a failed export is retried until it succeeds or the
+	// partition is closed, and its spans are never acknowledged before.
+	RetryInitial time.Duration `mapstructure:"retry_initial"`
+	RetryMax     time.Duration `mapstructure:"retry_max"`
+	// MaxPollRecords caps the records taken per poll.
+	MaxPollRecords int `mapstructure:"max_poll_records"`
+	// Lifecycle configures the per-partition session state machine.
+	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
+	// Limits bound what one record may carry.
+	Limits schema.Limits `mapstructure:"limits"`
+}
+
+// DefaultConfig returns a Config with every default set and no brokers.
+func DefaultConfig() Config {
+	return Config{
+		Topic:              DefaultTopic,
+		Group:              DefaultGroup,
+		GroupProtocol:      DefaultGroupProtocol,
+		StartOffset:        DefaultStartOffset,
+		CommitInterval:     DefaultCommitInterval,
+		RevokeTimeout:      DefaultRevokeTimeout,
+		ShutdownTimeout:    DefaultShutdownTimeout,
+		ExportQueueSize:    DefaultExportQueueSize,
+		ExportBatchSize:    DefaultExportBatchSize,
+		ExportBatchTimeout: DefaultExportBatchTimeout,
+		RetryInitial:       DefaultRetryInitial,
+		RetryMax:           DefaultRetryMax,
+		MaxPollRecords:     DefaultMaxPollRecords,
+		Lifecycle:          lifecycle.DefaultConfig(),
+		Limits:             schema.DefaultLimits(),
+	}
+}
+
+// dlqTopic returns the dead-letter topic with its default applied.
+func (c Config) dlqTopic() string {
+	if c.DLQTopic != "" {
+		return c.DLQTopic
+	}
+	return c.Topic + ".dlq"
+}
+
+// Validate reports the first invalid setting, naming its key.
+func (c Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("brokers: %w", ErrNoBrokers)
+	}
+	return c.ValidatePipeline()
+}
+
+// ValidatePipeline validates everything but the Kafka group settings; replay
+// uses it because it neither joins a group nor needs brokers.
+func (c Config) ValidatePipeline() error {
+	if c.Topic == "" {
+		return fmt.Errorf("topic: %w", ErrNoTopic)
+	}
+	if c.Group == "" {
+		return fmt.Errorf("group: %w", ErrNoGroup)
+	}
+	if c.dlqTopic() == c.Topic {
+		return fmt.Errorf("dlq_topic %q: %w", c.DLQTopic, ErrDLQIsSource)
+	}
+	switch c.GroupProtocol {
+	case ProtocolClassic, ProtocolConsumer:
+	default:
+		return fmt.Errorf("group_protocol %q (want classic or consumer): %w", c.GroupProtocol, ErrBadProtocol)
+	}
+	switch c.StartOffset {
+	case "earliest", "latest":
+	default:
+		return fmt.Errorf("start_offset %q (want earliest or latest): %w", c.StartOffset, ErrBadStart)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"commit_interval", c.CommitInterval},
+		{"revoke_timeout", c.RevokeTimeout},
+		{"shutdown_timeout", c.ShutdownTimeout},
+		{"export_batch_timeout", c.ExportBatchTimeout},
+		{"retry_initial", c.RetryInitial},
+		{"retry_max", c.RetryMax},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %v: %w", d.key, d.v, ErrBadDuration)
+		}
+	}
+	for _, s := range []struct {
+		key string
+		v   int
+	}{
+		{"export_queue_size", c.ExportQueueSize},
+		{"export_batch_size", c.ExportBatchSize},
+		{"max_poll_records", c.MaxPollRecords},
+	} {
+		if s.v <= 0 {
+			return fmt.Errorf("%s %d: %w", s.key, s.v, ErrBadSize)
+		}
+	}
+	if c.ExportBatchSize > c.ExportQueueSize {
+		return fmt.Errorf("export_batch_size %d > export_queue_size %d: %w", c.ExportBatchSize, c.ExportQueueSize, ErrBatchTooLarge)
+	}
+	if err := c.Lifecycle.Validate(); err != nil {
+		return fmt.Errorf("lifecycle: %w", err)
+	}
+	if err := c.Limits.Validate(); err != nil {
+		return fmt.Errorf("limits: %w", err)
+	}
+	return nil
+}

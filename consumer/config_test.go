@@ -1,0 +1,74 @@
+package consumer
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+)
+
+func TestConfigValidate(t *testing.T) {
+	valid := DefaultConfig()
+	valid.Brokers = []string{"127.0.0.1:9092"}
+	tests := []struct {
+		name   string
+		mutate func(*Config)
+		want   error
+	}{
+		{"defaults with brokers", func(*Config) {}, nil},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, ErrNoBrokers},
+		{"no topic", func(c *Config) { c.Topic = "" }, ErrNoTopic},
+		{"no group", func(c *Config) { c.Group = "" }, ErrNoGroup},
+		{"dlq is the source", func(c *Config) { c.DLQTopic = c.Topic }, ErrDLQIsSource},
+		{"unknown protocol", func(c *Config) { c.GroupProtocol = "eager" }, ErrBadProtocol},
+		{"consumer protocol", func(c *Config) { c.GroupProtocol = ProtocolConsumer }, nil},
+		{"unknown start", func(c *Config) { c.StartOffset = "middle" }, ErrBadStart},
+		{"zero commit interval", func(c *Config) { c.CommitInterval = 0 }, ErrBadDuration},
+		{"negative retry", func(c *Config) { c.RetryMax = -time.Second }, ErrBadDuration},
+		{"zero queue", func(c *Config) { c.ExportQueueSize = 0 }, ErrBadSize},
+		{"batch above queue", func(c *Config) { c.ExportBatchSize = c.ExportQueueSize + 1 }, ErrBatchTooLarge},
+		{"bad lifecycle", func(c *Config) { c.Lifecycle.IdleTimeout = 0 }, lifecycle.ErrIdleTimeout},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := valid
+			cfg.Brokers = append([]string(nil), valid.Brokers...)
+			tt.mutate(&cfg)
+			err := cfg.Validate()
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Validate() = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestMetadataRoundTrip(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"ours", formatMetadata(1234), 1234, true},
+		{"zero", formatMetadata(0), 0, true},
+		{"empty", "", 0, false},
+		{"another tool's", "some-other-tool", 0, false},
+		{"negative", "sessiontrace/v1 h=-5", 0, false},
+		{"garbage number", "sessiontrace/v1 h=12x", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := parseMetadata(tt.in)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("parseMetadata(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+}

@@ -1,0 +1,508 @@
+// Package consumer turns a Kafka topic of player lifecycle events into
+// OpenTelemetry traces under the delivery contract of DESIGN.md §4: a
+// record's offset is committed only once every span derived from the records
+// below it was accepted by the OTLP endpoint.
+//
+// Each assigned partition gets one worker goroutine that owns the partition's
+// decoder, session state machine (package lifecycle) and export lane (its own
+// blocking batch processor over an acknowledging exporter). The commit
+// position of a partition is the lowest of: the offset after the last
+// processed record, the first offset of every open session, and the offset of
+// every record whose spans or dead-letter write are not yet acknowledged. The
+// commit metadata carries the exported-through mark H so that the next owner
+// rebuilds the open sessions by replaying from the committed offset without
+// re-emitting spans that were already accepted.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+)
+
+// Option configures optional dependencies of a Consumer.
+type Option interface{ apply(*pipeline) }
+
+type optionFunc func(*pipeline)
+
+func (f optionFunc) apply(p *pipeline) { f(p) }
+
+// WithLogger sets the structured logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return optionFunc(func(p *pipeline) { p.log = l }) }
+
+// WithMeterProvider sets where the consumer's own metrics go (default: none).
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return optionFunc(func(p *pipeline) { p.mp = mp })
+}
+
+// WithResource sets the OTel resource of the exported spans.
+func WithResource(r *resource.Resource) Option {
+	return optionFunc(func(p *pipeline) { p.resource = r })
+}
+
+// WithKafkaOptions adds franz-go client options (TLS, SASL, client ID...).
+// Options that would break the delivery contract (group callbacks, auto
+// commit) are set after these and win.
+func WithKafkaOptions(opts ...kgo.Opt) Option {
+	return optionFunc(func(p *pipeline) { p.kopts = append(p.kopts, opts...) })
+}
+
+// pipeline is what every partition worker shares.
+type pipeline struct {
+	cfg      Config
+	exporter sdktrace.SpanExporter
+	resource *resource.Resource
+	log      *slog.Logger
+	mp       metric.MeterProvider
+	metrics  *metrics
+	dlq      *deadLetter
+	kopts    []kgo.Opt
+
+	failedExports atomic.Int64 // export attempts that failed, for tests and readiness
+	exportLog     *rateLog
+}
+
+func (p *pipeline) laneConfig(topic string, partition int32) laneConfig {
+	attrs := partitionAttrs(topic, partition)
+	return laneConfig{
+		queueSize:    p.cfg.ExportQueueSize,
+		batchSize:    p.cfg.ExportBatchSize,
+		batchTimeout: p.cfg.ExportBatchTimeout,
+		retryInitial: p.cfg.RetryInitial,
+		retryMax:     p.cfg.RetryMax,
+		resource:     p.resource,
+		onResult: func(n int, err error) {
+			if err != nil {
+				p.failedExports.Add(1)
+				p.metrics.exportFailed.Add(context.Background(), int64(n), attrs)
+				p.exportLog.warn("export", "span export failed; retrying until the endpoint accepts it", "topic", topic, "partition", partition, "spans", n, "error", err)
+				return
+			}
+			p.metrics.spans.Add(context.Background(), int64(n), attrs)
+		},
+	}
+}
+
+// Consumer is a consumer-group member that traces the lifecycle topic.
+type Consumer struct {
+	pipeline
+	cl *kgo.Client
+
+	mu      sync.Mutex
+	workers map[int32]*worker
+	// ctx is the workers' context. It exists from New on because the client
+	// may be assigned partitions before Run starts; Run ties it to its own.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	commitMu sync.Mutex // serialises commits, so a revoke never races a periodic commit
+	ready    chan struct{}
+	readyOne sync.Once
+}
+
+// New validates cfg and builds a Consumer that exports through exporter (the
+// process's shared OTLP exporter; the Consumer never shuts it down).
+func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("consumer config: %w", err)
+	}
+	if exporter == nil {
+		return nil, errors.New("consumer: nil span exporter")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &Consumer{
+		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default()},
+		workers:  map[int32]*worker{},
+		ready:    make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
+	}
+	for _, o := range opts {
+		o.apply(&c.pipeline)
+	}
+	m, err := newMetrics(c.mp)
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	c.metrics = m
+	c.exportLog = newRateLog(c.log, 10*time.Second)
+
+	start := kgo.NewOffset().AtStart()
+	if cfg.StartOffset == "latest" {
+		start = kgo.NewOffset().AtEnd()
+	}
+	kopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+	kopts = append(kopts,
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeResetOffset(start),
+		kgo.DisableAutoCommit(),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+		kgo.OnOffsetsFetched(c.fetched),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)
+	if cfg.GroupProtocol == ProtocolConsumer {
+		kopts = append(kopts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
+	} else {
+		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("consumer: kafka client: %w", err)
+	}
+	c.cl = cl
+	c.dlq = &deadLetter{cl: cl, topic: cfg.dlqTopic()}
+	return c, nil
+}
+
+// Ready is closed once the consumer has joined its group and been assigned
+// partitions for the first time.
+func (c *Consumer) Ready() <-chan struct{} { return c.ready }
+
+// Run consumes until ctx is cancelled, then shuts down gracefully: it stops
+// fetching, drains every partition's spans (bounded by ShutdownTimeout),
+// commits what was acknowledged and leaves the group. It returns nil after a
+// clean shutdown.
+func (c *Consumer) Run(ctx context.Context) error {
+	stopCtx := context.AfterFunc(ctx, c.cancel)
+	defer stopCtx()
+	defer c.cancel()
+	if err := c.ensureDLQ(ctx); err != nil {
+		c.cl.Close()
+		return err
+	}
+
+	var wg sync.WaitGroup
+	commitCtx, stopCommits := context.WithCancel(context.Background())
+	wg.Go(func() { c.commitLoop(commitCtx) })
+
+	err := c.poll(ctx)
+
+	stopCommits()
+	wg.Wait()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), c.cfg.ShutdownTimeout)
+	defer cancel()
+	c.mu.Lock()
+	all := make([]int32, 0, len(c.workers))
+	for p := range c.workers {
+		all = append(all, p)
+	}
+	c.mu.Unlock()
+	c.release(shutdownCtx, all, true)
+	// Our revoke callback finds no workers left, so leaving commits nothing
+	// more; leaving promptly lets the partitions move without a session timeout.
+	c.cl.Close()
+	return err
+}
+
+// poll is the fetch loop: it hands each partition's records to its worker and
+// allows rebalances between polls, so callbacks never run while records are
+// being dispatched.
+func (c *Consumer) poll(ctx context.Context) error {
+	for {
+		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			c.cl.AllowRebalance()
+			return nil
+		}
+		fetches.EachError(func(t string, p int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			c.log.Warn("fetch error", "topic", t, "partition", p, "error", err)
+		})
+		stopped := false
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if stopped || len(p.Records) == 0 {
+				return
+			}
+			c.mu.Lock()
+			w := c.workers[p.Partition]
+			c.mu.Unlock()
+			if w == nil {
+				return
+			}
+			w.mu.Lock()
+			w.hw = p.HighWatermark
+			w.mu.Unlock()
+			// A blocked send (the worker's lane is full during a collector
+			// outage) is the back-pressure that stops fetching.
+			select {
+			case w.in <- p.Records:
+			case <-ctx.Done():
+				stopped = true
+			}
+		})
+		c.cl.AllowRebalance()
+		if stopped {
+			return nil
+		}
+	}
+}
+
+func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, p := range assigned[c.cfg.Topic] {
+		if c.workers[p] != nil {
+			continue
+		}
+		w, err := newWorker(&c.pipeline, c.cfg.Topic, p)
+		if err != nil { // the config was validated in New; this is a bug
+			c.log.Error("start partition worker", "error", err)
+			continue
+		}
+		c.workers[p] = w
+		go w.run(c.ctx)
+		c.metrics.add(c.metrics.rebalances, 1, attribute.String("kind", "assigned"))
+		c.log.Info("partition assigned", "topic", c.cfg.Topic, "partition", p)
+	}
+	c.readyOne.Do(func() { close(c.ready) })
+}
+
+// fetched reads the exported-through mark back from the commit metadata.
+// It runs after assignment and before the first fetch of those partitions.
+func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	visit := func(topic string, partition int32, offset int64, meta *string) {
+		if topic != c.cfg.Topic {
+			return
+		}
+		c.mu.Lock()
+		w := c.workers[partition]
+		c.mu.Unlock()
+		if w == nil {
+			return
+		}
+		h := int64(-1)
+		if offset >= 0 && meta != nil {
+			if v, ok := parseMetadata(*meta); ok {
+				h = v
+			}
+		}
+		w.exportedThrough.Store(h)
+		c.log.Info("resuming partition", "topic", topic, "partition", partition, "committed", offset, "exported_through", h)
+	}
+	// Newer protocol versions answer per group, older ones at the top level.
+	for _, g := range resp.Groups {
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				visit(t.Topic, p.Partition, p.Offset, p.Metadata)
+			}
+		}
+	}
+	for _, t := range resp.Topics {
+		for _, p := range t.Partitions {
+			visit(t.Topic, p.Partition, p.Offset, p.Metadata)
+		}
+	}
+	return nil
+}
+
+func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	if len(revoked[c.cfg.Topic]) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+	defer cancel()
+	c.metrics.add(c.metrics.rebalances, int64(len(revoked[c.cfg.Topic])), attribute.String("kind", "revoked"))
+	c.release(ctx, revoked[c.cfg.Topic], true)
+}
+
+func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+	if len(lost[c.cfg.Topic]) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+	defer cancel()
+	c.metrics.add(c.metrics.rebalances, int64(len(lost[c.cfg.Topic])), attribute.String("kind", "lost"))
+	// Never commit a lost partition: another member may own it already.
+	c.release(ctx, lost[c.cfg.Topic], false)
+}
+
+// release stops the workers of partitions, drains their lanes, commits what
+// was acknowledged when commit is set, and drops their state. Sessions are
+// not ended: the next owner rebuilds them by replay.
+func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool) {
+	c.mu.Lock()
+	ws := make([]*worker, 0, len(partitions))
+	for _, p := range partitions {
+		if w := c.workers[p]; w != nil {
+			ws = append(ws, w)
+			delete(c.workers, p)
+		}
+	}
+	c.mu.Unlock()
+	if len(ws) == 0 {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, w := range ws {
+		wg.Go(func() {
+			w.stop(ctx)
+			if err := w.lane.flush(ctx); err != nil {
+				c.log.Warn("partition released before all spans were acknowledged; they stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
+			}
+		})
+	}
+	wg.Wait()
+	if commit {
+		c.commit(ctx, ws)
+	}
+	for _, w := range ws {
+		_ = w.lane.close(ctx)
+		c.log.Info("partition released", "topic", w.topic, "partition", w.partition, "committed", commit)
+	}
+}
+
+// commitLoop commits every worker's acknowledged position each interval.
+func (c *Consumer) commitLoop(ctx context.Context) {
+	t := time.NewTicker(c.cfg.CommitInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.mu.Lock()
+			ws := make([]*worker, 0, len(c.workers))
+			for _, w := range c.workers {
+				ws = append(ws, w)
+			}
+			c.mu.Unlock()
+			cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+			c.commit(cctx, ws)
+			cancel()
+		}
+	}
+}
+
+// commit commits the positions of ws that moved since their last commit.
+func (c *Consumer) commit(ctx context.Context, ws []*worker) {
+	c.commitMu.Lock()
+	defer c.commitMu.Unlock()
+	offsets := map[int32]kgo.EpochOffset{}
+	marks := map[int32]string{}
+	byPartition := map[int32]*worker{}
+	for _, w := range ws {
+		pos, ok := w.position()
+		if !ok {
+			continue
+		}
+		w.mu.Lock()
+		committed, open, hw := w.committed, w.open, w.hw
+		w.mu.Unlock()
+		c.metrics.openSessions.Record(context.Background(), int64(open), partitionAttrs(w.topic, w.partition))
+		if pos.offset == committed {
+			continue
+		}
+		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.offset}
+		marks[w.partition] = formatMetadata(pos.mark)
+		byPartition[w.partition] = w
+		_ = hw
+	}
+	if len(offsets) == 0 {
+		return
+	}
+	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
+		for i := range req.Topics {
+			if req.Topics[i].Topic != c.cfg.Topic {
+				continue
+			}
+			for j := range req.Topics[i].Partitions {
+				p := &req.Topics[i].Partitions[j]
+				if m, ok := marks[p.Partition]; ok {
+					p.Metadata = &m
+				}
+			}
+		}
+		return nil
+	})
+	c.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{c.cfg.Topic: offsets},
+		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+			if err != nil {
+				c.metrics.add(c.metrics.commits, 1, attribute.String("result", "error"))
+				c.log.Warn("offset commit failed", "topic", c.cfg.Topic, "error", err)
+				return
+			}
+			for _, t := range resp.Topics {
+				for _, p := range t.Partitions {
+					w := byPartition[p.Partition]
+					if w == nil {
+						continue
+					}
+					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						c.metrics.add(c.metrics.commits, 1, attribute.String("result", "error"))
+						c.log.Warn("offset commit failed", "topic", t.Topic, "partition", p.Partition, "error", err)
+						continue
+					}
+					off := offsets[p.Partition].Offset
+					w.mu.Lock()
+					w.committed = off
+					hw := w.hw
+					w.mu.Unlock()
+					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
+					attrs := partitionAttrs(t.Topic, p.Partition)
+					c.metrics.committed.Record(context.Background(), off, attrs)
+					if hw >= off {
+						c.metrics.lag.Record(context.Background(), hw-off, attrs)
+					}
+				}
+			}
+		})
+}
+
+// ensureDLQ creates the dead-letter topic when it does not exist, so poison
+// records never wait on a missing topic.
+func (c *Consumer) ensureDLQ(ctx context.Context) error {
+	adm := kadm.NewClient(c.cl)
+	topic := c.cfg.dlqTopic()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, -1, -1, nil, topic)
+	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("consumer: create dead-letter topic %q: %w", topic, err)
+	}
+	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
+		return fmt.Errorf("consumer: create dead-letter topic %q: %w", topic, resp.Err)
+	}
+	return nil
+}
+
+// metadataPrefix versions the commit metadata so a future format can be told
+// apart; anything else (another tool's metadata) is ignored.
+const metadataPrefix = "sessiontrace/v1 h="
+
+func formatMetadata(mark int64) string { return metadataPrefix + strconv.FormatInt(mark, 10) }
+
+func parseMetadata(s string) (int64, bool) {
+	rest, ok := strings.CutPrefix(s, metadataPrefix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseInt(rest, 10, 64)
+	if err != nil || v < 0 {
+		return 0, false
+	}
+	return v, true
+}

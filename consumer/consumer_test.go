@@ -1,0 +1,266 @@
+package consumer
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
+)
+
+// childEnv switches the test binary into a consumer process for the crash
+// test: the parent kills it with SIGKILL, which no in-process test can do.
+const childEnv = "SESSIONTRACE_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" {
+		os.Exit(runChild())
+	}
+	os.Exit(m.Run())
+}
+
+func runChild() int {
+	brokers := strings.Split(os.Getenv("CHILD_BROKERS"), ",")
+	exp, err := newExporter(context.Background(), os.Getenv("CHILD_OTLP"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	cfg := testConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"))
+	c, err := New(cfg, exp, WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	// Runs until the parent kills it; the deadline only stops an orphan.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := c.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func TestTracesEverySessionAndDeadLettersPoison(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 3, players: 60, openAtEnd: 5, poisonEach: 25, matches: 2})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		s.produce(t, brokers, topic)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+
+		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		waitSpans(t, rcv, len(s.spans), 60*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
+		r.shutdown(t)
+		watch.finish(t)
+
+		if dups := s.check(t, rcv.Spans()); dups != 0 {
+			t.Errorf("%d duplicate spans in a run without failures", dups)
+		}
+		dead := consumeAll(t, brokers, topic+".dlq", s.poison)
+		for _, d := range dead {
+			if header(d, HeaderReason) == "" || header(d, HeaderSourceTopic) != topic || header(d, HeaderSourceOffset) == "" {
+				t.Errorf("dead-letter record without its reason or source: %v", d.Headers)
+			}
+		}
+	})
+}
+
+func TestCollectorOutageLosesNothing(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 2, players: 40, openAtEnd: 2, matches: 2})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		rcv.Stop() // the collector is down before the first span
+		s.produce(t, brokers, topic)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+
+		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		select {
+		case <-r.c.Ready():
+		case <-time.After(30 * time.Second):
+			t.Fatal("consumer never got partitions")
+		}
+		// While the collector is down nothing may be committed past the first
+		// record of each partition: every session starts there and no span
+		// was acknowledged.
+		waitForExportFailures(t, r.c)
+		for p, off := range committedOffsets(t, brokers, group, topic) {
+			if off > 0 {
+				t.Errorf("partition %d committed to %d while the collector was down", p, off)
+			}
+		}
+		if err := rcv.Restart(); err != nil {
+			t.Fatal(err)
+		}
+		waitSpans(t, rcv, len(s.spans), 60*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
+		r.shutdown(t)
+		watch.finish(t)
+		if dups := s.check(t, rcv.Spans()); dups != 0 {
+			t.Errorf("%d duplicate spans after an outage without a restart", dups)
+		}
+	})
+}
+
+// waitForExportFailures waits until the consumer has seen its exports fail,
+// so the outage is known to have been hit, not merely scheduled.
+func waitForExportFailures(t *testing.T, c *Consumer) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if c.failedExports.Load() > 0 {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatal("no export failed while the collector was down")
+}
+
+func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+
+		first, second := s.split(0.5)
+		first.produce(t, brokers, topic)
+		child := startChild(t, brokers, topic, group, rcv.Addr())
+		waitSpans(t, rcv, len(first.spans), 60*time.Second)
+		waitCommitted(t, brokers, group, topic, first.endOffsets(t), 30*time.Second)
+
+		before := rcv.Count()
+		second.produce(t, brokers, topic)
+		waitSpans(t, rcv, before+1, 60*time.Second) // mid-stream: it is exporting the second half
+		if err := child.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		atKill := committedWithMarks(t, brokers, group, topic)
+
+		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		waitSpans(t, rcv, len(s.spans), 90*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
+		r.shutdown(t)
+		watch.finish(t)
+
+		dups := s.check(t, rcv.Spans())
+		t.Logf("%d spans expected, %d received, %d duplicates after kill -9", len(s.spans), rcv.Count(), dups)
+		// Duplicates must come only from records after the last commit's mark.
+		counts := map[string]int{}
+		for _, sp := range rcv.Spans() {
+			counts[sp.SpanID.String()]++
+		}
+		for id, sp := range s.spans {
+			if counts[id.String()] > 1 && s.closedBy[id] < atKill[s.partOf[id]] {
+				t.Errorf("span %s %q re-emitted although its record (offset %d) is below the committed mark %d", id, sp.Name, s.closedBy[id], atKill[s.partOf[id]])
+			}
+		}
+	})
+}
+
+func TestPartitionsMovingBetweenConsumers(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 6, players: 120, openAtEnd: 6, poisonEach: 40, matches: 2})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+		exp := exporter(t, rcv.Addr())
+		cfg := testConfig(brokers, topic, group)
+
+		a, rest := s.split(0.34)
+		b, c := rest.split(0.5)
+		a.produce(t, brokers, topic)
+		ca := startConsumer(t, cfg, exp)
+		cb := startConsumer(t, cfg, exp)
+		b.produce(t, brokers, topic)
+		cc := startConsumer(t, cfg, exp)
+		<-cc.c.Ready()
+		ca.shutdown(t) // its partitions move to the others while records flow
+		c.produce(t, brokers, topic)
+		waitSpans(t, rcv, len(s.spans), 90*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 60*time.Second)
+		cb.shutdown(t)
+		cc.shutdown(t)
+		watch.finish(t)
+		dups := s.check(t, rcv.Spans())
+		t.Logf("%d spans expected, %d received, %d identical duplicates across rebalances", len(s.spans), rcv.Count(), dups)
+		consumeAll(t, brokers, topic+".dlq", s.poison)
+	})
+}
+
+func startChild(t *testing.T, brokers []string, topic, group, otlp string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=1",
+		"CHILD_BROKERS="+strings.Join(brokers, ","), "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "CHILD_OTLP="+otlp)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// committedWithMarks returns each partition's committed exported-through mark.
+func committedWithMarks(t *testing.T, brokers []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	out := map[int32]int64{}
+	for p, c := range kafkatest.Committed(t, brokers, group, topic) {
+		if h, ok := parseMetadata(c.Metadata); ok {
+			out[p] = h
+		}
+	}
+	return out
+}
+
+// consumeAll reads exactly n records from topic (all partitions, from the
+// start) and fails t if fewer arrive in time.
+func consumeAll(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %d of %d records from %s", len(out), n, topic)
+		}
+		out = append(out, fs.Records()...)
+	}
+	if len(out) != n {
+		t.Errorf("read %d records from %s, want %d", len(out), topic, n)
+	}
+	return out
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}

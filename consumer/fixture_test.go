@@ -1,0 +1,474 @@
+package consumer
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+
+	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
+	"github.com/sessiontrace/sessiontrace/consumer/receiver"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// scenario is a set of records laid out per partition, and the spans a
+// reference run of the same decoder and state machine derives from them: the
+// exact set a correct consumer must deliver, whatever fails on the way.
+type scenario struct {
+	partitions int32
+	records    map[int32][]*kgo.Record
+	spans      map[trace.SpanID]lifecycle.Span
+	closedBy   map[trace.SpanID]int64 // offset of the record that closed each span
+	partOf     map[trace.SpanID]int32
+	roots      int
+	poison     int
+}
+
+type scenarioSpec struct {
+	partitions int32
+	players    int
+	openAtEnd  int // players whose session never ends (they pin the commit)
+	poisonEach int // one poison record after every poisonEach good ones (0: none)
+	matches    int
+}
+
+// buildScenario generates sessions, interleaves them in time, places each
+// player on a partition by key hash, inserts poison records and computes the
+// expected spans with a reference machine per partition.
+func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
+	t.Helper()
+	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
+	type timed struct {
+		ts  int64
+		seq int
+		ev  schema.Event
+	}
+	var all []timed
+	for p := range spec.players {
+		player := fmt.Sprintf("player-%06d", p)
+		ts := base + int64(p)*int64(137*time.Millisecond)
+		seq := 0
+		add := func(ev schema.Event, step time.Duration) {
+			ts += int64(step)
+			ev.PlayerID, ev.TS = player, ts
+			ev.EventID = player + "-" + strconv.Itoa(seq)
+			seq++
+			all = append(all, timed{ts: ts, seq: len(all), ev: ev})
+		}
+		add(schema.Event{Type: schema.SessionLogin, AuthMethod: "password", ClientVersion: "1.4.2", Platform: []string{"pc", "ps5", "ios"}[p%3]}, 0)
+		for m := range spec.matches {
+			add(schema.Event{Type: schema.MatchmakingEnter, GameMode: "ranked"}, 2*time.Second)
+			add(schema.Event{Type: schema.MatchmakingComplete, LobbyID: fmt.Sprintf("lobby-%d-%d", p, m)}, 7*time.Second)
+			add(schema.Event{Type: schema.LoadingStart, LoadingType: "match"}, time.Second)
+			add(schema.Event{Type: schema.LoadingFinish, AssetsLoaded: 120, HasAssetsLoaded: true, TotalSizeMB: 340.5, HasTotalSizeMB: true}, 9*time.Second)
+			add(schema.Event{Type: schema.GameEnter, ServerID: "srv-1", Map: "dust"}, time.Second)
+			add(schema.Event{Type: schema.GameLeave, Result: "win", Score: 12, HasScore: true}, 300*time.Second)
+		}
+		if p >= spec.players-spec.openAtEnd {
+			continue
+		}
+		add(schema.Event{Type: schema.SessionDisconnect, Reason: []string{"client_quit", "connection_lost", "crash"}[p%3]}, 5*time.Second)
+	}
+	slices.SortStableFunc(all, func(a, b timed) int {
+		if c := cmp.Compare(a.ts, b.ts); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+
+	s := &scenario{
+		partitions: spec.partitions,
+		records:    map[int32][]*kgo.Record{},
+		spans:      map[trace.SpanID]lifecycle.Span{},
+		closedBy:   map[trace.SpanID]int64{},
+		partOf:     map[trace.SpanID]int32{},
+	}
+	good := 0
+	for _, e := range all {
+		p := partitionOf(e.ev.PlayerID, spec.partitions)
+		s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev)})
+		good++
+		if spec.poisonEach > 0 && good%spec.poisonEach == 0 {
+			bad := []string{`{"type":"session.login"`, `{"type":"teleport","event_id":"x","player_id":"` + e.ev.PlayerID + `","ts":"2026-11-25T10:00:00Z"}`, `not json at all`}[s.poison%3]
+			s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: []byte(bad)})
+			s.poison++
+		}
+	}
+	for p, recs := range s.records {
+		dec, err := schema.NewDecoder(schema.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := lifecycle.New(lifecycle.DefaultConfig())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ev schema.Event
+		for off, r := range recs {
+			if dec.Decode(r.Key, r.Value, &ev) != nil {
+				continue
+			}
+			spans, _ := m.Apply(&ev, int64(off), nil)
+			for _, sp := range spans {
+				if _, dup := s.spans[sp.SpanID]; dup {
+					t.Fatalf("reference run produced span %s twice", sp.SpanID)
+				}
+				s.spans[sp.SpanID] = sp
+				s.closedBy[sp.SpanID] = int64(off)
+				s.partOf[sp.SpanID] = p
+				if !sp.ParentSpanID.IsValid() {
+					s.roots++
+				}
+			}
+		}
+	}
+	return s
+}
+
+func partitionOf(player string, n int32) int32 {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(player))
+	return int32(h.Sum32() % uint32(n))
+}
+
+// split returns the scenario's first frac of each partition's records, with
+// the spans those records close, and the rest (records only), which a test
+// produces after the first so offsets continue.
+func (s *scenario) split(frac float64) (first, rest *scenario) {
+	first = &scenario{partitions: s.partitions, records: map[int32][]*kgo.Record{}, spans: map[trace.SpanID]lifecycle.Span{},
+		closedBy: map[trace.SpanID]int64{}, partOf: map[trace.SpanID]int32{}}
+	rest = &scenario{partitions: s.partitions, records: map[int32][]*kgo.Record{}}
+	cut := map[int32]int64{}
+	for p, recs := range s.records {
+		k := int(float64(len(recs)) * frac)
+		cut[p] = int64(k)
+		first.records[p], rest.records[p] = recs[:k], recs[k:]
+	}
+	for id, sp := range s.spans {
+		if off := s.closedBy[id]; off < cut[s.partOf[id]] {
+			first.spans[id], first.closedBy[id], first.partOf[id] = sp, off, s.partOf[id]
+		}
+	}
+	return first, rest
+}
+
+// produce writes the scenario's records to topic, partition by partition, in
+// order; offsets then equal each record's index in its partition.
+func (s *scenario) produce(t testing.TB, brokers []string, topic string) {
+	t.Helper()
+	var recs []*kgo.Record
+	for p := range s.partitions {
+		for _, r := range s.records[p] {
+			c := *r
+			c.Topic = topic
+			recs = append(recs, &c)
+		}
+	}
+	kafkatest.Produce(t, brokers, recs...)
+}
+
+// check asserts that exactly the expected spans were received (every one,
+// nothing else), that duplicates are identical re-deliveries, and that every
+// trace has exactly one root.
+func (s *scenario) check(t testing.TB, got []receiver.Span) (dups int) {
+	t.Helper()
+	seen := map[trace.SpanID]receiver.Span{}
+	roots := map[trace.TraceID]map[trace.SpanID]bool{}
+	for _, g := range got {
+		want, ok := s.spans[g.SpanID]
+		if !ok {
+			t.Errorf("unexpected span %s %q (trace %s)", g.SpanID, g.Name, g.TraceID)
+			continue
+		}
+		if g.TraceID != want.TraceID || g.ParentSpanID != want.ParentSpanID || g.Name != want.Name || g.Start != want.Start || g.End != want.End {
+			t.Errorf("span %s differs: got %s %q parent %s [%d,%d], want %s %q parent %s [%d,%d]",
+				g.SpanID, g.TraceID, g.Name, g.ParentSpanID, g.Start, g.End, want.TraceID, want.Name, want.ParentSpanID, want.Start, want.End)
+		}
+		if _, again := seen[g.SpanID]; again {
+			dups++
+		}
+		seen[g.SpanID] = g
+		if !g.ParentSpanID.IsValid() {
+			if roots[g.TraceID] == nil {
+				roots[g.TraceID] = map[trace.SpanID]bool{}
+			}
+			roots[g.TraceID][g.SpanID] = true
+		}
+	}
+	missing := 0
+	for id, sp := range s.spans {
+		if _, ok := seen[id]; !ok {
+			missing++
+			if missing <= 10 {
+				t.Errorf("span lost: %s %q of trace %s (partition %d, closed by offset %d)", id, sp.Name, sp.TraceID, s.partOf[id], s.closedBy[id])
+			}
+		}
+	}
+	if missing > 0 {
+		t.Errorf("%d of %d expected spans never arrived", missing, len(s.spans))
+	}
+	for tr, ids := range roots {
+		if len(ids) != 1 {
+			t.Errorf("trace %s has %d distinct root spans", tr, len(ids))
+		}
+	}
+	if len(roots) != s.roots {
+		t.Errorf("got %d traces with a root, want %d", len(roots), s.roots)
+	}
+	return dups
+}
+
+// endOffsets are the offsets a fully caught-up consumer commits: the end of
+// each partition, or the first offset of the oldest session left open.
+func (s *scenario) endOffsets(t testing.TB) map[int32]int64 {
+	t.Helper()
+	out := map[int32]int64{}
+	for p, recs := range s.records {
+		dec, _ := schema.NewDecoder(schema.DefaultLimits())
+		m, _ := lifecycle.New(lifecycle.DefaultConfig())
+		var ev schema.Event
+		for off, r := range recs {
+			if dec.Decode(r.Key, r.Value, &ev) == nil {
+				m.Apply(&ev, int64(off), nil)
+			}
+		}
+		out[p] = int64(len(recs))
+		if lo, ok := m.LowestOffset(); ok {
+			out[p] = lo
+		}
+	}
+	return out
+}
+
+// newExporter returns a real OTLP gRPC exporter aimed at addr, with the
+// exporter's own retries off (the consumer retries) and fast reconnects, so a
+// restarted receiver is found again within a second.
+func newExporter(ctx context.Context, addr string) (*otlptrace.Exporter, error) {
+	return otlptracegrpc.New(ctx,
+		otlptracegrpc.WithEndpoint(addr),
+		otlptracegrpc.WithInsecure(),
+		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
+		otlptracegrpc.WithTimeout(5*time.Second),
+		otlptracegrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 500 * time.Millisecond},
+			MinConnectTimeout: time.Second,
+		})),
+	)
+}
+
+func exporter(t testing.TB, addr string) *otlptrace.Exporter {
+	t.Helper()
+	exp, err := newExporter(t.Context(), addr)
+	if err != nil {
+		t.Fatalf("otlp exporter: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = exp.Shutdown(ctx)
+	})
+	return exp
+}
+
+func startReceiver(t testing.TB) *receiver.Receiver {
+	t.Helper()
+	r, err := receiver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("otlp receiver: %v", err)
+	}
+	t.Cleanup(r.Close)
+	return r
+}
+
+func testConfig(brokers []string, topic, group string) Config {
+	cfg := DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.Topic = topic
+	cfg.Group = group
+	cfg.CommitInterval = 100 * time.Millisecond
+	cfg.ExportBatchTimeout = 50 * time.Millisecond
+	cfg.ExportBatchSize = 64
+	cfg.ExportQueueSize = 256
+	cfg.RetryInitial = 20 * time.Millisecond
+	cfg.RetryMax = 200 * time.Millisecond
+	cfg.RevokeTimeout = 5 * time.Second
+	cfg.ShutdownTimeout = 5 * time.Second
+	return cfg
+}
+
+// running is a Consumer started in the background by a test.
+type running struct {
+	c    *Consumer
+	stop context.CancelFunc
+	done chan error
+}
+
+func startConsumer(t testing.TB, cfg Config, exp *otlptrace.Exporter, opts ...Option) *running {
+	t.Helper()
+	opts = append([]Option{
+		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(20*time.Second)),
+	}, opts...)
+	c, err := New(cfg, exp, opts...)
+	if err != nil {
+		t.Fatalf("new consumer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{c: c, stop: cancel, done: make(chan error, 1)}
+	go func() { r.done <- c.Run(ctx) }()
+	t.Cleanup(func() { r.shutdown(t) })
+	return r
+}
+
+// shutdown stops the consumer gracefully and waits for Run to return.
+func (r *running) shutdown(t testing.TB) {
+	t.Helper()
+	r.stop()
+	select {
+	case err, ok := <-r.done:
+		if ok && err != nil {
+			t.Errorf("consumer run: %v", err)
+		}
+		if ok {
+			close(r.done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("consumer did not shut down within 30s")
+	}
+}
+
+// waitSpans waits until the receiver holds at least n spans.
+func waitSpans(t testing.TB, r *receiver.Receiver, n int, within time.Duration) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), within)
+	defer cancel()
+	if err := r.WaitCount(ctx, n); err != nil {
+		t.Fatalf("waiting for %d spans (have %d): %v", n, r.Count(), err)
+	}
+}
+
+// waitCommitted waits until the group's committed offsets equal want.
+func waitCommitted(t testing.TB, brokers []string, group, topic string, want map[int32]int64, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	var got map[int32]int64
+	for time.Now().Before(deadline) {
+		got = committedOffsets(t, brokers, group, topic)
+		if maps.Equal(got, want) {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(50 * time.Millisecond): // polling an external system, bounded by the deadline
+		}
+	}
+	t.Fatalf("committed offsets %v, want %v", got, want)
+}
+
+func committedOffsets(t testing.TB, brokers []string, group, topic string) map[int32]int64 {
+	t.Helper()
+	out := map[int32]int64{}
+	for p, c := range kafkatest.Committed(t, brokers, group, topic) {
+		out[p] = c.Offset
+	}
+	return out
+}
+
+// contractWatch polls the group's commits while a test runs and records every
+// commit whose exported-through mark H covers a span the receiver has not got:
+// a commit ahead of acknowledged spans.
+type contractWatch struct {
+	mu         sync.Mutex
+	violations []string
+	commits    int
+	stop       context.CancelFunc
+	done       chan struct{}
+}
+
+func watchContract(t testing.TB, brokers []string, group, topic string, s *scenario, r *receiver.Receiver) *contractWatch {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &contractWatch{stop: cancel, done: make(chan struct{})}
+	last := map[int32]string{}
+	go func() {
+		defer close(w.done)
+		defer cl.Close()
+		for ctx.Err() == nil {
+			resp, err := adm.FetchOffsets(ctx, group)
+			if err == nil {
+				// Offsets first, spans second: spans only ever accumulate,
+				// so a span missing now was missing when the commit was made.
+				received := map[trace.SpanID]bool{}
+				for _, sp := range r.Spans() {
+					received[sp.SpanID] = true
+				}
+				resp.Each(func(o kadm.OffsetResponse) {
+					if o.Topic != topic || o.Err != nil {
+						return
+					}
+					key := fmt.Sprintf("%d/%s", o.At, o.Metadata)
+					if last[o.Partition] == key {
+						return
+					}
+					last[o.Partition] = key
+					h, ok := parseMetadata(o.Metadata)
+					w.mu.Lock()
+					defer w.mu.Unlock()
+					w.commits++
+					if !ok {
+						w.violations = append(w.violations, fmt.Sprintf("partition %d: commit %d without our metadata (%q)", o.Partition, o.At, o.Metadata))
+						return
+					}
+					for id, off := range s.closedBy {
+						if s.partOf[id] == o.Partition && off < h && !received[id] {
+							w.violations = append(w.violations, fmt.Sprintf("partition %d: commit at %d with H=%d before span %s (closed by offset %d) was received", o.Partition, o.At, h, id, off))
+							return
+						}
+					}
+				})
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { w.finish(t) })
+	return w
+}
+
+// finish stops watching and fails t on any violation seen.
+func (w *contractWatch) finish(t testing.TB) {
+	t.Helper()
+	w.stop()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, v := range w.violations {
+		t.Errorf("delivery contract broken: %s", v)
+	}
+	w.violations = nil
+}

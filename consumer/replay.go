@@ -1,0 +1,203 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// Record is one recorded Kafka record to replay.
+type Record struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       []byte
+	Value     []byte
+}
+
+// Sink receives the spans a replay finishes, in the order they finish.
+type Sink interface {
+	// Write takes the spans one record finished. It may block (back-pressure)
+	// and must not keep spans after returning: the slice is reused.
+	Write(ctx context.Context, spans []lifecycle.Span) error
+	// Close flushes what is buffered and releases the sink.
+	Close(ctx context.Context) error
+}
+
+// OTLPSink exports replayed spans through the same SDK path as the consumer
+// (blocking batch processor, acknowledging exporter) over exp. Batches are cut
+// by size only, so the same input yields the same export requests, byte for
+// byte. Close waits until every span was accepted.
+func OTLPSink(exp sdktrace.SpanExporter, cfg Config, opts ...Option) Sink {
+	p := &pipeline{cfg: cfg}
+	for _, o := range opts {
+		o.apply(p)
+	}
+	lc := laneConfig{
+		queueSize:    cfg.ExportQueueSize,
+		batchSize:    cfg.ExportBatchSize,
+		batchTimeout: math.MaxInt64, // never cut a batch by time: determinism
+		retryInitial: cfg.RetryInitial,
+		retryMax:     cfg.RetryMax,
+		resource:     p.resource,
+	}
+	return &otlpSink{lane: newLane(exp, lc)}
+}
+
+type otlpSink struct{ lane *lane }
+
+func (s *otlpSink) Write(ctx context.Context, spans []lifecycle.Span) error {
+	for i := range spans {
+		if err := s.lane.emit(ctx, &spans[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *otlpSink) Close(ctx context.Context) error {
+	flushErr := s.lane.flush(ctx)
+	acked, emitted := s.lane.acked(), s.lane.emitted
+	closeErr := s.lane.close(ctx)
+	if err := errors.Join(flushErr, closeErr); err != nil {
+		return fmt.Errorf("replay: export: %w", err)
+	}
+	if acked != emitted {
+		return fmt.Errorf("replay: export: %d of %d spans accepted", acked, emitted)
+	}
+	return nil
+}
+
+// ReplayStats summarises a replay.
+type ReplayStats struct {
+	Records  int
+	Spans    int
+	Rejected map[string]int // by reason: records that would go to the dead-letter topic
+	// Anomalies counts applied events with an anomaly, by kind.
+	Anomalies map[string]int
+	// Open are the sessions still open at the end of the input (closed only
+	// when Finish was asked to).
+	Open []lifecycle.OpenSession
+	// Elapsed is the wall time between the first Process and Finish.
+	Elapsed time.Duration
+}
+
+// Replayer runs recorded records through the decoder and state machine of
+// the group consumer, one machine per partition, without a group and without
+// commits. It is deterministic: the same records give the same spans in the
+// same order.
+type Replayer struct {
+	cfg      Config
+	sink     Sink
+	machines map[string]*lifecycle.Machine
+	order    []string // partitions in first-seen order, for a deterministic Finish
+	dec      *schema.Decoder
+	ev       schema.Event
+	spans    []lifecycle.Span
+	stats    ReplayStats
+	started  time.Time
+}
+
+// NewReplayer validates the pipeline part of cfg (no brokers needed).
+func NewReplayer(cfg Config, sink Sink) (*Replayer, error) {
+	if err := cfg.ValidatePipeline(); err != nil {
+		return nil, fmt.Errorf("replay config: %w", err)
+	}
+	dec, err := schema.NewDecoder(cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("replay config: %w", err)
+	}
+	return &Replayer{
+		cfg: cfg, sink: sink, dec: dec,
+		machines: map[string]*lifecycle.Machine{},
+		stats:    ReplayStats{Rejected: map[string]int{}, Anomalies: map[string]int{}},
+	}, nil
+}
+
+// Process replays one record. Records of one partition must come in offset
+// order; partitions may interleave.
+func (r *Replayer) Process(ctx context.Context, rec Record) error {
+	if r.started.IsZero() {
+		r.started = time.Now()
+	}
+	r.stats.Records++
+	if err := r.dec.Decode(rec.Key, rec.Value, &r.ev); err != nil {
+		reason := string(schema.ReasonMalformed)
+		var se *schema.Error
+		if errors.As(err, &se) {
+			reason = string(se.Reason)
+		}
+		r.stats.Rejected[reason]++
+		return nil
+	}
+	key := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
+	m := r.machines[key]
+	if m == nil {
+		var err error
+		if m, err = lifecycle.New(r.cfg.Lifecycle); err != nil {
+			return err
+		}
+		r.machines[key] = m
+		r.order = append(r.order, key)
+	}
+	spans, out := m.Apply(&r.ev, rec.Offset, r.spans[:0])
+	r.spans = spans[:0]
+	if out.Dropped() {
+		r.stats.Rejected[out.Reason()]++
+	} else if out != 0 {
+		for _, k := range outcomeKinds {
+			if out.Has(k.flag) {
+				r.stats.Anomalies[k.name]++
+			}
+		}
+	}
+	r.stats.Spans += len(spans)
+	if len(spans) == 0 {
+		return nil
+	}
+	if err := r.sink.Write(ctx, spans); err != nil {
+		return fmt.Errorf("replay %s offset %d: %w", key, rec.Offset, err)
+	}
+	return nil
+}
+
+// Finish reports the sessions still open, ends them as "end_of_input" when
+// closeOpen is set (never the default: a recording usually stops mid-session),
+// and closes the sink.
+func (r *Replayer) Finish(ctx context.Context, closeOpen bool) (ReplayStats, error) {
+	var werr error
+	for _, key := range r.order {
+		m := r.machines[key]
+		m.OpenSessions(func(s lifecycle.OpenSession) { r.stats.Open = append(r.stats.Open, s) })
+		if closeOpen {
+			spans := m.CloseAll("end_of_input", r.spans[:0])
+			r.stats.Spans += len(spans)
+			if len(spans) > 0 && werr == nil {
+				werr = r.sink.Write(ctx, spans)
+			}
+		}
+	}
+	if !r.started.IsZero() {
+		r.stats.Elapsed = time.Since(r.started)
+	}
+	return r.stats, errors.Join(werr, r.sink.Close(ctx))
+}
+
+// outcomeKinds names the anomaly flags for metrics and reports.
+var outcomeKinds = []struct {
+	flag lifecycle.Outcome
+	name string
+}{
+	{lifecycle.Duplicate, "duplicate_event"},
+	{lifecycle.UnknownSession, "unknown_session"},
+	{lifecycle.Clamped, "clamped_timestamp"},
+	{lifecycle.Superseded, "superseded_session"},
+	{lifecycle.OutOfPhase, "out_of_phase"},
+}
