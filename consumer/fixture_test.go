@@ -181,7 +181,14 @@ func (s *scenario) produce(t testing.TB, brokers []string, topic string) {
 			recs = append(recs, &c)
 		}
 	}
-	kafkatest.Produce(t, brokers, recs...)
+	// The manual partitioner keeps each record on the partition the
+	// reference run computed its offsets for.
+	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce %d records: %v", len(recs), err)
+	}
 }
 
 // check asserts that exactly the expected spans were received (every one,
