@@ -303,13 +303,18 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 		w.exportedThrough.Store(h)
 		c.log.Info("resuming partition", "topic", topic, "partition", partition, "committed", offset, "exported_through", h)
 	}
-	// Newer protocol versions answer per group, older ones at the top level.
+	// Newer protocol versions answer per group (authoritative: the top-level
+	// copy can lack topic names once topic IDs are used), older ones only at
+	// the top level.
 	for _, g := range resp.Groups {
 		for _, t := range g.Topics {
 			for _, p := range t.Partitions {
 				visit(t.Topic, p.Partition, p.Offset, p.Metadata)
 			}
 		}
+	}
+	if len(resp.Groups) > 0 {
+		return nil
 	}
 	for _, t := range resp.Topics {
 		for _, p := range t.Partitions {
@@ -404,22 +409,26 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 	offsets := map[int32]kgo.EpochOffset{}
 	marks := map[int32]string{}
 	byPartition := map[int32]*worker{}
+	positions := map[int32]position{}
 	for _, w := range ws {
 		pos, ok := w.position()
 		if !ok {
 			continue
 		}
 		w.mu.Lock()
-		committed, open, hw := w.committed, w.open, w.hw
+		committed, open := w.committed, w.open
 		w.mu.Unlock()
 		c.metrics.openSessions.Record(context.Background(), int64(open), partitionAttrs(w.topic, w.partition))
-		if pos.offset == committed {
+		// A moved mark alone is worth a commit: open sessions often pin the
+		// offset for long, and the mark is what spares the next owner from
+		// re-emitting everything since.
+		if pos == committed {
 			continue
 		}
 		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.offset}
 		marks[w.partition] = formatMetadata(pos.mark)
 		byPartition[w.partition] = w
-		_ = hw
+		positions[w.partition] = pos
 	}
 	if len(offsets) == 0 {
 		return
@@ -458,10 +467,11 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 					}
 					off := offsets[p.Partition].Offset
 					w.mu.Lock()
-					w.committed = off
+					w.committed = positions[p.Partition]
 					hw := w.hw
 					w.mu.Unlock()
 					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
+					c.log.Debug("committed", "partition", p.Partition, "offset", off, "mark", marks[p.Partition])
 					attrs := partitionAttrs(t.Topic, p.Partition)
 					c.metrics.committed.Record(context.Background(), off, attrs)
 					if hw >= off {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -329,8 +330,12 @@ type running struct {
 
 func startConsumer(t testing.TB, cfg Config, exp *otlptrace.Exporter, opts ...Option) *running {
 	t.Helper()
+	var logTo io.Writer = io.Discard
+	if os.Getenv("SESSIONTRACE_TEST_LOG") != "" {
+		logTo = os.Stderr
+	}
 	opts = append([]Option{
-		WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))),
+		WithLogger(slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(20*time.Second)),
 	}, opts...)
 	c, err := New(cfg, exp, opts...)

@@ -49,7 +49,7 @@ type worker struct {
 	next      int64           // offset after the last processed record, -1 before the first
 	low       int64           // lowest first offset of an open session, -1 when none
 	open      int
-	committed int64 // last committed offset, -1 if none by this worker
+	committed position // last committed by this worker; offset -1 if none
 	hw        int64 // high watermark seen on the last fetch
 
 	in   chan []*kgo.Record
@@ -79,7 +79,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		next:      -1,
 		low:       -1,
-		committed: -1,
+		committed: position{offset: -1, mark: -1},
 		in:        make(chan []*kgo.Record, DefaultWorkerQueue),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
