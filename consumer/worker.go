@@ -50,7 +50,7 @@ type worker struct {
 	low       int64           // lowest first offset of an open session, -1 when none
 	open      int
 	committed position // last committed by this worker; offset -1 if none
-	hw        int64 // high watermark seen on the last fetch
+	hw        int64    // high watermark seen on the last fetch
 
 	in   chan []*kgo.Record
 	quit chan struct{}
