@@ -274,3 +274,80 @@ func header(r *kgo.Record, key string) string {
 	}
 	return ""
 }
+
+// TestBrokerRestartLosesNothing restarts the real broker (same port, same
+// data) while the consumer runs. Only the external backend started by
+// .ci/kafka can be restarted, and only when SESSIONTRACE_TEST_BROKER_RESTART
+// is set: a restart would break other packages' tests sharing the broker, so
+// .ci/run runs this one alone after the suite.
+func TestBrokerRestartLosesNothing(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		if !strings.HasSuffix(t.Name(), "/external") || os.Getenv("SESSIONTRACE_KAFKA_STATE") == "" || os.Getenv("SESSIONTRACE_TEST_BROKER_RESTART") == "" {
+			t.Skip("needs the external broker started by .ci/kafka, SESSIONTRACE_KAFKA_STATE and SESSIONTRACE_TEST_BROKER_RESTART=1 (.ci/run's last step)")
+		}
+		s := buildScenario(t, scenarioSpec{partitions: 2, players: 40, openAtEnd: 3, matches: 2})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+		first, second := s.split(0.5)
+		first.produce(t, brokers, topic)
+		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		waitSpans(t, rcv, len(first.spans), 60*time.Second)
+		// Restart only once the first half is committed, so what a restart
+		// costs is measured against a known mark.
+		waitMarks(t, brokers, group, topic, first)
+		atRestart := committedWithMarks(t, brokers, group, topic)
+
+		restart := exec.CommandContext(t.Context(), "../.ci/kafka", "restart")
+		restart.Stderr = os.Stderr
+		out, err := restart.Output()
+		if err != nil {
+			t.Fatalf(".ci/kafka restart: %v", err)
+		}
+		if got := strings.TrimSpace(string(out)); got != brokers[0] {
+			t.Fatalf("broker came back on %q, want %q", got, brokers[0])
+		}
+		second.produce(t, brokers, topic)
+		waitSpans(t, rcv, len(s.spans), 90*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 60*time.Second)
+		r.shutdown(t)
+		watch.finish(t)
+		dups := s.check(t, rcv.Spans())
+		t.Logf("%d spans expected, %d received, %d identical duplicates across a broker restart", len(s.spans), rcv.Count(), dups)
+		counts := map[string]int{}
+		for _, sp := range rcv.Spans() {
+			counts[sp.SpanID.String()]++
+		}
+		for id, sp := range s.spans {
+			if counts[id.String()] > 1 && s.closedBy[id] < atRestart[s.partOf[id]] {
+				t.Errorf("span %s %q re-emitted although its record (offset %d) is below the mark %d committed before the restart", id, sp.Name, s.closedBy[id], atRestart[s.partOf[id]])
+			}
+		}
+	})
+}
+
+// waitMarks waits until every partition's committed mark covers all of part's
+// records.
+func waitMarks(t *testing.T, brokers []string, group, topic string, part *scenario) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		marks := committedWithMarks(t, brokers, group, topic)
+		done := true
+		for p, recs := range part.records {
+			if marks[p] < int64(len(recs)) {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(50 * time.Millisecond): // polling the broker, bounded by the deadline
+		}
+	}
+	t.Fatal("committed marks never covered the records produced so far")
+}
