@@ -107,6 +107,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 		newSimulateCmd(a),
 		newRecordCmd(a),
 		newDemoCmd(a),
+		newReportCmd(a),
 		newConfigDocCmd(),
 	)
 	return root
