@@ -15,6 +15,16 @@ type Comparison struct {
 	// EndTypes, EndReasons, Matches and Phases pair the rows of the same
 	// name; a row missing from one side is zero there.
 	EndTypes, EndReasons, Matches, Phases []CountDelta
+	// EndTypesByVersion has a row per client version in either input, each
+	// with the end types in the order of EndTypes.
+	EndTypesByVersion []VersionDelta
+}
+
+// VersionDelta pairs the end type mix of one client version.
+type VersionDelta struct {
+	Version                    string
+	BaseSessions, CandSessions int
+	EndTypes                   []CountDelta
 }
 
 // DurationDelta pairs the duration rows of one group.
@@ -59,7 +69,46 @@ func Compare(base, cand *Report) *Comparison {
 	c.EndReasons = pairCounts(base.EndReasons, cand.EndReasons, true)
 	c.Matches = pairCounts(base.Matches, cand.Matches, false)
 	c.Phases = pairCounts(base.Phases, cand.Phases, false)
+	c.EndTypesByVersion = pairVersions(base.EndTypesByVersion, cand.EndTypesByVersion, c.EndTypes)
 	return c
+}
+
+func pairVersions(base, cand []VersionEndTypes, order []CountDelta) []VersionDelta {
+	find := func(rows []VersionEndTypes, v string) VersionEndTypes {
+		for _, r := range rows {
+			if r.Version == v {
+				return r
+			}
+		}
+		return VersionEndTypes{Version: v}
+	}
+	share := func(r VersionEndTypes, name string) Count {
+		for _, c := range r.EndTypes {
+			if c.Name == name {
+				return c
+			}
+		}
+		return Count{Name: name}
+	}
+	var versions []string
+	for _, rows := range [][]VersionEndTypes{base, cand} {
+		for _, r := range rows {
+			if !slices.Contains(versions, r.Version) {
+				versions = append(versions, r.Version)
+			}
+		}
+	}
+	slices.Sort(versions)
+	out := make([]VersionDelta, 0, len(versions))
+	for _, v := range versions {
+		b, c := find(base, v), find(cand, v)
+		d := VersionDelta{Version: v, BaseSessions: b.Sessions, CandSessions: c.Sessions}
+		for _, o := range order {
+			d.EndTypes = append(d.EndTypes, CountDelta{Name: o.Name, Base: share(b, o.Name), Cand: share(c, o.Name)})
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func emptyRow(d DurationRow) DurationRow {

@@ -18,8 +18,8 @@ type barRow struct {
 }
 
 // Series colours: the first is the baseline (or the only input), the second
-// the candidate. They differ in lightness too, for readers without colour.
-var seriesColours = []string{"#4c72b0", "#dd8452"}
+// the candidate; the rest serve the charts with one bar per end type.
+var seriesColours = []string{"#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860"}
 
 const (
 	chartWidth  = 720
@@ -139,6 +139,14 @@ func writePage(w io.Writer, p page) error {
 	return nil
 }
 
+func endTypeLegend(types []Count) []legendItem {
+	out := make([]legendItem, 0, len(types))
+	for i, c := range types {
+		out = append(out, legendItem{seriesColours[i%len(seriesColours)], c.Name})
+	}
+	return out
+}
+
 func groupLabel(platform, version string) string {
 	if platform == All {
 		return "all sessions"
@@ -164,6 +172,15 @@ func WriteHTML(w io.Writer, r *Report) error {
 		return rows
 	}
 	same := func(s string) string { return s }
+	var byVersion []barRow
+	for _, v := range r.EndTypesByVersion {
+		row := barRow{Label: fmt.Sprintf("%s (%d)", v.Version, v.Sessions)}
+		for _, c := range v.EndTypes {
+			row.Values = append(row.Values, c.Share)
+			row.Texts = append(row.Texts, c.Name+" "+pct(c.Share))
+		}
+		byVersion = append(byVersion, row)
+	}
 	p := page{
 		Title:   "Session report: " + r.Source,
 		Heading: heading(r)[1:],
@@ -174,8 +191,9 @@ func WriteHTML(w io.Writer, r *Report) error {
 			{Title: tables[1].title, Note: "Share of sessions by matches played.", Chart: barChart(tables[1].title, shares(r.Matches, same), 0), Table: tables[1]},
 			{Title: tables[2].title, Note: "graceful: client_quit, logout; connection_failure: timeout, connection_lost; enforcement: kicked, banned; crash: crash.",
 				Chart: barChart(tables[2].title, shares(r.EndTypes, same), 0), Table: tables[2]},
-			{Title: tables[3].title, Chart: barChart(tables[3].title, shares(r.EndReasons, same), 0), Table: tables[3]},
-			{Title: tables[4].title, Note: tables[4].note + ".", Chart: barChart(tables[4].title, shares(r.Phases, phaseLabel), 0), Table: tables[4]},
+			{Title: tables[3].title, Legend: endTypeLegend(r.EndTypes), Chart: barChart(tables[3].title, byVersion, 0), Table: tables[3]},
+			{Title: tables[4].title, Chart: barChart(tables[4].title, shares(r.EndReasons, same), 0), Table: tables[4]},
+			{Title: tables[5].title, Note: tables[5].note + ".", Chart: barChart(tables[5].title, shares(r.Phases, phaseLabel), 0), Table: tables[5]},
 		},
 	}
 	return writePage(w, p)
@@ -204,6 +222,13 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 		return rows
 	}
 	same := func(s string) string { return s }
+	var byVersion []barRow
+	for _, v := range c.EndTypesByVersion {
+		for _, e := range v.EndTypes {
+			byVersion = append(byVersion, barRow{Label: v.Version + " " + e.Name, Values: []float64{e.Base.Share, e.Cand.Share},
+				Texts: []string{pct(e.Base.Share), pct(e.Cand.Share) + "  " + pp(e.Base.Share, e.Cand.Share)}})
+		}
+	}
 	// The scale of every duration chart is the largest p90, so that the
 	// median and p90 charts can be read against each other.
 	var scale float64
@@ -221,10 +246,11 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 			{Title: "Median session duration", Legend: legend, Chart: barChart("Median session duration", median, scale)},
 			{Title: "p90 session duration", Legend: legend, Chart: barChart("p90 session duration", p90, scale), Table: tables[0]},
 			{Title: tables[1].title, Legend: legend, Chart: barChart(tables[1].title, pairs(c.EndTypes, same), 0), Table: tables[1]},
-			{Title: tables[2].title, Legend: legend, Chart: barChart(tables[2].title, pairs(c.EndReasons, same), 0), Table: tables[2]},
-			{Title: tables[3].title, Legend: legend, Chart: barChart(tables[3].title, pairs(c.Matches, same), 0), Table: tables[3]},
-			{Title: tables[4].title, Note: "matchmaking + in_game + other = 100% of session time; loading overlaps them.",
-				Legend: legend, Chart: barChart(tables[4].title, pairs(c.Phases, phaseLabel), 0), Table: tables[4]},
+			{Title: tables[2].title, Legend: legend, Chart: barChart(tables[2].title, byVersion, 0), Table: tables[2]},
+			{Title: tables[3].title, Legend: legend, Chart: barChart(tables[3].title, pairs(c.EndReasons, same), 0), Table: tables[3]},
+			{Title: tables[4].title, Legend: legend, Chart: barChart(tables[4].title, pairs(c.Matches, same), 0), Table: tables[4]},
+			{Title: tables[5].title, Note: "matchmaking + in_game + other = 100% of session time; loading overlaps them.",
+				Legend: legend, Chart: barChart(tables[5].title, pairs(c.Phases, phaseLabel), 0), Table: tables[5]},
 		},
 	}
 	return writePage(w, p)

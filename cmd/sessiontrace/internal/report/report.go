@@ -162,6 +162,9 @@ type Report struct {
 	Matches []Count
 	// EndTypes and EndReasons are sorted by count, largest first.
 	EndTypes, EndReasons []Count
+	// EndTypesByVersion has one row per client version (every platform),
+	// sorted by version, each with the end types in the order of EndTypes.
+	EndTypesByVersion []VersionEndTypes
 	// Phases are the PhaseMatchmaking, PhaseInGame, PhaseOther and
 	// PhaseLoading rows, in that order.
 	Phases []Count
@@ -176,6 +179,14 @@ type DurationRow struct {
 	Sessions          int
 	// Median and P90 are in seconds.
 	Median, P90 float64
+}
+
+// VersionEndTypes is the end type mix of the sessions of one client version.
+type VersionEndTypes struct {
+	Version  string
+	Sessions int
+	// EndTypes has a row per name in Report.EndTypes, zero when absent.
+	EndTypes []Count
 }
 
 // Count is one labelled number and its share of the whole. Value is a count
@@ -210,6 +221,7 @@ func (c *Collector) Report(source string, open int) *Report {
 	}
 	r.EndTypes = sortedCounts(types, n)
 	r.EndReasons = sortedCounts(reasons, n)
+	r.EndTypesByVersion = endTypesByVersion(c.sessions, r.EndTypes)
 	r.SessionSeconds = float64(total) / 1e9
 	other := max(total-mm-ig, 0)
 	for _, p := range []struct {
@@ -219,6 +231,35 @@ func (c *Collector) Report(source string, open int) *Report {
 		r.Phases = append(r.Phases, Count{Name: p.name, Value: float64(p.nanos) / 1e9, Share: ratio(float64(p.nanos), float64(total))})
 	}
 	return r
+}
+
+func endTypesByVersion(sessions []session, order []Count) []VersionEndTypes {
+	byVersion := map[string]map[string]float64{}
+	sizes := map[string]int{}
+	for _, s := range sessions {
+		m := byVersion[s.version]
+		if m == nil {
+			m = map[string]float64{}
+			byVersion[s.version] = m
+		}
+		m[s.endType]++
+		sizes[s.version]++
+	}
+	versions := make([]string, 0, len(byVersion))
+	for v := range byVersion {
+		versions = append(versions, v)
+	}
+	slices.Sort(versions)
+	out := make([]VersionEndTypes, 0, len(versions))
+	for _, v := range versions {
+		row := VersionEndTypes{Version: v, Sessions: sizes[v]}
+		for _, o := range order {
+			n := byVersion[v][o.Name]
+			row.EndTypes = append(row.EndTypes, Count{Name: o.Name, Value: n, Share: ratio(n, float64(sizes[v]))})
+		}
+		out = append(out, row)
+	}
+	return out
 }
 
 func durationRows(sessions []session) []DurationRow {

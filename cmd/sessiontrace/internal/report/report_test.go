@@ -92,6 +92,16 @@ func TestReportBaseline(t *testing.T) {
 		{Name: "client_quit", Value: 1, Share: 0.2}, {Name: "connection_lost", Value: 1, Share: 0.2},
 		{Name: "crash", Value: 1, Share: 0.2}, {Name: "kicked", Value: 1, Share: 0.2}, {Name: "logout", Value: 1, Share: 0.2},
 	})
+	// Version 1.0: client_quit, crash, logout; 2.0: connection_lost, kicked.
+	if got := len(r.EndTypesByVersion); got != 2 {
+		t.Fatalf("%d versions, want 2", got)
+	}
+	checkCounts(t, "end types of 1.0", r.EndTypesByVersion[0].EndTypes, []report.Count{
+		{Name: "graceful", Value: 2, Share: 2.0 / 3}, {Name: "connection_failure"}, {Name: "crash", Value: 1, Share: 1.0 / 3}, {Name: "enforcement"},
+	})
+	checkCounts(t, "end types of 2.0", r.EndTypesByVersion[1].EndTypes, []report.Count{
+		{Name: "graceful"}, {Name: "connection_failure", Value: 1, Share: 0.5}, {Name: "crash"}, {Name: "enforcement", Value: 1, Share: 0.5},
+	})
 	// 5400 s of sessions; matchmaking 60+60, in game 600 + 1200 + 1180,
 	// loading 30. The open session's matchmaking is not counted.
 	if r.SessionSeconds != 5400 {

@@ -122,9 +122,26 @@ func reportTables(r *Report) []table {
 		dur,
 		counts("Matches per session", "MATCHES", r.Matches),
 		counts("End types", "END TYPE", r.EndTypes),
+		versionTable(r),
 		counts("End reasons", "END REASON", r.EndReasons),
 		ph,
 	}
+}
+
+// versionTable has the end type shares of each client version.
+func versionTable(r *Report) table {
+	t := table{title: "End types by client version (share of the version's sessions)", header: []string{"VERSION", "SESSIONS"}}
+	for _, c := range r.EndTypes {
+		t.header = append(t.header, strings.ToUpper(c.Name))
+	}
+	for _, v := range r.EndTypesByVersion {
+		row := []string{v.Version, fmt.Sprint(v.Sessions)}
+		for _, c := range v.EndTypes {
+			row = append(row, pct(c.Share))
+		}
+		t.rows = append(t.rows, row)
+	}
+	return t
 }
 
 // WriteText writes r as aligned text tables.
@@ -157,9 +174,29 @@ func comparisonTables(c *Comparison) []table {
 		return t
 	}
 	same := func(s string) string { return s }
+	byVersion := table{title: "End types by client version (share of the version's sessions, baseline -> candidate)",
+		header: []string{"VERSION", "SESSIONS"}}
+	for _, e := range c.EndTypes {
+		byVersion.header = append(byVersion.header, strings.ToUpper(e.Name))
+	}
+	for _, v := range c.EndTypesByVersion {
+		row := []string{v.Version, fmt.Sprintf("%d -> %d", v.BaseSessions, v.CandSessions)}
+		for _, e := range v.EndTypes {
+			switch {
+			case v.BaseSessions == 0:
+				row = append(row, "- -> "+pct(e.Cand.Share))
+			case v.CandSessions == 0:
+				row = append(row, pct(e.Base.Share)+" -> -")
+			default:
+				row = append(row, pct(e.Base.Share)+" -> "+pct(e.Cand.Share)+" ("+pp(e.Base.Share, e.Cand.Share)+")")
+			}
+		}
+		byVersion.rows = append(byVersion.rows, row)
+	}
 	return []table{
 		dur,
 		shares("End types (share of sessions)", "END TYPE", c.EndTypes, same),
+		byVersion,
 		shares("End reasons (share of sessions)", "END REASON", c.EndReasons, same),
 		shares("Matches per session (share of sessions)", "MATCHES", c.Matches, same),
 		shares("Share of session time by phase", "PHASE", c.Phases, phaseLabel),
