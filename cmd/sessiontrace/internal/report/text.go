@@ -97,8 +97,36 @@ func heading(r *Report) []string {
 	return []string{
 		"sessiontrace report: " + r.Source,
 		fmt.Sprintf("finished sessions: %d; still open at the end of the input (left out of every figure): %d", r.Sessions, r.Open),
+		crashLine(r),
 	}
 }
+
+// crashLine is the headline a bad build shows in: the crash share overall
+// and per client version.
+func crashLine(r *Report) string {
+	overall := 0.0
+	for _, c := range r.EndTypes {
+		if c.Name == endTypeCrash {
+			overall = c.Share
+		}
+	}
+	parts := make([]string, 0, len(r.EndTypesByVersion))
+	for _, v := range r.EndTypesByVersion {
+		for _, c := range v.EndTypes {
+			if c.Name == endTypeCrash {
+				parts = append(parts, v.Version+" "+pct(c.Share))
+			}
+		}
+	}
+	line := "crashes: " + pct(overall) + " of sessions"
+	if len(parts) > 0 {
+		line += "; by client version: " + strings.Join(parts, ", ")
+	}
+	return line
+}
+
+// endTypeCrash is the session.end_type of a crash (lifecycle.EndType).
+const endTypeCrash = "crash"
 
 func reportTables(r *Report) []table {
 	dur := table{title: "Session duration by platform × client version", header: []string{"PLATFORM", "VERSION", "SESSIONS", "MEDIAN", "P90"}}
@@ -154,7 +182,37 @@ func comparisonHeading(c *Comparison) []string {
 		"sessiontrace report: baseline " + c.Baseline.Source + " vs candidate " + c.Candidate.Source,
 		fmt.Sprintf("finished sessions: %d -> %d; still open at the end of the input (left out): %d -> %d",
 			c.Baseline.Sessions, c.Candidate.Sessions, c.Baseline.Open, c.Candidate.Open),
+		comparisonCrashLine(c),
 	}
+}
+
+func comparisonCrashLine(c *Comparison) string {
+	line := "crashes: "
+	for _, e := range c.EndTypes {
+		if e.Name == endTypeCrash {
+			line += pct(e.Base.Share) + " -> " + pct(e.Cand.Share) + " of sessions (" + pp(e.Base.Share, e.Cand.Share) + ")"
+		}
+	}
+	if line == "crashes: " {
+		return line + "none"
+	}
+	var parts []string
+	for _, v := range c.EndTypesByVersion {
+		for _, e := range v.EndTypes {
+			if e.Name != endTypeCrash {
+				continue
+			}
+			b, a := "-", "-"
+			if v.BaseSessions > 0 {
+				b = pct(e.Base.Share)
+			}
+			if v.CandSessions > 0 {
+				a = pct(e.Cand.Share)
+			}
+			parts = append(parts, v.Version+" "+b+" -> "+a)
+		}
+	}
+	return line + "; by client version: " + strings.Join(parts, ", ")
 }
 
 func comparisonTables(c *Comparison) []table {
