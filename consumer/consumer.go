@@ -33,6 +33,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 )
 
 // Option configures optional dependencies of a Consumer.
@@ -48,6 +50,14 @@ func WithLogger(l *slog.Logger) Option { return optionFunc(func(p *pipeline) { p
 // WithMeterProvider sets where the consumer's own metrics go (default: none).
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return optionFunc(func(p *pipeline) { p.mp = mp })
+}
+
+// WithSessionMetrics records the session metrics (durations, matches, end
+// reasons, phases) of every span the consumer exports, once, when it is
+// first emitted: spans rebuilt by a replay below the exported-through mark
+// are not counted again.
+func WithSessionMetrics(r *sessionmetrics.Recorder) Option {
+	return optionFunc(func(p *pipeline) { p.sessions = r })
 }
 
 // WithResource sets the OTel resource of the exported spans.
@@ -70,6 +80,7 @@ type pipeline struct {
 	log      *slog.Logger
 	mp       metric.MeterProvider
 	metrics  *metrics
+	sessions *sessionmetrics.Recorder // nil: no session metrics
 	dlq      *deadLetter
 	kopts    []kgo.Opt
 

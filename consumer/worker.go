@@ -162,6 +162,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 				w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
 			}
 		}
+		if w.c.sessions != nil {
+			w.c.sessions.Record(ctx, spans)
+		}
 	}
 
 	w.mu.Lock()

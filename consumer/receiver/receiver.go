@@ -60,6 +60,9 @@ type Receiver struct {
 	// cbMu serialises OnExport callbacks so that they need no locking of
 	// their own even though requests are handled concurrently.
 	cbMu sync.Mutex
+
+	// metrics is the OTLP metrics service served beside the trace service.
+	metrics *metricsStore
 }
 
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves OTLP
@@ -74,6 +77,7 @@ func Start(addr string) (*Receiver, error) {
 		addr:      lis.Addr().String(),
 		keepSpans: true,
 		changed:   make(chan struct{}),
+		metrics:   newMetricsStore(),
 	}
 	r.serveLocked(lis)
 	return r, nil
@@ -131,6 +135,7 @@ func (r *Receiver) serveLocked(lis net.Listener) {
 		grpc.ForceServerCodecV2(codec{}),
 	)
 	srv.RegisterService(&traceService, r)
+	srv.RegisterService(&metricsService, r.metrics)
 	done := make(chan struct{})
 	r.srv, r.serveDone = srv, done
 	go func() {
