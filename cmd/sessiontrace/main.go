@@ -8,6 +8,7 @@
 //	simulate   publish realistic game-server traffic to Kafka or a file
 //	record     copy a topic range to a file that replay reads
 //	demo       everything in one process, with no configuration at all
+//	bench      throughput, CPU, allocations, memory and latency beside a bare franz-go loop
 //
 // Configuration comes from a YAML file (--config), SESSIONTRACE_* environment
 // variables and flags, in increasing precedence; `sessiontrace config-doc`
@@ -107,6 +108,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 		newSimulateCmd(a),
 		newRecordCmd(a),
 		newDemoCmd(a),
+		newBenchCmd(a),
 		newReportCmd(a),
 		newConfigDocCmd(),
 	)
