@@ -15,7 +15,7 @@ import (
 // rendered from it, and a test fails when a key has no description, so the
 // documentation cannot fall behind the code.
 var keyDocs = map[string]string{
-	"kafka.brokers":                   "Seed brokers, host:port; a comma-separated list in the environment. Required by consume, record, simulate and replay --topic.",
+	"kafka.brokers":                   "Seed brokers, host:port; a comma-separated list in the environment. Required by consume, record, simulate and replay --topic; bench starts an embedded broker when empty.",
 	"kafka.topic":                     "The lifecycle topic to consume, record, replay or publish to.",
 	"kafka.group":                     "Consumer group of consume.",
 	"kafka.dlq_topic":                 "Dead-letter topic for records that cannot be traced (reason in headers); empty means `<topic>.dlq`. Created when missing.",
@@ -49,7 +49,7 @@ var keyDocs = map[string]string{
 	"kafka.sasl.username":             "SASL user name.",
 	"kafka.sasl.password":             "SASL password. Secret: only from the environment, never from the file or a flag, never logged.",
 	"kafka.sasl.password_file":        "File holding the SASL password (e.g. a mounted secret); trailing newlines are ignored.",
-	"otlp.endpoint":                   "OTLP/gRPC endpoint, host:port. Empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else `localhost:4317`.",
+	"otlp.endpoint":                   "OTLP/gRPC endpoint, host:port. Empty: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`, else `localhost:4317` (bench: an embedded receiver).",
 	"otlp.insecure":                   "Plain-text gRPC (no TLS), e.g. to a collector beside the process. Empty/false leaves `OTEL_EXPORTER_OTLP_INSECURE` in charge.",
 	"otlp.tls.enabled":                "Use the `otlp.tls.*` settings for the exporter's TLS (otherwise the exporter's defaults and `OTEL_EXPORTER_OTLP_CERTIFICATE`...).",
 	"otlp.tls.ca_file":                "PEM file of the CAs that sign the collector's certificate.",
