@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -274,7 +275,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 		cfg.Kafka.Brokers = cluster.ListenAddrs()
 		rep.Broker, rep.BrokerInProcess = "embedded kfake "+cfg.Kafka.Brokers[0], true
 	} else {
-		rep.Broker = fmt.Sprint(cfg.Kafka.Brokers)
+		rep.Broker = strings.Join(cfg.Kafka.Brokers, ",")
 	}
 	var recv *receiver.Receiver
 	if cfg.OTLP.Endpoint == "" {
