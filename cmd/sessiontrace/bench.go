@@ -67,6 +67,7 @@ type benchFlags struct {
 	timeout         time.Duration
 	json            bool
 	verbose         bool
+	cpuProfile      string
 }
 
 // validate checks the flags; each error names its flag and exits 2.
@@ -134,6 +135,7 @@ prints the heap they hold per session after GC; the target is 128 bytes at 1,000
 	fs.DurationVar(&f.latencyDuration, "latency-duration", benchLatencyDuration, "length of the latency phase (0 skips it)")
 	fs.DurationVar(&f.timeout, "timeout", benchTimeout, "give up after this long")
 	fs.BoolVar(&f.json, "json", false, "print the results as one JSON object instead of a table")
+	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the pipeline phase to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the consumer's own messages (otherwise only warnings)")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := f.validate(); err != nil {
@@ -152,7 +154,7 @@ prints the heap they hold per session after GC; the target is 128 bytes at 1,000
 		}
 		log := newLogger(logConfig{Level: level, Format: cfg.Log.Format}, a.stderr)
 		if f.openSessions > 0 {
-			for _, name := range []string{"brokers", "otlp-endpoint", "events", "partitions", "latency-rate", "latency-duration"} {
+			for _, name := range []string{"brokers", "otlp-endpoint", "events", "partitions", "latency-rate", "latency-duration", "cpu-profile"} {
 				if cmd.Flags().Changed(name) {
 					return fmt.Errorf("%w: bench: --%s does not apply to --open-sessions, which measures memory without Kafka", errUsage, name)
 				}
@@ -172,11 +174,14 @@ prints the heap they hold per session after GC; the target is 128 bytes at 1,000
 
 // benchReport is everything one run measured; --json prints it as is.
 type benchReport struct {
-	Events          int     `json:"events"`
-	Seed            int64   `json:"seed"`
-	Players         int     `json:"players"`
-	Partitions      int     `json:"partitions"`
-	GOMAXPROCS      int     `json:"gomaxprocs"`
+	Events     int   `json:"events"`
+	Seed       int64 `json:"seed"`
+	Players    int   `json:"players"`
+	Partitions int   `json:"partitions"`
+	GOMAXPROCS int   `json:"gomaxprocs"`
+	// LoadAverage is /proc/loadavg's one-minute figure at the start: other
+	// work on the machine shares its cores with the bench.
+	LoadAverage     string  `json:"load_average,omitempty"`
 	NumCPU          int     `json:"num_cpu"`
 	Broker          string  `json:"broker"`
 	BrokerInProcess bool    `json:"broker_in_process"`
@@ -218,6 +223,10 @@ type spanReport struct {
 	Expected int `json:"expected"`
 	Received int `json:"received"`
 	Dropped  int `json:"dropped"`
+	// Duplicates are spans received beyond the expected: the delivery
+	// contract allows them after a crash or rebalance, neither of which a
+	// bench run has.
+	Duplicates int `json:"duplicates"`
 }
 
 type latencyJSON struct {
@@ -263,7 +272,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 	progress := func(format string, args ...any) { fmt.Fprintf(stderr, "bench: "+format+"\n", args...) }
 	rep := benchReport{
 		Events: f.events, Seed: f.seed, Players: f.players, Partitions: f.partitions,
-		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAverage: loadAverage(),
 	}
 
 	if len(cfg.Kafka.Brokers) == 0 {
@@ -370,9 +379,17 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 	if recv != nil {
 		received, wait = recv.Count, recv.WaitCount
 	}
+	stopProfile, err := startCPUProfile(f.cpuProfile)
+	if err != nil {
+		return err
+	}
 	pipe, waitErr := pipelinePhase(ctx, cc, counted, copts, prod.spans, wait)
+	if err := stopProfile(); err != nil {
+		return err
+	}
 	rep.Spans.Received = received()
 	rep.Spans.Dropped = max(prod.spans-rep.Spans.Received, 0)
+	rep.Spans.Duplicates = max(rep.Spans.Received-prod.spans, 0)
 	if waitErr != nil && pipe == (phaseStats{}) {
 		return waitErr
 	}

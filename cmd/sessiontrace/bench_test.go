@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -18,13 +20,17 @@ var benchSmall = []string{"bench", "--events", "3000", "--players", "200", "--pa
 // TestBenchEmbedded runs bench as the README shows it, with the embedded
 // broker and receiver, and checks the table has every figure.
 func TestBenchEmbedded(t *testing.T) {
-	r := runCLI(t, nil, benchSmall...)
+	profile := filepath.Join(t.TempDir(), "pipeline.pprof")
+	r := runCLI(t, nil, append(append([]string(nil), benchSmall...), "--cpu-profile", profile)...)
 	mustSucceed(t, r, "bench")
+	if st, err := os.Stat(profile); err != nil || st.Size() == 0 {
+		t.Errorf("--cpu-profile wrote no profile: %v", err)
+	}
 	for _, want := range []string{
 		"embedded kfake", "in this process", "embedded receiver",
 		"bare franz-go loop", "pipeline to OTLP", "pipeline / bare",
 		"wall", "events/s", "spans/s", "CPU/event", "allocs/event", "peak RSS",
-		" dropped", "0 dropped", "latency: record timestamp", "p50 ", "p90 ", "p99 ", "max ",
+		"0 dropped", "0 duplicates", "load average", "latency: record timestamp", "p50 ", "p90 ", "p99 ", "max ",
 	} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("output lacks %q:\n%s", want, r.stdout)
@@ -56,7 +62,8 @@ func TestBenchBroker(t *testing.T) {
 		if rep.BrokerInProcess || rep.OTLPInProcess {
 			t.Errorf("broker or receiver reported in process: %+v", rep)
 		}
-		if rep.Events != 3000 || rep.Spans.Expected == 0 || rep.Spans.Dropped != 0 || rep.Spans.Received != rep.Spans.Expected {
+		if rep.Events != 3000 || rep.Spans.Expected == 0 || rep.Spans.Dropped != 0 || rep.Spans.Duplicates != 0 ||
+			rep.Spans.Received != rep.Spans.Expected {
 			t.Errorf("spans: %+v for %d events", rep.Spans, rep.Events)
 		}
 		for name, p := range map[string]phaseReport{"bare": rep.Bare, "pipeline": rep.Pipeline} {

@@ -20,8 +20,13 @@ func writeJSON(w io.Writer, v any) error {
 // include an in-process broker or receiver.
 func writeBenchText(w io.Writer, r benchReport) error {
 	b := bufio.NewWriter(w)
-	fmt.Fprintf(b, "sessiontrace bench: %d events, seed %d, %d players, %d partitions; GOMAXPROCS %d, %d CPUs, %s\n",
+	fmt.Fprintf(b, "sessiontrace bench: %d events, seed %d, %d players, %d partitions; GOMAXPROCS %d, %d CPUs, %s",
 		r.Events, r.Seed, r.Players, r.Partitions, r.GOMAXPROCS, r.NumCPU, runtime.Version())
+	if r.LoadAverage != "" {
+		// Other work on the machine takes cores from the bench.
+		fmt.Fprintf(b, ", load average %s at start", r.LoadAverage)
+	}
+	fmt.Fprintln(b)
 	if r.BrokerInProcess {
 		fmt.Fprintf(b, "broker:  %s, in this process: its CPU, allocations and memory are in every figure below;\n"+
 			"         quote a run against a real broker (--brokers)\n", r.Broker)
@@ -50,7 +55,8 @@ func writeBenchText(w io.Writer, r benchReport) error {
 	row("bare franz-go loop", r.Bare)
 	row("pipeline to OTLP", r.Pipeline)
 	fmt.Fprintf(b, "%-22s %9s %10.3f× %10s %9.2f×\n", "pipeline / bare", "", r.Ratio.EventsPerSec, "", r.Ratio.CPUPerEvent)
-	fmt.Fprintf(b, "\nspans:   %d expected, %d received, %d dropped\n", r.Spans.Expected, r.Spans.Received, r.Spans.Dropped)
+	fmt.Fprintf(b, "\nspans:   %d expected, %d received, %d dropped, %d duplicates\n",
+		r.Spans.Expected, r.Spans.Received, r.Spans.Dropped, r.Spans.Duplicates)
 	fmt.Fprintf(b, "CPU is the process's user+system time over the phase, from partition assignment to the last record\n"+
 		"(bare) or the last expected span received (pipeline), whose last partial batch waits at most %s\n"+
 		"(kafka.export_batch_timeout, capped at %s in this phase); peak RSS is per phase (%s scope).\n",
