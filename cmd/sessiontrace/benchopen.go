@@ -99,7 +99,7 @@ func benchOpenSessions(ctx context.Context, lc lifecycle.Config, f benchFlags, s
 		if m.BytesPerSession > benchSessionTarget {
 			verdict = "over target"
 		}
-		fmt.Fprintf(b, "  %-21s %7.1f bytes per open session (%.1f without the fixed %s); %s heap, %d events in %s; %s\n",
+		fmt.Fprintf(b, "  %-21s %7.1f bytes per open session (%.1f without the fixed %s); %s heap, %d events applied in %s; %s\n",
 			r.name, m.BytesPerSession, m.MarginalBytes, formatBytes(uint64(max(m.FixedBytes, 0))),
 			formatBytes(uint64(max(m.HeapBytes, 0))), m.Events, seconds(m.BuildSeconds), verdict)
 		fmt.Fprintf(b, "  %-21s phases: %s\n", "", formatCounts(m.Phases))
