@@ -641,7 +641,13 @@ func bareLoop(ctx context.Context, k kafkaConfig, kopts []kgo.Opt, topic, group 
 		n += fs.NumRecords()
 	}
 	end := readUsage()
-	<-assigned // closed before the first record could be fetched
+	// Closed before the first record could be fetched; the select only
+	// keeps a broken assumption from hanging the bench.
+	select {
+	case <-assigned:
+	case <-ctx.Done():
+		return phaseStats{}, fmt.Errorf("bench: bare loop: records consumed without an assignment: %w", ctx.Err())
+	}
 	return measured(start, end, peak), nil
 }
 
@@ -666,7 +672,7 @@ func pipelinePhase(ctx context.Context, cc consumer.Config, exp *countingExporte
 	// Drain and commit before the next phase, so its CPU is not measured
 	// there either.
 	if err := run.stop(); err != nil {
-		return measured(start, end, peak), fmt.Errorf("bench: pipeline: consumer: %w", err)
+		werr = errors.Join(werr, fmt.Errorf("bench: pipeline: consumer: %w", err))
 	}
 	return measured(start, end, peak), werr
 }
