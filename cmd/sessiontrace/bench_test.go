@@ -194,3 +194,22 @@ func TestLatencySummary(t *testing.T) {
 		t.Errorf("empty summary = %+v", empty)
 	}
 }
+
+// TestBenchCollectorDown checks that spans that never reach the endpoint are
+// reported as dropped and fail the run.
+func TestBenchCollectorDown(t *testing.T) {
+	recv, err := receiver.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(recv.Close)
+	recv.Stop() // the address now refuses connections, as a collector that is down
+	r := runCLI(t, []string{"SESSIONTRACE_KAFKA_SHUTDOWN_TIMEOUT=1s"},
+		"bench", "--events", "2000", "--players", "100", "--timeout", "3s", "--otlp-endpoint", recv.Addr(), "--otlp-insecure")
+	if r.code != exitFailure {
+		t.Fatalf("exit %d, want %d; stderr:\n%s", r.code, exitFailure, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "spans dropped") || !strings.Contains(r.stdout, " 0 received") {
+		t.Errorf("no dropped spans reported:\nstdout:\n%s\nstderr:\n%s", r.stdout, r.stderr)
+	}
+}
