@@ -90,19 +90,19 @@ func DefaultConfig() Config {
 	return Config{MaxClientVersions: DefaultMaxClientVersions, MaxValues: DefaultMaxValues}
 }
 
-// ErrInvalidConfig is wrapped by every error of Config.Validate.
-var ErrInvalidConfig = errors.New("sessionmetrics: invalid config")
+// ErrBadCap is returned by Config.Validate for a cap below 1.
+var ErrBadCap = errors.New("cap must be at least 1")
 
-// Validate reports settings that cannot work.
+// Validate reports settings that cannot work; the message starts with the
+// offending key.
 func (c Config) Validate() error {
-	var errs []error
 	if c.MaxClientVersions < 1 {
-		errs = append(errs, fmt.Errorf("%w: max_client_versions must be at least 1, got %d", ErrInvalidConfig, c.MaxClientVersions))
+		return fmt.Errorf("max_client_versions %d: %w", c.MaxClientVersions, ErrBadCap)
 	}
 	if c.MaxValues < 1 {
-		errs = append(errs, fmt.Errorf("%w: max_values must be at least 1, got %d", ErrInvalidConfig, c.MaxValues))
+		return fmt.Errorf("max_values %d: %w", c.MaxValues, ErrBadCap)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Recorder records the session metrics. It is safe for concurrent use by
