@@ -167,7 +167,9 @@ func compare(t *testing.T, got, want series) {
 // runScenario decodes testdata/lifecycle/NAME.jsonl with the real decoder
 // (the key is the player ID, as on the topic) and returns the spans the
 // state machine finishes.
-func runScenario(t *testing.T, name string) []lifecycle.Span {
+func runScenario(t *testing.T, name string) []lifecycle.Span { return runScenarioB(t, name) }
+
+func runScenarioB(t testing.TB, name string) []lifecycle.Span {
 	t.Helper()
 	path := filepath.Join("..", "..", "testdata", "lifecycle", name+".jsonl")
 	f, err := os.Open(path)
@@ -355,4 +357,23 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkRecord measures the cost the session metrics add per finished
+// span, with the SDK aggregating into a manual reader.
+func BenchmarkRecord(b *testing.B) {
+	spans := runScenarioB(b, "full_journey")
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+	rec, err := sessionmetrics.New(mp, sessionmetrics.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	ctx := b.Context()
+	for b.Loop() {
+		for i := range spans {
+			rec.Record(ctx, spans[i:i+1])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(spans)), "ns/span")
 }
