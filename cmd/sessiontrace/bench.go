@@ -329,16 +329,17 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 		}
 	}()
 	counted := newCountingExporter(exp)
-	// The meter provider consume records into, so the pipeline measured
-	// pays for its own metrics as in production.
-	_, mp, err := newMetrics(res)
+	// The metrics consume records (consumer instruments and session
+	// metrics, pushed over OTLP to the same endpoint when metrics.otlp is on),
+	// so the pipeline measured pays for them as in production.
+	pm, err := newMetrics(ctx, cfg, res, log)
 	if err != nil {
 		return err
 	}
-	defer shutdownMeters(mp, log)
+	defer pm.shutdown(log)
 	copts := []consumer.Option{
-		consumer.WithLogger(log), consumer.WithResource(res), consumer.WithMeterProvider(mp),
-		consumer.WithKafkaOptions(kopts...),
+		consumer.WithLogger(log), consumer.WithResource(res), consumer.WithMeterProvider(pm.provider),
+		consumer.WithSessionMetrics(pm.sessions), consumer.WithKafkaOptions(kopts...),
 	}
 
 	admCl, err := cfg.Kafka.kafkaClient()

@@ -46,10 +46,11 @@ var errInvalidConfig = errors.New("invalid configuration")
 // mapstructure keys are the YAML keys; nested keys joined with "_" and
 // prefixed with SESSIONTRACE_ are the environment variables.
 type config struct {
-	Kafka kafkaConfig `mapstructure:"kafka"`
-	OTLP  otlpConfig  `mapstructure:"otlp"`
-	HTTP  httpConfig  `mapstructure:"http"`
-	Log   logConfig   `mapstructure:"log"`
+	Kafka   kafkaConfig   `mapstructure:"kafka"`
+	OTLP    otlpConfig    `mapstructure:"otlp"`
+	HTTP    httpConfig    `mapstructure:"http"`
+	Log     logConfig     `mapstructure:"log"`
+	Metrics metricsConfig `mapstructure:"metrics"`
 }
 
 // kafkaConfig is the consumer's own configuration plus the client's
@@ -126,10 +127,11 @@ func (s secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // defaultConfig returns the configuration used when nothing is set.
 func defaultConfig() config {
 	return config{
-		Kafka: kafkaConfig{Config: consumer.DefaultConfig(), ClientID: defaultClientID},
-		OTLP:  otlpConfig{Timeout: defaultOTLPTimeout},
-		HTTP:  httpConfig{Address: defaultHTTPAddress},
-		Log:   logConfig{Level: defaultLogLevel, Format: defaultLogFormat},
+		Kafka:   kafkaConfig{Config: consumer.DefaultConfig(), ClientID: defaultClientID},
+		OTLP:    otlpConfig{Timeout: defaultOTLPTimeout},
+		HTTP:    httpConfig{Address: defaultHTTPAddress},
+		Log:     logConfig{Level: defaultLogLevel, Format: defaultLogFormat},
+		Metrics: defaultMetricsConfig(),
 	}
 }
 
@@ -252,6 +254,9 @@ func (c config) validateClients() error {
 	}
 	if err := c.OTLP.TLS.validate("otlp.tls"); err != nil {
 		return fail("%w", err)
+	}
+	if err := c.Metrics.validate(); err != nil {
+		return err
 	}
 	if c.OTLP.Insecure && c.OTLP.TLS.Enabled {
 		return fail("otlp.insecure: cannot be combined with otlp.tls.enabled")

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
@@ -61,6 +62,10 @@ func TestConfigFile(t *testing.T) {
 		},
 		HTTP: httpConfig{Address: "0.0.0.0:8088"},
 		Log:  logConfig{Level: "debug", Format: "json"},
+		Metrics: metricsConfig{
+			Config:   sessionmetrics.Config{MaxClientVersions: 20, MaxValues: 10},
+			Interval: 30 * time.Second,
+		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded config differs:\n got %+v\nwant %+v", cfg, want)

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
 )
@@ -51,7 +50,8 @@ It serves /healthz (live), /readyz (assigned partitions and the exporter answers
 //     acknowledged and leaves the group.
 //  2. The HTTP server stops; it kept answering /healthz during the drain so
 //     that an orchestrator does not kill a process that is still committing.
-//  3. The meter provider shuts down, after the consumer stopped recording.
+//  3. The meter provider shuts down, after the consumer stopped recording:
+//     its OTLP reader pushes the last session metrics.
 //  4. The OTLP exporter shuts down last: every partition was flushed through
 //     it in step 1, and it is the one exporter built for the process.
 func consume(ctx context.Context, cfg config, log *slog.Logger) error {
@@ -76,15 +76,16 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 		}
 	}()
 
-	reg, mp, err := newMetrics(res)
+	pm, err := newMetrics(ctx, cfg, res, log)
 	if err != nil {
 		return err
 	}
-	defer shutdownMeters(mp, log) // step 3
+	defer pm.shutdown(log) // step 3
 
 	c, err := consumer.New(cfg.Kafka.Config, watched,
 		consumer.WithLogger(log),
-		consumer.WithMeterProvider(mp),
+		consumer.WithMeterProvider(pm.provider),
+		consumer.WithSessionMetrics(pm.sessions),
 		consumer.WithResource(res),
 		consumer.WithKafkaOptions(kopts...),
 	)
@@ -93,7 +94,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 
 	h := &health{ready: c.Ready(), stopping: ctx.Done(), exporter: watched}
-	srv, err := startHTTP(cfg.HTTP.Address, h, reg, log)
+	srv, err := startHTTP(cfg.HTTP.Address, h, pm.registry, log)
 	if err != nil {
 		return err
 	}
@@ -106,12 +107,4 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	log.Info("consumer stopped; acknowledged offsets committed")
 	return nil
-}
-
-func shutdownMeters(mp *sdkmetric.MeterProvider, log *slog.Logger) {
-	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
-	defer cancel()
-	if err := mp.Shutdown(ctx); err != nil {
-		log.Warn("meter provider shutdown", "error", err)
-	}
 }

@@ -268,7 +268,10 @@ func TestConsume(t *testing.T) {
 		for path, want := range map[string]string{
 			"/healthz": "ok",
 			"/metrics": "sessiontrace_spans_exported",
+			// The session metrics are on /metrics too.
+			"/metrics ": "sessiontrace_sessions_ended",
 		} {
+			path = strings.TrimSpace(path)
 			body, code := get(t, base+path)
 			if code != http.StatusOK || !strings.Contains(body, want) {
 				t.Errorf("GET %s: %d, body lacks %q:\n%.2000s", path, code, want, body)
@@ -285,6 +288,17 @@ func TestConsume(t *testing.T) {
 			}
 		case <-ctx.Done():
 			t.Fatalf("consume did not exit after SIGTERM:\n%s", stderr.String())
+		}
+		// The meter provider's shutdown pushed the last session metrics
+		// over OTLP before the process exited.
+		roots := 0
+		for _, sp := range recv.Spans() {
+			if !sp.ParentSpanID.IsValid() {
+				roots++
+			}
+		}
+		if ended := lastSum(recv.Metrics(), "sessiontrace.sessions.ended"); roots == 0 || ended != int64(roots) {
+			t.Errorf("sessiontrace.sessions.ended pushed over OTLP = %d, want %d (root spans)", ended, roots)
 		}
 		commits := kafkatest.Committed(t, brokers, group, topic)
 		if len(commits) == 0 {

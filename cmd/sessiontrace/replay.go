@@ -236,6 +236,17 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 			err = errors.Join(err, exp.Shutdown(sctx))
 		}()
 		sink = consumer.OTLPSink(exp, cfg.Kafka.Config, consumer.WithResource(res), consumer.WithLogger(log))
+		if cfg.Metrics.OTLP {
+			// The session metrics of the replayed sessions go to the same
+			// endpoint, pushed at the end (after the spans, since this
+			// defer runs before the exporter's).
+			pm, err := newMetrics(ctx, cfg, res, log)
+			if err != nil {
+				return err
+			}
+			defer pm.shutdown(log)
+			sink = metricsSink{Sink: sink, rec: pm.sessions}
+		}
 	}
 	rp, err := consumer.NewReplayer(cfg.Kafka.Config, sink)
 	if err != nil {

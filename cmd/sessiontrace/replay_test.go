@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -234,4 +235,67 @@ func TestReplayOTLPStandardEnv(t *testing.T) {
 	if res["service.name"] != "replay-env" || res["deployment.environment.name"] != "test" {
 		t.Errorf("resource %v does not carry OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES", res)
 	}
+}
+
+// TestReplayOTLPSessionMetrics checks that replay -o otlp pushes the session
+// metrics of the replayed sessions to the same endpoint, one ended session
+// per root span, and that metrics.otlp=false keeps them home.
+func TestReplayOTLPSessionMetrics(t *testing.T) {
+	tests := []struct {
+		name        string
+		env         []string
+		wantMetrics bool
+	}{
+		{name: "default", wantMetrics: true},
+		{name: "metrics.otlp off", env: []string{"SESSIONTRACE_METRICS_OTLP=false"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recv, err := receiver.Start("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(recv.Close)
+			r := runCLI(t, tt.env, "replay", "-o", "otlp", "--otlp-endpoint", recv.Addr(), "--otlp-insecure", sessionsFile)
+			mustSucceed(t, r, "replay -o otlp")
+			roots := 0
+			for _, s := range recv.Spans() {
+				if !s.ParentSpanID.IsValid() {
+					roots++
+				}
+			}
+			// The last push happens at shutdown, before replay exits, so
+			// what arrived is final.
+			ended := lastSum(recv.Metrics(), "sessiontrace.sessions.ended")
+			if !tt.wantMetrics {
+				if len(recv.Metrics()) != 0 {
+					t.Errorf("metrics pushed with metrics.otlp=false")
+				}
+				return
+			}
+			if roots == 0 || ended != int64(roots) {
+				t.Errorf("sessiontrace.sessions.ended = %d, want %d (root spans received)", ended, roots)
+			}
+		})
+	}
+}
+
+// lastSum adds up the data points of the counter name in the last export
+// that carries it: the exporter is cumulative, so that one holds the total.
+func lastSum(rms []*metricpb.ResourceMetrics, name string) int64 {
+	var total int64
+	for _, rm := range rms {
+		for _, sm := range rm.GetScopeMetrics() {
+			for _, m := range sm.GetMetrics() {
+				if m.GetName() != name {
+					continue
+				}
+				total = 0
+				for _, dp := range m.GetSum().GetDataPoints() {
+					total += dp.GetAsInt()
+				}
+			}
+		}
+	}
+	return total
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -24,15 +25,17 @@ type reportFlags struct {
 func newReportCmd(a *app) *cobra.Command {
 	var f reportFlags
 	cmd := &cobra.Command{
-		Use:   "report [FILE | --topic TOPIC [--from B] [--to B] | --baseline FILE --candidate FILE]",
+		Use:   "report [FILE | --topic TOPIC [--from B] [--to B] | --baseline A --candidate B]",
 		Short: "Summarise recorded sessions: durations, matches, end reasons, time per phase",
 		Long: `report replays its input through the same pipeline as replay and prints four tables: median and
 p90 session duration by client.platform × client.version, matches played per session (0 to 5+), end
 types and end reasons with their shares, and the share of session time spent in each phase.
 
 Its input is a FILE (as for replay; "-" is stdin) or, with --topic, a range of a Kafka topic. With
---baseline and --candidate (two files) it prints, row by row, how the candidate differs from the
-baseline instead. --html FILE also writes the same as one self-contained HTML page with bar charts.
+--baseline and --candidate it prints, row by row, how the candidate differs from the baseline
+instead: two files, or with --topic two ranges FROM..TO of the topic, each bound as --from and --to
+take it (report --topic lifecycle --baseline 2026-11-01T00:00:00Z..2026-11-08T00:00:00Z
+--candidate 2026-11-08T00:00:00Z..end compares the week before a patch with the days after it). --html FILE also writes the same as one self-contained HTML page with bar charts.
 
 Durations are exact nearest-rank quantiles of session.duration_seconds. Sessions still open at the
 end of the input are left out of every figure and counted; --close-open ends them as end_of_input
@@ -43,8 +46,8 @@ in_game and other (menu, gaps) add up to 100%; loading runs beside them and is s
 	l := a.loader(cmd, "brokers", "topic")
 	fl := cmd.Flags()
 	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to this file")
-	fl.StringVar(&f.baseline, "baseline", "", "compare: the baseline recording (a file; needs --candidate)")
-	fl.StringVar(&f.candidate, "candidate", "", "compare: the candidate recording (a file; needs --baseline)")
+	fl.StringVar(&f.baseline, "baseline", "", "compare: the baseline recording, a file, or with --topic a range FROM..TO (needs --candidate)")
+	fl.StringVar(&f.candidate, "candidate", "", "compare: the candidate recording, a file, or with --topic a range FROM..TO (needs --baseline)")
 	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time")
 	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the report starts), an offset or an RFC 3339 time")
 	fl.BoolVar(&f.closeOpen, "close-open", false, "end the sessions still open at the end of the input as end_of_input and count them (default: leave them out, only count them)")
@@ -54,8 +57,10 @@ in_game and other (menu, gaps) add up to 100%; loading runs beside them and is s
 		switch {
 		case compare && (f.baseline == "" || f.candidate == ""):
 			return fmt.Errorf("%w: report: --baseline and --candidate go together", errUsage)
-		case compare && (fromTopic || len(args) == 1):
+		case compare && len(args) == 1:
 			return fmt.Errorf("%w: report: give a FILE, --topic, or --baseline with --candidate, not several", errUsage)
+		case compare && fromTopic && (cmd.Flags().Changed("from") || cmd.Flags().Changed("to")):
+			return fmt.Errorf("%w: report: with --topic, --baseline and --candidate are ranges FROM..TO; --from and --to do not apply", errUsage)
 		case !compare && fromTopic == (len(args) == 1):
 			return fmt.Errorf("%w: report: give either a FILE or --topic (or --baseline and --candidate)", errUsage)
 		case !fromTopic && (cmd.Flags().Changed("from") || cmd.Flags().Changed("to")):
@@ -70,11 +75,17 @@ in_game and other (menu, gaps) add up to 100%; loading runs beside them and is s
 		}
 		ctx := cmd.Context()
 		if compare {
-			base, err := reportFile(ctx, cfg, f, f.baseline, cmd.InOrStdin(), a.stderr)
+			side := func(flag, arg string) (*report.Report, error) {
+				if fromTopic {
+					return reportRange(ctx, cfg, f, flag, arg, a.stderr)
+				}
+				return reportFile(ctx, cfg, f, arg, cmd.InOrStdin(), a.stderr)
+			}
+			base, err := side("--baseline", f.baseline)
 			if err != nil {
 				return err
 			}
-			cand, err := reportFile(ctx, cfg, f, f.candidate, cmd.InOrStdin(), a.stderr)
+			cand, err := side("--candidate", f.candidate)
 			if err != nil {
 				return err
 			}
@@ -118,6 +129,25 @@ func reportFile(ctx context.Context, cfg config, f reportFlags, path string, std
 		name = "stdin"
 	}
 	return buildReport(ctx, cfg, f.closeOpen, src, name, stderr)
+}
+
+// reportRange reports on the range FROM..TO of the topic, as the compare
+// flag names it; each bound is what --from and --to accept.
+func reportRange(ctx context.Context, cfg config, f reportFlags, flag, arg string, stderr io.Writer) (*report.Report, error) {
+	from, to, ok := strings.Cut(arg, "..")
+	if !ok || from == "" || to == "" {
+		return nil, fmt.Errorf("%w: report: %s %q: with --topic, a range FROM..TO (e.g. start..1000 or 2026-11-01T00:00:00Z..end)", errUsage, flag, arg)
+	}
+	for _, b := range []string{from, to} {
+		if _, err := recordio.ParseBound(b); err != nil {
+			return nil, fmt.Errorf("%w: report: %s: %w", errUsage, flag, err)
+		}
+	}
+	src, err := newTopicSource(cfg.Kafka, from, to)
+	if err != nil {
+		return nil, err
+	}
+	return buildReport(ctx, cfg, f.closeOpen, src, fmt.Sprintf("topic %s [%s, %s)", cfg.Kafka.Topic, from, to), stderr)
 }
 
 // buildReport replays src into a report.Collector, the same way replay

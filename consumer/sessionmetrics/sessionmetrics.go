@@ -90,19 +90,19 @@ func DefaultConfig() Config {
 	return Config{MaxClientVersions: DefaultMaxClientVersions, MaxValues: DefaultMaxValues}
 }
 
-// ErrInvalidConfig is wrapped by every error of Config.Validate.
-var ErrInvalidConfig = errors.New("sessionmetrics: invalid config")
+// ErrBadCap is returned by Config.Validate for a cap below 1.
+var ErrBadCap = errors.New("cap must be at least 1")
 
-// Validate reports settings that cannot work.
+// Validate reports settings that cannot work; the message starts with the
+// offending key.
 func (c Config) Validate() error {
-	var errs []error
 	if c.MaxClientVersions < 1 {
-		errs = append(errs, fmt.Errorf("%w: max_client_versions must be at least 1, got %d", ErrInvalidConfig, c.MaxClientVersions))
+		return fmt.Errorf("max_client_versions %d: %w", c.MaxClientVersions, ErrBadCap)
 	}
 	if c.MaxValues < 1 {
-		errs = append(errs, fmt.Errorf("%w: max_values must be at least 1, got %d", ErrInvalidConfig, c.MaxValues))
+		return fmt.Errorf("max_values %d: %w", c.MaxValues, ErrBadCap)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // Recorder records the session metrics. It is safe for concurrent use by
@@ -116,10 +116,10 @@ type Recorder struct {
 
 	versions, platforms, reasons, modes, loadingTypes *capped
 
-	// opts caches one measurement option per distinct attribute tuple, so
+	// cache holds the options of every distinct attribute tuple seen, so
 	// that recording allocates nothing once a tuple was seen. Its size is
 	// bounded by the caps.
-	opts sync.Map // optKey -> metric.MeasurementOption
+	cache sync.Map // optKey -> *measureOpts
 }
 
 // optKey identifies a cached attribute set: which instrument group it is for
@@ -153,27 +153,23 @@ func New(mp metric.MeterProvider, cfg Config) (*Recorder, error) {
 		modes:        newCapped(cfg.MaxValues),
 		loadingTypes: newCapped(cfg.MaxValues),
 	}
-	var err, e error
-	r.duration, e = m.Float64Histogram(MetricSessionDuration, metric.WithUnit("s"),
-		metric.WithDescription("Duration of ended sessions, by client.platform, client.version and session.end_type."),
-		metric.WithExplicitBucketBoundaries(sessionBuckets...))
-	err = errors.Join(err, e)
-	r.matches, e = m.Int64Histogram(MetricSessionMatches, metric.WithUnit("{match}"),
-		metric.WithDescription("Matches played per ended session."),
-		metric.WithExplicitBucketBoundaries(matchBuckets...))
-	err = errors.Join(err, e)
-	r.ended, e = m.Int64Counter(MetricSessionsEnded, metric.WithUnit("{session}"),
+	var errs []error
+	hist := func(name, unit, desc string, buckets []float64) metric.Float64Histogram {
+		h, err := m.Float64Histogram(name, metric.WithUnit(unit), metric.WithDescription(desc), metric.WithExplicitBucketBoundaries(buckets...))
+		errs = append(errs, err)
+		return h
+	}
+	r.duration = hist(MetricSessionDuration, "s", "Duration of ended sessions, by client.platform, client.version and session.end_type.", sessionBuckets)
+	r.phase = hist(MetricPhaseDuration, "s", "Duration of ended phases, by phase, and game.mode (matchmaking) or loading.type (loading).", phaseBuckets)
+	r.wait = hist(MetricMatchmakingWait, "s", "Matchmaking wait of found matches (matchmaking.wait_seconds), by game.mode.", waitBuckets)
+	var err error
+	r.matches, err = m.Int64Histogram(MetricSessionMatches, metric.WithUnit("{match}"),
+		metric.WithDescription("Matches played per ended session."), metric.WithExplicitBucketBoundaries(matchBuckets...))
+	errs = append(errs, err)
+	r.ended, err = m.Int64Counter(MetricSessionsEnded, metric.WithUnit("{session}"),
 		metric.WithDescription("Ended sessions, by session.end_reason, session.end_type and session.end_phase."))
-	err = errors.Join(err, e)
-	r.phase, e = m.Float64Histogram(MetricPhaseDuration, metric.WithUnit("s"),
-		metric.WithDescription("Duration of ended phases, by phase, and game.mode (matchmaking) or loading.type (loading)."),
-		metric.WithExplicitBucketBoundaries(phaseBuckets...))
-	err = errors.Join(err, e)
-	r.wait, e = m.Float64Histogram(MetricMatchmakingWait, metric.WithUnit("s"),
-		metric.WithDescription("Matchmaking wait of found matches (matchmaking.wait_seconds), by game.mode."),
-		metric.WithExplicitBucketBoundaries(waitBuckets...))
-	err = errors.Join(err, e)
-	if err != nil {
+	errs = append(errs, err)
+	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("sessionmetrics: create instruments: %w", err)
 	}
 	return r, nil
@@ -217,9 +213,9 @@ func (r *Recorder) session(ctx context.Context, s *lifecycle.Span) {
 	platform, version = r.platforms.fold(platform), r.versions.fold(version)
 	endType, reason, endPhase = orUnknown(endType), r.reasons.fold(reason), orUnknown(endPhase)
 
-	r.duration.Record(ctx, seconds(s), r.opt(optKey{kind: kindDuration, a: platform, b: version, c: endType}))
+	r.duration.Record(ctx, seconds(s), r.opts(optKey{kind: kindDuration, a: platform, b: version, c: endType}).record...)
 	r.matches.Record(ctx, matches)
-	r.ended.Add(ctx, 1, r.opt(optKey{kind: kindEnded, a: reason, b: endType, c: endPhase}))
+	r.ended.Add(ctx, 1, r.opts(optKey{kind: kindEnded, a: reason, b: endType, c: endPhase}).add...)
 }
 
 func (r *Recorder) phaseEnded(ctx context.Context, s *lifecycle.Span) {
@@ -247,17 +243,24 @@ func (r *Recorder) phaseEnded(ctx context.Context, s *lifecycle.Span) {
 	case lifecycle.SpanPhaseLoading:
 		k.c = r.loadingTypes.fold(loadingType)
 	}
-	r.phase.Record(ctx, seconds(s), r.opt(k))
+	r.phase.Record(ctx, seconds(s), r.opts(k).record...)
 	if s.Name == lifecycle.SpanPhaseMatchmaking && hasWait {
-		r.wait.Record(ctx, wait, r.opt(optKey{kind: kindWait, b: mode}))
+		r.wait.Record(ctx, wait, r.opts(optKey{kind: kindWait, b: mode}).record...)
 	}
 }
 
-// opt returns the cached measurement option of k, building it the first
-// time.
-func (r *Recorder) opt(k optKey) metric.MeasurementOption {
-	if o, ok := r.opts.Load(k); ok {
-		return o.(metric.MeasurementOption)
+// measureOpts are the options of one attribute set, as the variadic
+// arguments of Record and Add: passing a stored slice allocates nothing,
+// building one per call would.
+type measureOpts struct {
+	record []metric.RecordOption
+	add    []metric.AddOption
+}
+
+// opts returns the cached options of k, building them the first time.
+func (r *Recorder) opts(k optKey) *measureOpts {
+	if o, ok := r.cache.Load(k); ok {
+		return o.(*measureOpts)
 	}
 	var kv []attribute.KeyValue
 	switch k.kind {
@@ -276,8 +279,9 @@ func (r *Recorder) opt(k optKey) metric.MeasurementOption {
 	case kindWait:
 		kv = []attribute.KeyValue{lifecycle.KeyGameMode.String(k.b)}
 	}
-	o, _ := r.opts.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(kv...)))
-	return o.(metric.MeasurementOption)
+	set := metric.WithAttributeSet(attribute.NewSet(kv...))
+	o, _ := r.cache.LoadOrStore(k, &measureOpts{record: []metric.RecordOption{set}, add: []metric.AddOption{set}})
+	return o.(*measureOpts)
 }
 
 // seconds is the span's duration in seconds, from its exact timestamps
