@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 	"github.com/sessiontrace/sessiontrace/consumer"
@@ -107,8 +108,14 @@ func (l *latencyRecorder) add(received time.Time, endNanos int64) {
 // onExport is the embedded receiver's callback: it times the root spans of
 // each request as the receiver takes it.
 func (l *latencyRecorder) onExport(req *coltracepb.ExportTraceServiceRequest) {
-	now := time.Now()
-	for _, rs := range req.GetResourceSpans() {
+	l.addResourceSpans(time.Now(), req.GetResourceSpans())
+}
+
+// addResourceSpans times the root spans among rss, received at now. It
+// serves any place that sees OTLP messages: the receiver's callback, or a
+// wrapper of an exporter client that uploads them.
+func (l *latencyRecorder) addResourceSpans(now time.Time, rss []*tracepb.ResourceSpans) {
+	for _, rs := range rss {
 		for _, ss := range rs.GetScopeSpans() {
 			for _, sp := range ss.GetSpans() {
 				if sp.GetName() == lifecycle.SpanLifecycle && len(sp.GetParentSpanId()) == 0 {
