@@ -7,8 +7,11 @@
 // decoder, session state machine (package lifecycle) and export lane (its own
 // blocking batch processor over an acknowledging exporter). The commit
 // position of a partition is the lowest of: the offset after the last
-// processed record, the first offset of every open session, and the offset of
-// every record whose spans or dead-letter write are not yet acknowledged. The
+// processed record, the first offset of every open session, the offset of
+// every record whose spans or dead-letter write are not yet acknowledged, and
+// the first offset of every session such a record closed (DESIGN.md §4 names
+// the first three; without the fourth, a new owner would meet the closing
+// record of a session it never saw start and derive other spans). The
 // commit metadata carries the exported-through mark H so that the next owner
 // rebuilds the open sessions by replaying from the committed offset without
 // re-emitting spans that were already accepted.

@@ -18,7 +18,12 @@ import (
 // pendingRecord is a processed record whose side effects (spans, a
 // dead-letter write) are not all acknowledged yet.
 type pendingRecord struct {
-	offset  int64
+	offset int64
+	// low is the lowest first offset of the sessions open before this
+	// record: the sessions whose spans it finished are among them. Until
+	// those spans are acknowledged a new owner must be able to rebuild the
+	// sessions, so the commit must not pass their first records either.
+	low     int64
 	spanEnd int64         // the lane's emitted count after this record's spans
 	dlq     *atomic.Int32 // outstanding dead-letter writes, nil when none
 }
@@ -119,6 +124,10 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	mark := w.exportedThrough.Load()
 	replayed := r.Offset < mark // handled by a previous owner: rebuild state only
 
+	low := r.Offset
+	if lo, ok := w.m.LowestOffset(); ok && lo < low {
+		low = lo
+	}
 	var reason, detail string
 	spans := w.spans[:0]
 	if err := w.dec.Decode(r.Key, r.Value, &w.ev); err != nil {
@@ -169,7 +178,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 
 	w.mu.Lock()
 	if w.lane.emitted != before || dlq != nil {
-		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: w.lane.emitted, dlq: dlq})
+		w.pending = append(w.pending, pendingRecord{offset: r.Offset, low: low, spanEnd: w.lane.emitted, dlq: dlq})
 	}
 	w.next = r.Offset + 1
 	w.low = -1
@@ -225,6 +234,13 @@ func (w *worker) position() (position, bool) {
 	off := mark
 	if w.low >= 0 && w.low < off {
 		off = w.low
+	}
+	// A session closed by a record whose spans are not acknowledged yet is
+	// no longer open, but a new owner starting above its first record would
+	// meet the closing record as an event of an unknown session and derive
+	// other spans: hold the commit at its first record too.
+	for _, p := range w.pending {
+		off = min(off, p.low)
 	}
 	return position{offset: off, mark: mark}, true
 }
