@@ -67,8 +67,9 @@
 // (login and disconnect: the root; an event that closes one phase by opening
 // another: the phase it opens). Standard keys win over free-form ones, and the
 // closing event's over the opening event's. An opening event's attributes are
-// kept until its span ends, in an extension record that sessions without
-// attributes do not have.
+// kept until its span ends: a login's are interned with its client profile
+// (many sessions share a region or a build), a phase's kept in an extension
+// record that sessions without them do not have.
 //
 // # Edge cases
 //
@@ -105,9 +106,11 @@
 // An open session costs a 96-byte record (no pointers), a 4-byte index
 // entry at load at most 1/2, and its key bytes in an arena; low-cardinality
 // strings (auth method, client version, platform, game mode, server, map) are
-// interned per Machine (up to 4096 values each, beyond which a session keeps
-// its own copy in its extension record). BenchmarkOpenSessions measures the
-// total.
+// interned per Machine, the first three together with the login's free-form
+// attributes (up to 4096 values each, beyond which a session keeps its own
+// copy in its extension record). BenchmarkOpenSessions measures the total;
+// `sessiontrace bench --open-sessions` measures it for simulated traffic
+// too (logins with attributes, sessions in every phase).
 //
 // Spans go out through Emitter (the SDK path, with IDGenerator) or, later, an
 // encoder that writes the same Span values straight to OTLP.

@@ -1,6 +1,12 @@
 package lifecycle
 
-import "math"
+import (
+	"encoding/binary"
+	"math"
+	"slices"
+
+	"go.opentelemetry.io/otel/attribute"
+)
 
 // internCap bounds every intern table of a Machine, so that a producer sending
 // a new value in every event cannot grow them without limit. Values past the
@@ -49,18 +55,28 @@ func (in *interner) str(id uint16) string {
 }
 
 // profile is the client description a login carries: auth method, client
-// version and platform. They are interned together because together they are
-// still few, and one id costs 2 bytes where three would cost 6.
-type profile [3]string
+// version and platform, and its free-form attributes in canonical form
+// (attrKey). They are interned together because together they are still few
+// (a region, a build number), and one id costs 2 bytes in the session record
+// where the attributes alone would cost an extension of over 100 bytes.
+type profile struct {
+	auth, version, platform string
+	attrs                   string
+}
 
 type profiles struct {
 	ids  map[profile]uint16
 	vals []profile
+	// attrs are the free-form attributes of each profile, shared by every
+	// session of that profile; they are only ever copied from.
+	attrs [][]attribute.KeyValue
 }
 
 func (p *profiles) reset() { *p = profiles{} }
 
-func (p *profiles) id(v profile) uint16 {
+// id interns v with its attributes (copied on insert; attrs must be what
+// v.attrs encodes).
+func (p *profiles) id(v profile, attrs []attribute.KeyValue) uint16 {
 	if v == (profile{}) {
 		return 0
 	}
@@ -73,11 +89,41 @@ func (p *profiles) id(v profile) uint16 {
 	if p.ids == nil {
 		p.ids = make(map[profile]uint16)
 		p.vals = append(p.vals, profile{})
+		p.attrs = append(p.attrs, nil)
 	}
 	id := uint16(len(p.vals))
 	p.vals = append(p.vals, v)
+	p.attrs = append(p.attrs, slices.Clone(attrs))
 	p.ids[v] = id
 	return id
 }
 
-func (p *profiles) get(id uint16) profile { return p.vals[id] }
+func (p *profiles) get(id uint16) (profile, []attribute.KeyValue) { return p.vals[id], p.attrs[id] }
+
+// attrKey appends a canonical encoding of attrs to dst: equal attribute
+// lists, and only those, encode equally. Strings are length-prefixed, so no
+// separator can be forged by a value.
+func attrKey(dst []byte, attrs []attribute.KeyValue) []byte {
+	for _, kv := range attrs {
+		dst = binary.AppendUvarint(dst, uint64(len(kv.Key)))
+		dst = append(dst, kv.Key...)
+		dst = append(dst, byte(kv.Value.Type()))
+		switch kv.Value.Type() {
+		case attribute.STRING:
+			v := kv.Value.AsString()
+			dst = binary.AppendUvarint(dst, uint64(len(v)))
+			dst = append(dst, v...)
+		case attribute.INT64:
+			dst = binary.AppendVarint(dst, kv.Value.AsInt64())
+		case attribute.FLOAT64:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(kv.Value.AsFloat64()))
+		case attribute.BOOL:
+			if kv.Value.AsBool() {
+				dst = append(dst, 1)
+			} else {
+				dst = append(dst, 0)
+			}
+		}
+	}
+	return dst
+}

@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -61,17 +62,33 @@ type sessionExt struct {
 	loadStart int64
 	loadSeq   uint32
 	loadType  string
-	// Free-form attributes of the events that opened the root, the open
-	// matchmaking or in_game span, and the open loading span.
-	rootAttrs, mainAttrs, loadAttrs []attribute.KeyValue
-	// Values that overflowed their intern table.
+	// Free-form attributes of the events that opened the open matchmaking
+	// or in_game span, and the open loading span. The root's are interned
+	// with the login's profile.
+	mainAttrs, loadAttrs []attribute.KeyValue
+	// ov holds values that overflowed their intern table; nil when none
+	// did, which is nearly always.
+	ov *overflowed
+}
+
+// overflowed are the values of a session that did not fit an intern table.
+type overflowed struct {
 	prof         profile
+	rootAttrs    []attribute.KeyValue
 	mainA, mainB string
 }
 
+// overflow returns x's overflowed values, creating them on first use.
+func (x *sessionExt) overflow() *overflowed {
+	if x.ov == nil {
+		x.ov = new(overflowed)
+	}
+	return x.ov
+}
+
 func (x *sessionExt) empty() bool {
-	return x.loadSeq == 0 && x.rootAttrs == nil && x.mainAttrs == nil && x.loadAttrs == nil &&
-		x.prof == (profile{}) && x.mainA == "" && x.mainB == ""
+	return x.loadSeq == 0 && x.mainAttrs == nil && x.loadAttrs == nil &&
+		(x.ov == nil || x.ov.prof == (profile{}) && x.ov.rootAttrs == nil && x.ov.mainA == "" && x.ov.mainB == "")
 }
 
 // Stats are a Machine's cumulative counters. Reset does not clear them.
@@ -124,6 +141,11 @@ type Machine struct {
 
 	modes, servers, maps interner
 	profiles             profiles
+	// attrScratch and keyScratch build a login's attributes and their
+	// canonical key, so that a login whose profile is known allocates only
+	// the key's string.
+	attrScratch []attribute.KeyValue
+	keyScratch  []byte
 
 	dedup dedup
 
@@ -397,12 +419,17 @@ func (m *Machine) start(ev *schema.Event, offset int64, h uint64, login bool, ou
 		return out, slot
 	}
 	s.seq = loginIndex
-	prof := profile{ev.AuthMethod, ev.ClientVersion, ev.Platform}
-	if s.profile = m.profiles.id(prof); s.profile == overflowID {
-		m.ext(slot, s).prof = prof
-	}
+	prof := profile{auth: ev.AuthMethod, version: ev.ClientVersion, platform: ev.Platform}
+	var attrs []attribute.KeyValue
 	if len(ev.Attributes) > 0 {
-		m.ext(slot, s).rootAttrs = appendEventAttrs(nil, ev.Attributes)
+		attrs = appendEventAttrs(m.attrScratch[:0], ev.Attributes)
+		m.attrScratch = attrs[:0]
+		m.keyScratch = attrKey(m.keyScratch[:0], attrs)
+		prof.attrs = string(m.keyScratch)
+	}
+	if s.profile = m.profiles.id(prof, attrs); s.profile == overflowID {
+		ov := m.ext(slot, s).overflow()
+		ov.prof, ov.rootAttrs = prof, slices.Clone(attrs)
 	}
 	return out, slot
 }
@@ -478,7 +505,7 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		s.seq++
 		s.mainSeq, s.mainStart = s.seq, t
 		if s.mainA = m.modes.id(ev.GameMode); s.mainA == overflowID {
-			m.ext(slot, s).mainA = ev.GameMode
+			m.ext(slot, s).overflow().mainA = ev.GameMode
 		}
 		s.mainB = 0
 		s.flags |= flagMM
@@ -503,10 +530,10 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		s.seq++
 		s.mainSeq, s.mainStart = s.seq, t
 		if s.mainA = m.servers.id(ev.ServerID); s.mainA == overflowID {
-			m.ext(slot, s).mainA = ev.ServerID
+			m.ext(slot, s).overflow().mainA = ev.ServerID
 		}
 		if s.mainB = m.maps.id(ev.Map); s.mainB == overflowID {
-			m.ext(slot, s).mainB = ev.Map
+			m.ext(slot, s).overflow().mainB = ev.Map
 		}
 		s.flags |= flagGame
 		s.phase = phInGame
@@ -562,7 +589,10 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 	}
 	if x != nil {
 		opening = x.mainAttrs
-		x.mainAttrs, x.mainA, x.mainB = nil, "", ""
+		x.mainAttrs = nil
+		if x.ov != nil {
+			x.ov.mainA, x.ov.mainB = "", ""
+		}
 	}
 	var sp Span
 	if s.flags&flagMM != 0 {
@@ -607,14 +637,14 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 
 func (m *Machine) mainStrings(s *session, x *sessionExt) (a, b string) {
 	if s.mainA == overflowID {
-		a = x.mainA
+		a = x.ov.mainA
 	} else if s.flags&flagMM != 0 {
 		a = m.modes.str(s.mainA)
 	} else {
 		a = m.servers.str(s.mainA)
 	}
 	if s.mainB == overflowID {
-		b = x.mainB
+		b = x.ov.mainB
 	} else {
 		b = m.maps.str(s.mainB)
 	}
@@ -734,19 +764,18 @@ func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64,
 	x := m.extOf(slot, s)
 	var prof profile
 	var opening []attribute.KeyValue
-	if x != nil {
-		opening = x.rootAttrs
-	}
 	if s.profile == overflowID {
-		prof = x.prof
+		prof, opening = x.ov.prof, x.ov.rootAttrs
 	} else if s.profile != 0 {
-		prof = m.profiles.get(s.profile)
+		prof, opening = m.profiles.get(s.profile)
 	}
 	attrs := make([]attribute.KeyValue, 0, 11+len(closing)+len(opening))
 	attrs = append(attrs, KeyPlayerID.String(player))
-	for i, k := range [3]attribute.Key{KeyAuthMethod, KeyClientVersion, KeyClientPlatform} {
-		if prof[i] != "" {
-			attrs = append(attrs, k.String(prof[i]))
+	for _, kv := range [...]attribute.KeyValue{
+		KeyAuthMethod.String(prof.auth), KeyClientVersion.String(prof.version), KeyClientPlatform.String(prof.platform),
+	} {
+		if kv.Value.AsString() != "" {
+			attrs = append(attrs, kv)
 		}
 	}
 	attrs = append(attrs, KeyStartTime.String(time.Unix(0, s.start).UTC().Format(time.RFC3339Nano)))

@@ -902,7 +902,10 @@ func TestInternOverflow(t *testing.T) {
 		p := fmt.Sprintf("p%d", i)
 		v := fmt.Sprintf("v%d", i)
 		for _, e := range []*S.Event{
-			b.ev(S.SessionLogin, p, 0, func(e *S.Event) { e.Platform, e.ClientVersion = v, v }),
+			b.ev(S.SessionLogin, p, 0, func(e *S.Event) {
+				e.Platform, e.ClientVersion = v, v
+				e.Attributes = []S.Attr{{Key: "shard", Value: S.Value{Kind: S.KindString, Str: v}}}
+			}),
 			b.ev(S.MatchmakingEnter, p, 1, func(e *S.Event) { e.GameMode = v }),
 			b.ev(S.GameEnter, p, 2, func(e *S.Event) { e.ServerID, e.Map = v, v }),
 		} {
@@ -919,7 +922,7 @@ func TestInternOverflow(t *testing.T) {
 		var keys []attribute.Key
 		switch s.Name {
 		case SpanLifecycle:
-			keys = []attribute.Key{KeyClientPlatform, KeyClientVersion}
+			keys = []attribute.Key{KeyClientPlatform, KeyClientVersion, "shard"}
 		case SpanPhaseMatchmaking:
 			keys = []attribute.Key{KeyGameMode}
 		case SpanPhaseInGame:
@@ -932,10 +935,64 @@ func TestInternOverflow(t *testing.T) {
 			}
 		}
 	}
-	if checked != 5*n {
-		t.Errorf("checked %d values, want %d", checked, 5*n)
+	if checked != 6*n {
+		t.Errorf("checked %d values, want %d", checked, 6*n)
 	}
 	if len(m.exts) != 0 {
 		t.Errorf("%d extensions left after CloseAll", len(m.exts))
+	}
+}
+
+// TestRootAttributesInterned checks that logins sharing a profile and
+// attributes share one interned entry, and that each root still gets its
+// own login's attributes, whatever their order of arrival.
+func TestRootAttributesInterned(t *testing.T) {
+	var b evb
+	m := newMachine(t)
+	region := func(v string, build int64) func(*S.Event) {
+		return func(e *S.Event) {
+			e.Platform = "pc"
+			e.Attributes = []S.Attr{{Key: "region", Value: S.Value{Kind: S.KindString, Str: v}}, {Key: "build", Value: S.Value{Kind: S.KindInt, Int: build}}}
+		}
+	}
+	logins := []struct {
+		player, region string
+		build          int64
+	}{{"a", "eu", 1}, {"b", "us", 1}, {"c", "eu", 1}, {"d", "eu", 2}, {"e", "", 0}}
+	var spans []Span
+	for i, l := range logins {
+		ev := b.ev(S.SessionLogin, l.player, 0, func(e *S.Event) { e.Platform = "pc" })
+		if l.region != "" {
+			ev = b.ev(S.SessionLogin, l.player, 0, region(l.region, l.build))
+		}
+		spans, _ = m.Apply(ev, int64(i), spans)
+	}
+	// pc without attributes, and three attribute sets: (eu,1) twice.
+	if got := len(m.profiles.vals) - 1; got != 4 {
+		t.Errorf("%d profiles interned, want 4", got)
+	}
+	if len(m.exts) != 0 {
+		t.Errorf("%d extensions for sessions whose attributes were interned", len(m.exts))
+	}
+	spans = m.CloseAll(EndOfInput, spans[:0])
+	for _, s := range spans {
+		if !s.IsRoot() {
+			continue
+		}
+		p := attr(s, KeyPlayerID).(string)
+		for _, l := range logins {
+			if l.player != p {
+				continue
+			}
+			if l.region == "" {
+				if attr(s, "region") != nil {
+					t.Errorf("%s: region %v, want none", p, attr(s, "region"))
+				}
+				continue
+			}
+			if attr(s, "region") != l.region || attr(s, "build") != l.build {
+				t.Errorf("%s: region %v build %v, want %s %d", p, attr(s, "region"), attr(s, "build"), l.region, l.build)
+			}
+		}
 	}
 }
