@@ -34,7 +34,7 @@ type worker struct {
 
 	dec   *schema.Decoder
 	m     *lifecycle.Machine
-	lane  *lane
+	lane  lane
 	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
@@ -75,7 +75,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	w := &worker{
 		topic: topic, partition: partition, c: p,
 		dec: dec, m: m,
-		lane:      newLane(p.exporter, p.laneConfig(topic, partition)),
+		lane:      p.newLane(p.laneConfig(topic, partition)),
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		next:      -1,
 		low:       -1,
@@ -153,12 +153,19 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 			dlq.Store(0)
 		})
 	}
-	before := w.lane.emitted
+	before := w.lane.emitted()
 	if !replayed {
+		// A full lane blocks here until it has room or is aborted (stop's
+		// deadline), never because the run is ending: a span dropped when
+		// the context ends would leave a hole in the lane's queue that the
+		// acknowledged count could pass.
+		ectx := context.WithoutCancel(ctx)
 		for i := range spans {
-			if err := w.lane.emit(ctx, &spans[i]); err != nil {
-				// Only a tracer provider built without lifecycle.IDGenerator
-				// gets here, and this package builds its own.
+			if err := w.lane.emit(ectx, &spans[i]); err != nil {
+				// Only an aborted lane, or a tracer provider built without
+				// lifecycle.IDGenerator (this package builds its own), gets
+				// here; the span is never acknowledged, so never committed
+				// past.
 				w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
 			}
 		}
@@ -168,8 +175,8 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 
 	w.mu.Lock()
-	if w.lane.emitted != before || dlq != nil {
-		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: w.lane.emitted, dlq: dlq})
+	if end := w.lane.emitted(); end != before || dlq != nil {
+		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq})
 	}
 	w.next = r.Offset + 1
 	w.low = -1
@@ -238,7 +245,7 @@ func (w *worker) stop(ctx context.Context) {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		w.lane.exp.abort()
+		w.lane.abort()
 		<-w.done
 	}
 }

@@ -98,10 +98,13 @@ func (t tlsConfig) build(prefix string) (*tls.Config, error) {
 	return tc, nil
 }
 
-// newExporter builds the process's one OTLP/gRPC span exporter. Settings
-// left empty fall to the exporter, which reads the OTEL_EXPORTER_OTLP_*
-// variables itself.
-func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error) {
+// newExporter builds the process's one OTLP/gRPC trace client, started, and
+// the SDK span exporter over it: the sdk export path exports through the
+// exporter, the direct path uploads through the client, so both share one
+// connection and every setting. Shutting the exporter down stops the client.
+// Settings left empty fall to the client, which reads the
+// OTEL_EXPORTER_OTLP_* variables itself.
+func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, otlptrace.Client, error) {
 	opts := []otlptracegrpc.Option{
 		otlptracegrpc.WithTimeout(o.Timeout),
 		// The consumer and replay retry a failed export themselves, with
@@ -118,7 +121,7 @@ func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error
 	if o.TLS.Enabled {
 		tc, err := o.TLS.build("otlp.tls")
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 	}
@@ -128,7 +131,7 @@ func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error
 	if o.HeadersFile != "" {
 		h, err := readHeaders(o.HeadersFile)
 		if err != nil {
-			return nil, fmt.Errorf("%w: otlp.headers_file: %w", errInvalidConfig, err)
+			return nil, nil, fmt.Errorf("%w: otlp.headers_file: %w", errInvalidConfig, err)
 		}
 		// WithHeaders replaces what the exporter read from the environment,
 		// so the environment's headers are merged in first.
@@ -138,11 +141,12 @@ func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error
 		}
 		opts = append(opts, otlptracegrpc.WithHeaders(merged))
 	}
-	exp, err := otlptracegrpc.New(ctx, opts...)
+	client := otlptracegrpc.NewClient(opts...)
+	exp, err := otlptrace.New(ctx, client) // starts the client
 	if err != nil {
-		return nil, fmt.Errorf("otlp exporter: %w", err)
+		return nil, nil, fmt.Errorf("otlp exporter: %w", err)
 	}
-	return exp, nil
+	return exp, client, nil
 }
 
 // readHeaders reads name=value lines; blank lines and # comments are

@@ -226,7 +226,7 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 		if err != nil {
 			return err
 		}
-		exp, err := cfg.OTLP.newExporter(ctx)
+		exp, client, err := cfg.OTLP.newExporter(ctx)
 		if err != nil {
 			return err
 		}
@@ -235,7 +235,9 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 			defer cancel()
 			err = errors.Join(err, exp.Shutdown(sctx))
 		}()
-		sink = consumer.OTLPSink(exp, cfg.Kafka.Config, consumer.WithResource(res), consumer.WithLogger(log))
+		if sink, err = consumer.OTLPSink(exp, cfg.Kafka.Config, consumer.WithOTLPClient(client), consumer.WithResource(res), consumer.WithLogger(log)); err != nil {
+			return fmt.Errorf("%w: %w", errInvalidConfig, err)
+		}
 	}
 	rp, err := consumer.NewReplayer(cfg.Kafka.Config, sink)
 	if err != nil {
