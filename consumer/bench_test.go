@@ -221,7 +221,7 @@ func (r *childReceiver) wait(b *testing.B, n int, within time.Duration) {
 
 // benchSpans returns the spans a scenario's records make, in the order a
 // partition's worker emits them.
-func benchSpans(b *testing.B) []lifecycle.Span {
+func benchSpans(b testing.TB) []lifecycle.Span {
 	b.Helper()
 	s := buildScenario(b, scenarioSpec{partitions: 1, players: 2000, matches: 2})
 	dec, err := schema.NewDecoder(schema.DefaultLimits())
@@ -266,9 +266,10 @@ func (c *uploadClient) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpa
 
 // BenchmarkSpanEncode measures, per span, each stage that turns a
 // lifecycle.Span into the bytes of an export request, in batches of
-// DefaultExportBatchSize: on the sdk path the SDK span (Emitter.Emit) and
-// the exporter's conversion plus marshal; on the direct path the encoder
-// plus the same marshal; and the marshal alone.
+// DefaultExportBatchSize: on the sdk path the SDK span (Emitter.Emit), then
+// the exporter's conversion plus the gRPC codec's marshal; on the direct
+// path the encoder (wire-format spans, or protobuf messages as its fallback
+// builds them) alone and with the same marshal.
 func BenchmarkSpanEncode(b *testing.B) {
 	spans := benchSpans(b)
 	const batch = DefaultExportBatchSize
@@ -320,6 +321,31 @@ func BenchmarkSpanEncode(b *testing.B) {
 			if i%batch == 0 {
 				k := (i / batch * batch) % (len(spans) - batch)
 				enc.encode(spans[k : k+batch])
+			}
+		}
+	})
+
+	b.Run("direct_encode_messages", func(b *testing.B) {
+		enc := newSpanEncoder(res, sdktrace.NewSpanLimits())
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%batch == 0 {
+				k := (i / batch * batch) % (len(spans) - batch)
+				enc.encodeMessages(spans[k : k+batch])
+			}
+		}
+	})
+
+	b.Run("direct_encode_messages_marshal", func(b *testing.B) {
+		enc := newSpanEncoder(res, sdktrace.NewSpanLimits())
+		c := &uploadClient{}
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if i%batch == 0 {
+				k := (i / batch * batch) % (len(spans) - batch)
+				if err := c.UploadTraces(context.Background(), enc.encodeMessages(spans[k:k+batch])); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	})

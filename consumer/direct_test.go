@@ -8,8 +8,13 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
@@ -228,4 +233,101 @@ func TestDirectLaneExportsByTimeoutAndFlush(t *testing.T) {
 	if l.acked() != 43 || rcv.Count() != 43 {
 		t.Fatalf("acked %d, received %d; want 43", l.acked(), rcv.Count())
 	}
+}
+
+// captureClient is an otlptrace.Client that keeps the marshalled request of
+// each upload, marshalled as gRPC's proto codec does, so that both export
+// paths can be compared on raw bytes in process.
+type captureClient struct{ requests [][]byte }
+
+func (c *captureClient) Start(context.Context) error { return nil }
+func (c *captureClient) Stop(context.Context) error  { return nil }
+func (c *captureClient) UploadTraces(_ context.Context, rs []*tracepb.ResourceSpans) error {
+	b, err := proto.MarshalOptions{}.Marshal(&coltracepb.ExportTraceServiceRequest{ResourceSpans: rs})
+	if err != nil {
+		return err
+	}
+	c.requests = append(c.requests, b)
+	return nil
+}
+
+// TestEncoderMatchesSDKTransform compares, on raw marshalled bytes, one
+// request built by the SDK path (SDK spans through otlptrace's exporter) and
+// by the encoder on both of its routes (wire-format spans, and messages),
+// for scenario spans and for spans with edge-case attributes.
+func TestEncoderMatchesSDKTransform(t *testing.T) {
+	scenario := benchSpans(t)[:300]
+	edge := []lifecycle.Span{
+		{Name: lifecycle.SpanLifecycle, TraceID: [16]byte{9}, SpanID: [8]byte{9}, Start: 0, End: 0, Attrs: []attribute.KeyValue{
+			attribute.Int64("neg", -5), attribute.Int64("zero", 0), attribute.Int64("big", 1<<62), attribute.String("empty", ""),
+			attribute.Bool("f", false), attribute.Bool("t", true), attribute.Float64("z", 0), attribute.Float64("pi", 3.25),
+			attribute.String("unicode", "héllo wörld ✓"), attribute.String("", "an invalid key is dropped"),
+		}},
+		{Name: lifecycle.SpanPhaseInGame, TraceID: [16]byte{9}, SpanID: [8]byte{8}, ParentSpanID: [8]byte{9}, Start: -7, End: 5},
+		{Name: lifecycle.SpanPhaseLoading, TraceID: [16]byte{9}, SpanID: [8]byte{7}, ParentSpanID: [8]byte{9}, Start: 1, End: 1 << 62,
+			Attrs: []attribute.KeyValue{attribute.String("long", string(bytes.Repeat([]byte("ab"), 200)))}},
+	}
+	nonScalar := []lifecycle.Span{{Name: lifecycle.SpanLifecycle, TraceID: [16]byte{3}, SpanID: [8]byte{3}, Start: 1, End: 2,
+		Attrs: []attribute.KeyValue{attribute.StringSlice("list", []string{"a", "b"}), attribute.Int("n", 1)}}}
+	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "sessiontrace")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		spans []lifecycle.Span
+		env   map[string]string
+		wire  bool // whether the wire-format route takes the batch
+	}{
+		{"scenario spans", scenario, nil, true},
+		{"edge-case attributes", edge, nil, true},
+		{"non-scalar attribute", nonScalar, nil, false},
+		{"count and length limits", append(append([]lifecycle.Span(nil), scenario[:50]...), edge...), map[string]string{
+			"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "4", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "3"}, true},
+		{"no attributes allowed", edge, map[string]string{"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "0"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			sdk := sdkRequest(t, res, tt.spans)
+
+			enc := newSpanEncoder(res, sdktrace.NewSpanLimits())
+			if _, ok := enc.appendSpans(nil, tt.spans); ok != tt.wire {
+				t.Fatalf("wire-format route took the batch: %t, want %t", ok, tt.wire)
+			}
+			for _, route := range []struct {
+				name   string
+				encode func([]lifecycle.Span) []*tracepb.ResourceSpans
+			}{{"encode", enc.encode}, {"messages", enc.encodeMessages}, {"encode again", enc.encode}} {
+				c := &captureClient{}
+				if err := c.UploadTraces(t.Context(), route.encode(tt.spans)); err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(c.requests[0], sdk) {
+					t.Errorf("%s: %d bytes differ from the SDK path's %d at byte %d", route.name, len(c.requests[0]), len(sdk), firstByteDiff(c.requests[0], sdk))
+				}
+			}
+		})
+	}
+}
+
+// sdkRequest returns the request the SDK path marshals for spans.
+func sdkRequest(t *testing.T, res *resource.Resource, spans []lifecycle.Span) []byte {
+	t.Helper()
+	c := &collector{}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(c), sdktrace.WithIDGenerator(lifecycle.IDGenerator()),
+		sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
+	em := lifecycle.NewEmitter(tp.Tracer(scopeName))
+	for i := range spans {
+		if err := em.Emit(t.Context(), &spans[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capture := &captureClient{}
+	if err := otlptrace.NewUnstarted(capture).ExportSpans(t.Context(), c.spans); err != nil {
+		t.Fatal(err)
+	}
+	return capture.requests[0]
 }

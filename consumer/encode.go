@@ -1,6 +1,9 @@
 package consumer
 
 import (
+	"encoding/binary"
+	"math"
+	"math/bits"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -26,25 +29,37 @@ const (
 	flagsPhase = flagsRoot | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
 )
 
-// spanEncoder builds the OTLP request messages of one batch straight from
+// spanEncoder builds the OTLP request of one batch straight from
 // lifecycle.Span values: the same ResourceSpans the SDK path produces (SDK
 // span, then otlptrace's transform), so that the marshalled request is the
 // same byte for byte, without an SDK span or a conversion per span.
 //
-// Every message of a batch lives in slices the encoder reuses, so encoding
-// allocates nothing once the slices have grown to the largest batch. The
-// messages returned by encode are valid until the next encode: the caller
-// (one lane's export goroutine) must be done with the upload first.
+// By default the spans are written in protobuf wire format by hand, in the
+// order and encoding protobuf-go's marshaller uses, and handed over as the
+// ScopeSpans message's unknown fields: protobuf marshals those verbatim after
+// the known fields (here only the scope, field 1), which puts them exactly
+// where the repeated spans field (2) would be. This spares the gRPC codec
+// sizing and marshalling some twenty messages per span, the largest cost
+// left on the export side. A batch the wire writer does not handle (an
+// attribute value that is not a scalar, a string that is not valid UTF-8,
+// which protobuf-go refuses to marshal) is built as messages instead
+// (encodeMessages), so it fails or succeeds exactly as on the SDK path.
+//
+// Every buffer and message of a batch lives in slices the encoder reuses, so
+// encoding allocates nothing once they have grown to the largest batch. What
+// encode returns is valid until the next encode: the caller (one lane's
+// export goroutine) must be done with the upload first.
 //
 // It relies on what lifecycle guarantees of a Span: attribute keys are
-// unique and values are scalars (string, int64, float64, bool). Other value
-// types are still encoded as the SDK would, through allocating messages.
+// unique (the SDK would deduplicate them) and values are scalars.
 type spanEncoder struct {
 	rs     tracepb.ResourceSpans
 	ss     tracepb.ScopeSpans
 	out    []*tracepb.ResourceSpans
 	status tracepb.Status // the SDK always writes an empty (unset) status
 	limits sdktrace.SpanLimits
+	raw    []byte // the wire-format spans of the last batch
+	kept   []int  // scratch: indexes of the attributes a span keeps
 
 	spans  []tracepb.Span
 	ptrs   []*tracepb.Span
@@ -100,6 +115,23 @@ func (e *spanEncoder) encode(batch []lifecycle.Span) []*tracepb.ResourceSpans {
 	if len(batch) == 0 {
 		return nil
 	}
+	raw, ok := e.appendSpans(e.raw[:0], batch)
+	e.raw = raw
+	if !ok {
+		return e.encodeMessages(batch)
+	}
+	e.ss.Spans = nil
+	e.ss.ProtoReflect().SetUnknown(raw)
+	return e.out
+}
+
+// encodeMessages returns the OTLP request content for batch as protobuf
+// messages, valid until the next call.
+func (e *spanEncoder) encodeMessages(batch []lifecycle.Span) []*tracepb.ResourceSpans {
+	if len(batch) == 0 {
+		return nil
+	}
+	e.ss.ProtoReflect().SetUnknown(nil)
 	nAttrs := 0
 	for i := range batch {
 		nAttrs += len(batch[i].Attrs)
@@ -189,6 +221,189 @@ func (e *spanEncoder) value(a int, v attribute.Value) *commonpb.AnyValue {
 	}
 	return av
 }
+
+// Wire-format tags (field number << 3 | wire type) of the fields written.
+const (
+	tagScopeSpansSpan = 2<<3 | 2
+
+	tagSpanTraceID  = 1<<3 | 2
+	tagSpanSpanID   = 2<<3 | 2
+	tagSpanParentID = 4<<3 | 2
+	tagSpanName     = 5<<3 | 2
+	tagSpanKind     = 6<<3 | 0
+	tagSpanStart    = 7<<3 | 1
+	tagSpanEnd      = 8<<3 | 1
+	tagSpanAttr     = 9<<3 | 2
+	tagSpanDropped  = 10<<3 | 0
+	tagSpanStatus   = 15<<3 | 2
+	tagSpanFlags    = 16<<3 | 5 // two bytes as a varint
+
+	tagKVKey   = 1<<3 | 2
+	tagKVValue = 2<<3 | 2
+
+	tagAnyString = 1<<3 | 2
+	tagAnyBool   = 2<<3 | 0
+	tagAnyInt    = 3<<3 | 0
+	tagAnyDouble = 4<<3 | 1
+)
+
+// appendSpans appends batch as repeated ScopeSpans.spans fields in the wire
+// format protobuf-go writes for the messages encodeMessages builds: fields
+// in number order, proto3 zero values left out, oneof members always
+// written. false means a span needs the message path.
+func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, bool) {
+	strLimit := e.limits.AttributeValueLengthLimit
+	for i := range batch {
+		s := &batch[i]
+		if !utf8.ValidString(s.Name) {
+			return b, false
+		}
+		// Sizes first: every message is length-prefixed.
+		kept, dropped := e.keptAttrs(s)
+		size := 18 + 10 + 2 + 2 + 6 // trace id, span id, kind, empty status, flags
+		if s.ParentSpanID.IsValid() {
+			size += 10
+		}
+		if s.Name != "" {
+			size += 1 + sizeVarint(uint64(len(s.Name))) + len(s.Name)
+		}
+		if s.Start > 0 {
+			size += 9
+		}
+		if s.End > 0 {
+			size += 9
+		}
+		for j := range kept {
+			kv := &s.Attrs[kept[j]]
+			n, ok := kvSize(kv, strLimit)
+			if !ok {
+				return b, false
+			}
+			size += 1 + sizeVarint(uint64(n)) + n
+		}
+		if dropped > 0 {
+			size += 1 + sizeVarint(uint64(dropped))
+		}
+
+		b = append(b, tagScopeSpansSpan)
+		b = appendVarint(b, uint64(size))
+		b = append(b, tagSpanTraceID, 16)
+		b = append(b, s.TraceID[:]...)
+		b = append(b, tagSpanSpanID, 8)
+		b = append(b, s.SpanID[:]...)
+		flags := flagsRoot
+		if s.ParentSpanID.IsValid() {
+			b = append(b, tagSpanParentID, 8)
+			b = append(b, s.ParentSpanID[:]...)
+			flags = flagsPhase
+		}
+		if s.Name != "" {
+			b = appendString(b, tagSpanName, s.Name)
+		}
+		b = append(b, tagSpanKind, byte(tracepb.Span_SPAN_KIND_INTERNAL))
+		if s.Start > 0 {
+			b = append(b, tagSpanStart)
+			b = binary.LittleEndian.AppendUint64(b, uint64(s.Start))
+		}
+		if s.End > 0 {
+			b = append(b, tagSpanEnd)
+			b = binary.LittleEndian.AppendUint64(b, uint64(s.End))
+		}
+		for j := range kept {
+			kv := &s.Attrs[kept[j]]
+			n, _ := kvSize(kv, strLimit)
+			b = append(b, tagSpanAttr)
+			b = appendVarint(b, uint64(n))
+			b = appendString(b, tagKVKey, string(kv.Key))
+			b = append(b, tagKVValue)
+			switch kv.Value.Type() {
+			case attribute.STRING:
+				v := truncate(strLimit, kv.Value.AsString())
+				b = appendVarint(b, uint64(1+sizeVarint(uint64(len(v)))+len(v)))
+				b = appendString(b, tagAnyString, v)
+			case attribute.BOOL:
+				b = append(b, 2, tagAnyBool, 0)
+				if kv.Value.AsBool() {
+					b[len(b)-1] = 1
+				}
+			case attribute.INT64:
+				v := uint64(kv.Value.AsInt64()) //nolint:gosec // protobuf's int64 encoding
+				b = append(b, byte(1+sizeVarint(v)), tagAnyInt)
+				b = appendVarint(b, v)
+			case attribute.FLOAT64:
+				b = append(b, 9, tagAnyDouble)
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(kv.Value.AsFloat64()))
+			}
+		}
+		if dropped > 0 {
+			b = append(b, tagSpanDropped)
+			b = appendVarint(b, uint64(dropped))
+		}
+		b = append(b, tagSpanStatus, 0)
+		b = append(b, byte(tagSpanFlags|0x80), byte(tagSpanFlags>>7))
+		b = binary.LittleEndian.AppendUint32(b, flags)
+	}
+	return b, true
+}
+
+// keptAttrs returns the indexes of the attributes of s the SDK keeps (valid
+// ones, up to the count limit) and how many it drops. The indexes live in a
+// reused slice.
+func (e *spanEncoder) keptAttrs(s *lifecycle.Span) (kept []int, dropped int) {
+	kept = e.kept[:0]
+	limit := e.limits.AttributeCountLimit
+	for j := range s.Attrs {
+		if !s.Attrs[j].Valid() || limit == 0 || (limit > 0 && len(kept) >= limit) {
+			dropped++
+			continue
+		}
+		kept = append(kept, j)
+	}
+	e.kept = kept
+	return kept, min(dropped, 1<<32-1)
+}
+
+// kvSize returns the encoded size of one KeyValue message, and false when
+// the wire writer cannot write it.
+func kvSize(kv *attribute.KeyValue, strLimit int) (int, bool) {
+	if !utf8.ValidString(string(kv.Key)) {
+		return 0, false
+	}
+	var any int
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		v := truncate(strLimit, kv.Value.AsString())
+		if !utf8.ValidString(v) {
+			return 0, false
+		}
+		any = 1 + sizeVarint(uint64(len(v))) + len(v)
+	case attribute.BOOL:
+		any = 2
+	case attribute.INT64:
+		any = 1 + sizeVarint(uint64(kv.Value.AsInt64())) //nolint:gosec // protobuf's int64 encoding
+	case attribute.FLOAT64:
+		any = 9
+	default:
+		return 0, false
+	}
+	return 1 + sizeVarint(uint64(len(kv.Key))) + len(kv.Key) + 1 + sizeVarint(uint64(any)) + any, true
+}
+
+func appendString(b []byte, tag byte, s string) []byte {
+	b = append(b, tag)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func sizeVarint(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
 
 // truncate shortens s to limit characters as the SDK does for a valid UTF-8
 // string; a negative limit means none. Invalid UTF-8 is kept as it is (the

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
@@ -38,6 +39,7 @@ type worker struct {
 	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
+	attrs metric.MeasurementOption // topic and partition, built once
 
 	// exportedThrough is the mark H read back from the last commit: spans
 	// closed by records below it were acknowledged by a previous owner and
@@ -77,6 +79,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		dec: dec, m: m,
 		lane:      p.newLane(p.laneConfig(topic, partition)),
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
+		attrs:     partitionAttrs(topic, partition),
 		next:      -1,
 		low:       -1,
 		committed: position{offset: -1, mark: -1},
@@ -97,24 +100,37 @@ func (w *worker) run(ctx context.Context) {
 		case <-w.quit:
 			return
 		case recs := <-w.in:
+			var n, bytes int64
 			for _, r := range recs {
 				select {
 				case <-w.quit:
+					w.countRecords(n, bytes)
 					return
 				default:
 				}
 				w.process(ctx, r)
+				n++
+				bytes += int64(len(r.Value))
 			}
+			w.countRecords(n, bytes)
 		}
 	}
+}
+
+// countRecords adds processed records to the metrics once per fetched
+// batch: an attribute set built per record cost more CPU than decoding it.
+func (w *worker) countRecords(n, bytes int64) {
+	if n == 0 {
+		return
+	}
+	pm := w.c.metrics
+	pm.records.Add(context.Background(), n, w.attrs)
+	pm.bytes.Add(context.Background(), bytes, w.attrs)
 }
 
 // process runs one record through decode, the state machine and the lane.
 func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	pm := w.c.metrics
-	pa := []attribute.KeyValue{attribute.String("topic", w.topic), attribute.Int("partition", int(w.partition))}
-	pm.add(pm.records, 1, pa...)
-	pm.add(pm.bytes, int64(len(r.Value)), pa...)
 
 	mark := w.exportedThrough.Load()
 	replayed := r.Offset < mark // handled by a previous owner: rebuild state only
