@@ -58,8 +58,8 @@ type spanEncoder struct {
 	out    []*tracepb.ResourceSpans
 	status tracepb.Status // the SDK always writes an empty (unset) status
 	limits sdktrace.SpanLimits
-	raw    []byte // the wire-format spans of the last batch
-	kept   []int  // scratch: indexes of the attributes a span keeps
+	raw    []byte     // the wire-format spans of the last batch
+	kept   []keptAttr // scratch: the attributes a span keeps
 
 	spans  []tracepb.Span
 	ptrs   []*tracepb.Span
@@ -259,7 +259,10 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 			return b, false
 		}
 		// Sizes first: every message is length-prefixed.
-		kept, dropped := e.keptAttrs(s)
+		kept, dropped, ok := e.keptAttrs(s)
+		if !ok {
+			return b, false
+		}
 		size := 18 + 10 + 2 + 2 + 6 // trace id, span id, kind, empty status, flags
 		if s.ParentSpanID.IsValid() {
 			size += 10
@@ -273,13 +276,8 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 		if s.End > 0 {
 			size += 9
 		}
-		for j := range kept {
-			kv := &s.Attrs[kept[j]]
-			n, ok := kvSize(kv, strLimit)
-			if !ok {
-				return b, false
-			}
-			size += 1 + sizeVarint(uint64(n)) + n
+		for _, k := range kept {
+			size += 1 + sizeVarint(uint64(k.size)) + k.size
 		}
 		if dropped > 0 {
 			size += 1 + sizeVarint(uint64(dropped))
@@ -309,11 +307,10 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 			b = append(b, tagSpanEnd)
 			b = binary.LittleEndian.AppendUint64(b, uint64(s.End))
 		}
-		for j := range kept {
-			kv := &s.Attrs[kept[j]]
-			n, _ := kvSize(kv, strLimit)
+		for _, k := range kept {
+			kv := &s.Attrs[k.index]
 			b = append(b, tagSpanAttr)
-			b = appendVarint(b, uint64(n))
+			b = appendVarint(b, uint64(k.size))
 			b = appendString(b, tagKVKey, string(kv.Key))
 			b = append(b, tagKVValue)
 			switch kv.Value.Type() {
@@ -346,10 +343,14 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 	return b, true
 }
 
-// keptAttrs returns the indexes of the attributes of s the SDK keeps (valid
-// ones, up to the count limit) and how many it drops. The indexes live in a
-// reused slice.
-func (e *spanEncoder) keptAttrs(s *lifecycle.Span) (kept []int, dropped int) {
+// keptAttr is an attribute of a span that the SDK keeps, with the encoded
+// size of its KeyValue message.
+type keptAttr struct{ index, size int }
+
+// keptAttrs returns the attributes of s the SDK keeps (valid ones, up to the
+// count limit) and how many it drops, and false when the wire writer cannot
+// write one of them. The result lives in a reused slice.
+func (e *spanEncoder) keptAttrs(s *lifecycle.Span) (kept []keptAttr, dropped int, ok bool) {
 	kept = e.kept[:0]
 	limit := e.limits.AttributeCountLimit
 	for j := range s.Attrs {
@@ -357,10 +358,14 @@ func (e *spanEncoder) keptAttrs(s *lifecycle.Span) (kept []int, dropped int) {
 			dropped++
 			continue
 		}
-		kept = append(kept, j)
+		n, ok := kvSize(&s.Attrs[j], e.limits.AttributeValueLengthLimit)
+		if !ok {
+			return nil, 0, false
+		}
+		kept = append(kept, keptAttr{index: j, size: n})
 	}
 	e.kept = kept
-	return kept, min(dropped, 1<<32-1)
+	return kept, min(dropped, 1<<32-1), true
 }
 
 // kvSize returns the encoded size of one KeyValue message, and false when

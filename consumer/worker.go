@@ -40,6 +40,8 @@ type worker struct {
 	spans []lifecycle.Span
 	logs  *rateLog
 	attrs metric.MeasurementOption // topic and partition, built once
+	// emitCtx is run's context without its cancellation, for the lane.
+	emitCtx context.Context
 
 	// exportedThrough is the mark H read back from the last commit: spans
 	// closed by records below it were acknowledged by a previous owner and
@@ -95,6 +97,11 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 // rest of a batch for a partition being revoked is never processed.
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
+	// A full lane blocks emit until it has room or is aborted (stop's
+	// deadline), never because the run is ending: a span dropped when the
+	// context ends would leave a hole in the lane's queue that the
+	// acknowledged count could pass.
+	w.emitCtx = context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-w.quit:
@@ -171,13 +178,8 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	before := w.lane.emitted()
 	if !replayed {
-		// A full lane blocks here until it has room or is aborted (stop's
-		// deadline), never because the run is ending: a span dropped when
-		// the context ends would leave a hole in the lane's queue that the
-		// acknowledged count could pass.
-		ectx := context.WithoutCancel(ctx)
 		for i := range spans {
-			if err := w.lane.emit(ectx, &spans[i]); err != nil {
+			if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
 				// Only an aborted lane, or a tracer provider built without
 				// lifecycle.IDGenerator (this package builds its own), gets
 				// here; the span is never acknowledged, so never committed
