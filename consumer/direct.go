@@ -35,7 +35,7 @@ type directLane struct {
 	retryMax     time.Duration
 	onResult     func(n int, err error)
 
-	q       chan lifecycle.Span
+	q       *spanQueue
 	flushes chan flushRequest
 	n       atomic.Int64 // spans handed to emit (atomic: flush may run on another goroutine)
 	ackN    atomic.Int64 // spans accepted, a prefix of those emitted
@@ -63,7 +63,7 @@ func newDirectLane(client otlptrace.Client, cfg laneConfig) *directLane {
 		retryInitial: cfg.retryInitial,
 		retryMax:     cfg.retryMax,
 		onResult:     cfg.onResult,
-		q:            make(chan lifecycle.Span, cfg.queueSize),
+		q:            newSpanQueue(cfg.queueSize),
 		flushes:      make(chan flushRequest),
 		abortCtx:     ctx,
 		abortFn:      cancel,
@@ -78,22 +78,10 @@ func newDirectLane(client otlptrace.Client, cfg laneConfig) *directLane {
 // emitted, and the lane is aborted so that nothing after it can be
 // acknowledged either: the acknowledged count stays a prefix.
 func (l *directLane) emit(ctx context.Context, s *lifecycle.Span) error {
-	select {
-	case l.q <- *s:
-		l.n.Add(1)
-		return nil
-	default:
-	}
-	var err error
-	select {
-	case l.q <- *s:
-	case <-ctx.Done():
-		err = fmt.Errorf("queue span: %w", context.Cause(ctx))
-	case <-l.abortCtx.Done():
-		err = fmt.Errorf("queue span: %w", errLaneAborted)
-	}
+	err := l.q.push(ctx, l.abortCtx, s)
 	if err != nil {
 		l.abort()
+		err = fmt.Errorf("queue span: %w", err)
 	}
 	l.n.Add(1)
 	return err
@@ -156,40 +144,48 @@ func (l *directLane) run() {
 	defer timer.Stop()
 	var taken int64 // spans taken from the queue
 
-	// add appends s to the batch and exports the batch once full; false
-	// means the lane was aborted.
-	add := func(s lifecycle.Span) bool {
-		taken++
-		batch = append(batch, s)
-		if len(batch) == 1 {
+	// fill moves queued spans into the batch, up to a full one, and starts
+	// the batch timeout when the batch gets its first span.
+	fill := func() {
+		before := len(batch)
+		batch = l.q.take(batch, l.batchSize-len(batch))
+		taken += int64(len(batch) - before)
+		if before == 0 && len(batch) > 0 {
 			timer.Reset(l.batchTimeout)
 		}
-		if len(batch) < l.batchSize {
-			return true
-		}
-		return l.exportBatch(&batch, timer)
 	}
 	for {
+		if l.abortCtx.Err() != nil {
+			return
+		}
+		fill()
+		if len(batch) == l.batchSize {
+			if !l.exportBatch(&batch, timer) {
+				return
+			}
+			continue
+		}
 		select {
 		case <-l.abortCtx.Done():
 			return
-		case s := <-l.q:
-			if !add(s) {
-				return
-			}
+		case <-l.q.notEmpty:
 		case <-timer.C:
 			if !l.exportBatch(&batch, timer) {
 				return
 			}
 		case req := <-l.flushes:
-			// Every span up to target was queued before flush was called,
-			// so these receives cannot wait for an emit.
+			// Every span up to target was queued before flush was called:
+			// take them all, exporting full batches on the way.
 			for taken < req.target {
-				select {
-				case <-l.abortCtx.Done():
+				before := taken
+				fill()
+				if len(batch) == l.batchSize && !l.exportBatch(&batch, timer) {
 					return
-				case s := <-l.q:
-					if !add(s) {
+				}
+				if taken == before { // not visible yet: wait for the push
+					select {
+					case <-l.q.notEmpty:
+					case <-l.abortCtx.Done():
 						return
 					}
 				}
@@ -221,6 +217,13 @@ func (l *directLane) exportBatch(batch *[]lifecycle.Span, timer *time.Timer) boo
 		}
 		if l.onResult != nil {
 			l.onResult(len(b), err)
+		}
+		if err == nil && l.abortCtx.Err() != nil {
+			// Aborted while uploading: an emit may have failed since, and
+			// the batch may hold spans queued after that hole, which the
+			// acknowledged count must never pass. Not acknowledging an
+			// accepted batch only costs duplicates.
+			return false
 		}
 		if err == nil {
 			l.ackN.Add(int64(len(b)))

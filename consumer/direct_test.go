@@ -163,9 +163,9 @@ func TestDirectLaneBlocksAndAborts(t *testing.T) {
 	}()
 	// The emitter must end up blocked with the queue full while exports fail.
 	deadline := time.Now().Add(10 * time.Second)
-	for len(l.q) < cap(l.q) || len(failed) == 0 {
+	for l.q.len() < len(l.q.buf) || len(failed) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("queue holds %d of %d spans and no export failed yet", len(l.q), cap(l.q))
+			t.Fatalf("queue holds %d of %d spans and no export failed yet", l.q.len(), len(l.q.buf))
 		}
 		select {
 		case <-t.Context().Done():
@@ -174,7 +174,7 @@ func TestDirectLaneBlocksAndAborts(t *testing.T) {
 		}
 	}
 	if got := l.emitted(); got >= n {
-		t.Fatalf("all %d spans emitted although the queue holds %d and nothing was accepted", got, cap(l.q))
+		t.Fatalf("all %d spans emitted although the queue holds %d and nothing was accepted", got, len(l.q.buf))
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()

@@ -22,6 +22,12 @@ type pendingRecord struct {
 	offset  int64
 	spanEnd int64         // the lane's emitted count after this record's spans
 	dlq     *atomic.Int32 // outstanding dead-letter writes, nil when none
+	// low is the lowest first offset of the sessions open just before this
+	// record, -1 when none. While this record is the first unacknowledged
+	// one, the commit must not pass it: a session that started below the
+	// record and ends at or after it has spans the next owner must emit
+	// again, and it can rebuild the session only from its first record.
+	low int64
 }
 
 // worker owns one partition: its decoder, its session state machine, its
@@ -194,7 +200,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 
 	w.mu.Lock()
 	if end := w.lane.emitted(); end != before || dlq != nil {
-		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq})
+		// w.low is still the position before this record: only this
+		// goroutine writes it, below.
+		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq, low: w.low})
 	}
 	w.next = r.Offset + 1
 	w.low = -1
@@ -238,9 +246,15 @@ func (w *worker) position() (position, bool) {
 	if i > 0 {
 		w.pending = append(w.pending[:0], w.pending[i:]...)
 	}
-	mark := w.next
+	mark, low := w.next, w.low
 	if len(w.pending) > 0 {
-		mark = w.pending[0].offset
+		// The sessions open just before the first unacknowledged record
+		// include every session with a span still to acknowledge that
+		// started below it (and every session open now that did): the next
+		// owner must replay from their first records to emit those spans
+		// again. The sessions open now are not enough: one that ends at an
+		// unacknowledged record is no longer open.
+		mark, low = w.pending[0].offset, w.pending[0].low
 	} else if h := w.exportedThrough.Load(); h > mark {
 		// Everything this owner did is acknowledged, and it has not yet
 		// passed the previous owner's mark: keep that mark, so a crash now
@@ -248,8 +262,8 @@ func (w *worker) position() (position, bool) {
 		mark = h
 	}
 	off := mark
-	if w.low >= 0 && w.low < off {
-		off = w.low
+	if low >= 0 && low < off {
+		off = low
 	}
 	return position{offset: off, mark: mark}, true
 }
