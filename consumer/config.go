@@ -64,7 +64,9 @@ var (
 )
 
 // Config configures a Consumer. The zero value is not valid: start from
-// DefaultConfig.
+// DefaultConfig. ExportPath picks how spans become OTLP requests, "direct"
+// (the default) or "sdk"; both keep the delivery contract and send the same
+// bytes, and each needs its own dependency of New (see New).
 type Config struct {
 	// Brokers are the seed brokers, host:port.
 	Brokers []string `mapstructure:"brokers"`

@@ -10,8 +10,10 @@
 // provider and blocking batch processor over an acknowledging exporter (the
 // sdk path, the reference the direct path matches byte for byte). The commit
 // position of a partition is the lowest of: the offset after the last
-// processed record, the first offset of every open session, and the offset of
-// every record whose spans or dead-letter write are not yet acknowledged. The
+// processed record, the first offset of every open session, the offset of
+// every record whose spans or dead-letter write are not yet acknowledged, and
+// the first offset of every session open just before such a record (it may
+// have ended since, with spans still to acknowledge). The
 // commit metadata carries the exported-through mark H so that the next owner
 // rebuilds the open sessions by replaying from the committed offset without
 // re-emitting spans that were already accepted.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -330,4 +331,50 @@ func sdkRequest(t *testing.T, res *resource.Resource, spans []lifecycle.Span) []
 		t.Fatal(err)
 	}
 	return capture.requests[0]
+}
+
+// TestNewNeedsWhatTheExportPathUses checks that New and OTLPSink refuse to
+// build a pipeline whose export path lacks its dependency.
+func TestNewNeedsWhatTheExportPathUses(t *testing.T) {
+	out := exporter(t, "127.0.0.1:9") // never dialled: nothing is exported
+	tests := []struct {
+		name string
+		path string
+		exp  sdktrace.SpanExporter
+		opts []Option
+		want string // in the error; "" for success
+	}{
+		{"direct without a client", ExportDirect, out.exp, nil, "WithOTLPClient"},
+		{"direct with a client only", ExportDirect, nil, out.options(), ""},
+		{"sdk without an exporter", ExportSDK, nil, out.options(), "nil span exporter"},
+		{"sdk with an exporter only", ExportSDK, out.exp, nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := testConfig([]string{"127.0.0.1:9"}, "lifecycle", "group")
+			cfg.ExportPath = tt.path
+			check := func(what string, err error) {
+				t.Helper()
+				if tt.want == "" && err != nil {
+					t.Errorf("%s: %v", what, err)
+				}
+				if tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+					t.Errorf("%s = %v, want an error about %q", what, err, tt.want)
+				}
+			}
+			c, err := New(cfg, tt.exp, tt.opts...)
+			check("New", err)
+			if c != nil {
+				c.cl.Close()
+				c.cancel()
+			}
+			sink, err := OTLPSink(tt.exp, cfg, tt.opts...)
+			check("OTLPSink", err)
+			if sink != nil {
+				if err := sink.Close(t.Context()); err != nil {
+					t.Errorf("close an unused sink: %v", err)
+				}
+			}
+		})
+	}
 }
