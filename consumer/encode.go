@@ -83,12 +83,11 @@ type spanEncoder struct {
 func newSpanEncoder(res *resource.Resource, limits sdktrace.SpanLimits) *spanEncoder {
 	if res == nil {
 		res = resource.Default()
-	} else if merged, err := resource.Merge(resource.Environment(), res); err == nil {
-		// On a schema URL conflict the SDK keeps the environment's resource
-		// and reports the error to the global handler; so does this.
-		res = merged
 	} else {
-		res = resource.Environment()
+		// The environment's resource has no schema URL, so Merge cannot
+		// conflict; if it ever did, it would still return the merged
+		// attributes, which is what the SDK uses as well.
+		res, _ = resource.Merge(resource.Environment(), res)
 	}
 	e := &spanEncoder{limits: limits}
 	e.rs.Resource = &resourcepb.Resource{Attributes: keyValues(res.Iter())}
