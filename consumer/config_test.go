@@ -28,6 +28,9 @@ func TestConfigValidate(t *testing.T) {
 		{"negative retry", func(c *Config) { c.RetryMax = -time.Second }, ErrBadDuration},
 		{"zero queue", func(c *Config) { c.ExportQueueSize = 0 }, ErrBadSize},
 		{"batch above queue", func(c *Config) { c.ExportBatchSize = c.ExportQueueSize + 1 }, ErrBatchTooLarge},
+		{"sdk export path", func(c *Config) { c.ExportPath = ExportSDK }, nil},
+		{"unknown export path", func(c *Config) { c.ExportPath = "otlphttp" }, ErrBadExportPath},
+		{"empty export path", func(c *Config) { c.ExportPath = "" }, ErrBadExportPath},
 		{"bad lifecycle", func(c *Config) { c.Lifecycle.IdleTimeout = 0 }, lifecycle.ErrIdleTimeout},
 	}
 	for _, tt := range tests {

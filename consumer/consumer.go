@@ -4,14 +4,16 @@
 // below it was accepted by the OTLP endpoint.
 //
 // Each assigned partition gets one worker goroutine that owns the partition's
-// decoder, session state machine (package lifecycle) and export lane (its own
-// blocking batch processor over an acknowledging exporter). The commit
+// decoder, session state machine (package lifecycle) and export lane: its own
+// bounded queue and export goroutine, either building OTLP messages straight
+// from the spans (the direct path, the default) or through an SDK tracer
+// provider and blocking batch processor over an acknowledging exporter (the
+// sdk path, the reference the direct path matches byte for byte). The commit
 // position of a partition is the lowest of: the offset after the last
 // processed record, the first offset of every open session, the offset of
 // every record whose spans or dead-letter write are not yet acknowledged, and
-// the first offset of every session such a record closed (DESIGN.md §4 names
-// the first three; without the fourth, a new owner would meet the closing
-// record of a session it never saw start and derive other spans). The
+// the first offset of every session open just before such a record (it may
+// have ended since, with spans still to acknowledge). The
 // commit metadata carries the exported-through mark H so that the next owner
 // rebuilds the open sessions by replaying from the committed offset without
 // re-emitting spans that were already accepted.
@@ -33,6 +35,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -68,6 +71,16 @@ func WithResource(r *resource.Resource) Option {
 	return optionFunc(func(p *pipeline) { p.resource = r })
 }
 
+// WithOTLPClient sets the OTLP trace client the direct export path uploads
+// through (Config.ExportPath "direct", the default). Give it the client the
+// process's SDK exporter is built on (otlptrace.New(ctx, client)), so both
+// paths share the connection, TLS, headers, compression, timeout and the
+// OTEL_EXPORTER_OTLP_* settings. The client must be started; the Consumer
+// and OTLPSink never stop it.
+func WithOTLPClient(c otlptrace.Client) Option {
+	return optionFunc(func(p *pipeline) { p.client = c })
+}
+
 // WithKafkaOptions adds franz-go client options (TLS, SASL, client ID...).
 // Options that would break the delivery contract (group callbacks, auto
 // commit) are set after these and win.
@@ -78,7 +91,8 @@ func WithKafkaOptions(opts ...kgo.Opt) Option {
 // pipeline is what every partition worker shares.
 type pipeline struct {
 	cfg      Config
-	exporter sdktrace.SpanExporter
+	exporter sdktrace.SpanExporter // the sdk path's
+	client   otlptrace.Client      // the direct path's
 	resource *resource.Resource
 	log      *slog.Logger
 	mp       metric.MeterProvider
@@ -89,6 +103,29 @@ type pipeline struct {
 
 	failedExports atomic.Int64 // export attempts that failed, for tests and readiness
 	exportLog     *rateLog
+}
+
+// check reports a missing dependency of the configured export path.
+func (p *pipeline) check() error {
+	switch p.cfg.ExportPath {
+	case ExportSDK:
+		if p.exporter == nil {
+			return errors.New("export_path sdk: nil span exporter")
+		}
+	case ExportDirect:
+		if p.client == nil {
+			return errors.New("export_path direct: no OTLP client (consumer.WithOTLPClient)")
+		}
+	}
+	return nil
+}
+
+// newLane builds one partition's lane on the configured export path.
+func (p *pipeline) newLane(cfg laneConfig) lane {
+	if p.cfg.ExportPath == ExportSDK {
+		return newSDKLane(p.exporter, cfg)
+	}
+	return newDirectLane(p.client, cfg)
 }
 
 func (p *pipeline) laneConfig(topic string, partition int32) laneConfig {
@@ -129,14 +166,13 @@ type Consumer struct {
 	readyOne sync.Once
 }
 
-// New validates cfg and builds a Consumer that exports through exporter (the
-// process's shared OTLP exporter; the Consumer never shuts it down).
+// New validates cfg and builds a Consumer. The sdk export path exports
+// through exporter (the process's shared OTLP exporter), the direct path
+// through the client of WithOTLPClient; the one the configured path needs
+// must be given, the other may be nil. The Consumer never shuts either down.
 func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("consumer config: %w", err)
-	}
-	if exporter == nil {
-		return nil, errors.New("consumer: nil span exporter")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
@@ -148,6 +184,10 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	}
 	for _, o := range opts {
 		o.apply(&c.pipeline)
+	}
+	if err := c.check(); err != nil {
+		cancel()
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
 	m, err := newMetrics(c.mp)
 	if err != nil {

@@ -22,18 +22,22 @@ func TestMain(m *testing.M) {
 	if os.Getenv(childEnv) == "1" {
 		os.Exit(runChild())
 	}
+	if os.Getenv(receiverEnv) == "1" {
+		os.Exit(runReceiver())
+	}
 	os.Exit(m.Run())
 }
 
 func runChild() int {
 	brokers := strings.Split(os.Getenv("CHILD_BROKERS"), ",")
-	exp, err := newExporter(context.Background(), os.Getenv("CHILD_OTLP"))
+	out, err := newOTLP(context.Background(), os.Getenv("CHILD_OTLP"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	cfg := testConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"))
-	c, err := New(cfg, exp, WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
+	cfg := pathConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"), os.Getenv("CHILD_EXPORT_PATH"))
+	opts := append(out.options(), WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
+	c, err := New(cfg, out.exp, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -49,7 +53,7 @@ func runChild() int {
 }
 
 func TestTracesEverySessionAndDeadLettersPoison(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 3, players: 60, openAtEnd: 5, poisonEach: 25, matches: 2})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
 		group := kafkatest.Group(t)
@@ -57,7 +61,7 @@ func TestTracesEverySessionAndDeadLettersPoison(t *testing.T) {
 		s.produce(t, brokers, topic)
 		watch := watchContract(t, brokers, group, topic, s, rcv)
 
-		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()))
 		waitSpans(t, rcv, len(s.spans), 60*time.Second)
 		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
 		r.shutdown(t)
@@ -76,7 +80,7 @@ func TestTracesEverySessionAndDeadLettersPoison(t *testing.T) {
 }
 
 func TestCollectorOutageLosesNothing(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 2, players: 40, openAtEnd: 2, matches: 2})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
 		group := kafkatest.Group(t)
@@ -85,7 +89,7 @@ func TestCollectorOutageLosesNothing(t *testing.T) {
 		s.produce(t, brokers, topic)
 		watch := watchContract(t, brokers, group, topic, s, rcv)
 
-		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()))
 		select {
 		case <-r.c.Ready():
 		case <-time.After(30 * time.Second):
@@ -132,7 +136,7 @@ func waitForExportFailures(t *testing.T, c *Consumer) {
 }
 
 func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
 		group := kafkatest.Group(t)
@@ -141,7 +145,7 @@ func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
 
 		first, second := s.split(0.5)
 		first.produce(t, brokers, topic)
-		child := startChild(t, brokers, topic, group, rcv.Addr())
+		child := startChild(t, brokers, topic, group, path, rcv.Addr())
 		waitSpans(t, rcv, len(first.spans), 60*time.Second)
 		waitCommitted(t, brokers, group, topic, first.endOffsets(t), 30*time.Second)
 
@@ -154,7 +158,7 @@ func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
 		_ = child.Wait()
 		atKill := committedWithMarks(t, brokers, group, topic)
 
-		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()))
 		waitSpans(t, rcv, len(s.spans), 90*time.Second)
 		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
 		r.shutdown(t)
@@ -176,14 +180,14 @@ func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
 }
 
 func TestPartitionsMovingBetweenConsumers(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 6, players: 120, openAtEnd: 6, poisonEach: 40, matches: 2})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
 		group := kafkatest.Group(t)
 		rcv := startReceiver(t)
 		watch := watchContract(t, brokers, group, topic, s, rcv)
 		exp := exporter(t, rcv.Addr())
-		cfg := testConfig(brokers, topic, group)
+		cfg := pathConfig(brokers, topic, group, path)
 
 		a, rest := s.split(0.34)
 		b, c := rest.split(0.5)
@@ -210,11 +214,11 @@ func TestPartitionsMovingBetweenConsumers(t *testing.T) {
 	})
 }
 
-func startChild(t *testing.T, brokers []string, topic, group, otlp string) *exec.Cmd {
+func startChild(t *testing.T, brokers []string, topic, group, path, otlp string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
-		"CHILD_BROKERS="+strings.Join(brokers, ","), "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "CHILD_OTLP="+otlp)
+		"CHILD_BROKERS="+strings.Join(brokers, ","), "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "CHILD_EXPORT_PATH="+path, "CHILD_OTLP="+otlp)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -281,8 +285,8 @@ func header(r *kgo.Record, key string) string {
 // is set: a restart would break other packages' tests sharing the broker, so
 // .ci/run runs this one alone after the suite.
 func TestBrokerRestartLosesNothing(t *testing.T) {
-	kafkatest.Each(t, func(t *testing.T, brokers []string) {
-		if !strings.HasSuffix(t.Name(), "/external") || os.Getenv("SESSIONTRACE_KAFKA_STATE") == "" || os.Getenv("SESSIONTRACE_TEST_BROKER_RESTART") == "" {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
+		if !strings.Contains(t.Name(), "/external/") || os.Getenv("SESSIONTRACE_KAFKA_STATE") == "" || os.Getenv("SESSIONTRACE_TEST_BROKER_RESTART") == "" {
 			t.Skip("needs the external broker started by .ci/kafka, SESSIONTRACE_KAFKA_STATE and SESSIONTRACE_TEST_BROKER_RESTART=1 (.ci/run's last step)")
 		}
 		s := buildScenario(t, scenarioSpec{partitions: 2, players: 40, openAtEnd: 3, matches: 2})
@@ -292,7 +296,7 @@ func TestBrokerRestartLosesNothing(t *testing.T) {
 		watch := watchContract(t, brokers, group, topic, s, rcv)
 		first, second := s.split(0.5)
 		first.produce(t, brokers, topic)
-		r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()))
 		waitSpans(t, rcv, len(first.spans), 60*time.Second)
 		// Restart only once the first half is committed, so what a restart
 		// costs is measured against a known mark.

@@ -70,16 +70,52 @@ func (e *ackExporter) Shutdown(context.Context) error {
 	return nil
 }
 
-// lane is one partition's export path: its own tracer provider and blocking
+// lane is one partition's export path. Two implementations exist, chosen by
+// Config.ExportPath: sdkLane (a tracer provider and the SDK's blocking batch
+// processor over an acknowledging exporter) and directLane (OTLP messages
+// built straight from lifecycle.Span values, uploaded through the same
+// otlptrace.Client). Both keep the same contract:
+//
+//   - emit blocks while the lane's queue is full (back-pressure, never a
+//     drop) and is called from one goroutine only, the partition's worker or
+//     the replay;
+//   - acked only ever covers a prefix of the emitted spans, in emission
+//     order, so a record is acknowledged when acked reaches the emitted count
+//     after its spans;
+//   - a failed export is retried with backoff until it is accepted or the
+//     lane is aborted;
+//   - flush waits until every span emitted before it was acknowledged, or
+//     ctx ends; close aborts and releases the lane (call flush first to
+//     drain), and is idempotent.
+type lane interface {
+	// emit hands one span to the lane. It may block; s is copied (its Attrs
+	// slice is kept: lifecycle never modifies it once the span is returned).
+	// An error means the span was not queued and will never be acknowledged.
+	emit(ctx context.Context, s *lifecycle.Span) error
+	// emitted returns how many spans were handed to emit.
+	emitted() int64
+	// acked returns how many of the emitted spans the endpoint accepted.
+	acked() int64
+	// flush waits until every span emitted so far was accepted or ctx ends.
+	flush(ctx context.Context) error
+	// abort stops retries and cancels in-flight exports, which unblocks an
+	// emit waiting on a full queue; what was not accepted stays
+	// unacknowledged.
+	abort()
+	// close aborts the lane and releases it.
+	close(ctx context.Context) error
+}
+
+// sdkLane is the SDK export path: its own tracer provider and blocking
 // batch processor over an ackExporter. One lane per partition keeps the
 // acknowledged spans a per-partition prefix (so acknowledgement is a counter,
 // not a lookup per span) and lets export scale with partitions instead of
 // running through the SDK's single export goroutine per processor.
-type lane struct {
+type sdkLane struct {
 	tp       *sdktrace.TracerProvider
 	exp      *ackExporter
 	emitter  *lifecycle.Emitter
-	emitted  int64 // spans handed to the processor; owned by the partition worker
+	n        int64 // spans handed to the processor; owned by the emitting goroutine
 	closeOne sync.Once
 }
 
@@ -93,7 +129,7 @@ type laneConfig struct {
 	onResult     func(n int, err error)
 }
 
-func newLane(inner sdktrace.SpanExporter, cfg laneConfig) *lane {
+func newSDKLane(inner sdktrace.SpanExporter, cfg laneConfig) *sdkLane {
 	exp := newAckExporter(inner, cfg.retryInitial, cfg.retryMax, cfg.onResult)
 	bsp := sdktrace.NewBatchSpanProcessor(exp,
 		sdktrace.WithBlocking(), // the SDK default drops spans when the queue is full
@@ -111,31 +147,37 @@ func newLane(inner sdktrace.SpanExporter, cfg laneConfig) *lane {
 		opts = append(opts, sdktrace.WithResource(cfg.resource))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
-	return &lane{
+	return &sdkLane{
 		tp:      tp,
 		exp:     exp,
-		emitter: lifecycle.NewEmitter(tp.Tracer("github.com/sessiontrace/sessiontrace")),
+		emitter: lifecycle.NewEmitter(tp.Tracer(scopeName)),
 	}
 }
 
-// emit hands one span to the batch processor, blocking while its queue is full.
-func (l *lane) emit(ctx context.Context, s *lifecycle.Span) error {
+// emit hands one span to the batch processor, blocking while its queue is
+// full. When ctx ends while it waits, the processor drops the span; it
+// counts as emitted and, as the ackExporter never sees it, is never
+// acknowledged (nor is anything after it: the processor is then shutting
+// down with the lane).
+func (l *sdkLane) emit(ctx context.Context, s *lifecycle.Span) error {
 	if err := l.emitter.Emit(ctx, s); err != nil {
 		return err
 	}
-	l.emitted++
+	l.n++
 	return nil
 }
 
-// acked returns how many of the emitted spans the exporter accepted.
-func (l *lane) acked() int64 { return l.exp.acked.Load() }
+func (l *sdkLane) emitted() int64 { return l.n }
 
-// flush waits until every emitted span was exported or ctx is done.
-func (l *lane) flush(ctx context.Context) error { return l.tp.ForceFlush(ctx) }
+func (l *sdkLane) acked() int64 { return l.exp.acked.Load() }
+
+func (l *sdkLane) flush(ctx context.Context) error { return l.tp.ForceFlush(ctx) }
+
+func (l *sdkLane) abort() { l.exp.abort() }
 
 // close stops the lane. Spans still queued are abandoned (never acknowledged,
 // so never committed past): call flush first to drain.
-func (l *lane) close(ctx context.Context) error {
+func (l *sdkLane) close(ctx context.Context) error {
 	var err error
 	l.closeOne.Do(func() {
 		l.exp.abort()

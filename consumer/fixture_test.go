@@ -265,11 +265,19 @@ func (s *scenario) endOffsets(t testing.TB) map[int32]int64 {
 	return out
 }
 
-// newExporter returns a real OTLP gRPC exporter aimed at addr, with the
-// exporter's own retries off (the consumer retries) and fast reconnects, so a
-// restarted receiver is found again within a second.
-func newExporter(ctx context.Context, addr string) (*otlptrace.Exporter, error) {
-	return otlptracegrpc.New(ctx,
+// otlpOut is a real OTLP gRPC client aimed at a test receiver and the SDK
+// exporter built on it, as cmd builds them: the direct export path uploads
+// through client, the sdk path exports through exp.
+type otlpOut struct {
+	client otlptrace.Client
+	exp    *otlptrace.Exporter
+}
+
+// newOTLP returns the client and exporter aimed at addr, with the client's
+// own retries off (the consumer retries) and fast reconnects, so a restarted
+// receiver is found again within a second.
+func newOTLP(ctx context.Context, addr string) (*otlpOut, error) {
+	client := otlptracegrpc.NewClient(
 		otlptracegrpc.WithEndpoint(addr),
 		otlptracegrpc.WithInsecure(),
 		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
@@ -279,20 +287,50 @@ func newExporter(ctx context.Context, addr string) (*otlptrace.Exporter, error) 
 			MinConnectTimeout: time.Second,
 		})),
 	)
+	exp, err := otlptrace.New(ctx, client) // starts the client
+	if err != nil {
+		return nil, err
+	}
+	return &otlpOut{client: client, exp: exp}, nil
 }
 
-func exporter(t testing.TB, addr string) *otlptrace.Exporter {
+// options are what New and OTLPSink need besides the exporter.
+func (o *otlpOut) options() []Option { return []Option{WithOTLPClient(o.client)} }
+
+func exporter(t testing.TB, addr string) *otlpOut {
 	t.Helper()
-	exp, err := newExporter(t.Context(), addr)
+	out, err := newOTLP(t.Context(), addr)
 	if err != nil {
 		t.Fatalf("otlp exporter: %v", err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		_ = exp.Shutdown(ctx)
+		_ = out.exp.Shutdown(ctx)
 	})
-	return exp
+	return out
+}
+
+// exportPaths are the export paths every delivery-contract suite runs on.
+var exportPaths = []string{ExportDirect, ExportSDK}
+
+// eachPath runs fn as a subtest per broker backend and, inside it, per
+// export path ("kfake/direct", "kfake/sdk"...): both paths must keep the
+// same delivery contract.
+func eachPath(t *testing.T, fn func(t *testing.T, brokers []string, path string)) {
+	t.Helper()
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		for _, path := range exportPaths {
+			t.Run(path, func(t *testing.T) { fn(t, brokers, path) })
+		}
+	})
+}
+
+// pathConfig is testConfig on an export path.
+func pathConfig(brokers []string, topic, group, path string) Config {
+	cfg := testConfig(brokers, topic, group)
+	cfg.ExportPath = path
+	return cfg
 }
 
 func startReceiver(t testing.TB) *receiver.Receiver {
@@ -328,7 +366,7 @@ type running struct {
 	done chan error
 }
 
-func startConsumer(t testing.TB, cfg Config, exp *otlptrace.Exporter, opts ...Option) *running {
+func startConsumer(t testing.TB, cfg Config, out *otlpOut, opts ...Option) *running {
 	t.Helper()
 	var logTo io.Writer = io.Discard
 	if os.Getenv("SESSIONTRACE_TEST_LOG") != "" {
@@ -337,8 +375,8 @@ func startConsumer(t testing.TB, cfg Config, exp *otlptrace.Exporter, opts ...Op
 	opts = append([]Option{
 		WithLogger(slog.New(slog.NewTextHandler(logTo, &slog.HandlerOptions{Level: slog.LevelDebug}))),
 		WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond), kgo.RebalanceTimeout(20*time.Second)),
-	}, opts...)
-	c, err := New(cfg, exp, opts...)
+	}, append(out.options(), opts...)...)
+	c, err := New(cfg, out.exp, opts...)
 	if err != nil {
 		t.Fatalf("new consumer: %v", err)
 	}

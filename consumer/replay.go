@@ -31,14 +31,23 @@ type Sink interface {
 	Close(ctx context.Context) error
 }
 
-// OTLPSink exports replayed spans through the same SDK path as the consumer
-// (blocking batch processor, acknowledging exporter) over exp. Batches are cut
-// by size only, so the same input yields the same export requests, byte for
-// byte. Close waits until every span was accepted.
-func OTLPSink(exp sdktrace.SpanExporter, cfg Config, opts ...Option) Sink {
-	p := &pipeline{cfg: cfg}
+// OTLPSink exports replayed spans through the same lane as the consumer, on
+// the export path cfg.ExportPath names: the direct path uploads through the
+// client of WithOTLPClient, the sdk path through exp (blocking batch
+// processor, acknowledging exporter); the one the path needs must be given.
+// Batches are cut by size only, so the same input yields the same export
+// requests, byte for byte, on either path. Close waits until every span was
+// accepted.
+func OTLPSink(exp sdktrace.SpanExporter, cfg Config, opts ...Option) (Sink, error) {
+	if err := cfg.ValidatePipeline(); err != nil {
+		return nil, fmt.Errorf("replay config: %w", err)
+	}
+	p := &pipeline{cfg: cfg, exporter: exp}
 	for _, o := range opts {
 		o.apply(p)
+	}
+	if err := p.check(); err != nil {
+		return nil, fmt.Errorf("replay: %w", err)
 	}
 	lc := laneConfig{
 		queueSize:    cfg.ExportQueueSize,
@@ -48,10 +57,10 @@ func OTLPSink(exp sdktrace.SpanExporter, cfg Config, opts ...Option) Sink {
 		retryMax:     cfg.RetryMax,
 		resource:     p.resource,
 	}
-	return &otlpSink{lane: newLane(exp, lc)}
+	return &otlpSink{lane: p.newLane(lc)}, nil
 }
 
-type otlpSink struct{ lane *lane }
+type otlpSink struct{ lane lane }
 
 func (s *otlpSink) Write(ctx context.Context, spans []lifecycle.Span) error {
 	for i := range spans {
@@ -64,7 +73,7 @@ func (s *otlpSink) Write(ctx context.Context, spans []lifecycle.Span) error {
 
 func (s *otlpSink) Close(ctx context.Context) error {
 	flushErr := s.lane.flush(ctx)
-	acked, emitted := s.lane.acked(), s.lane.emitted
+	acked, emitted := s.lane.acked(), s.lane.emitted()
 	closeErr := s.lane.close(ctx)
 	if err := errors.Join(flushErr, closeErr); err != nil {
 		return fmt.Errorf("replay: export: %w", err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
@@ -18,14 +19,15 @@ import (
 // pendingRecord is a processed record whose side effects (spans, a
 // dead-letter write) are not all acknowledged yet.
 type pendingRecord struct {
-	offset int64
-	// low is the lowest first offset of the sessions open before this
-	// record: the sessions whose spans it finished are among them. Until
-	// those spans are acknowledged a new owner must be able to rebuild the
-	// sessions, so the commit must not pass their first records either.
-	low     int64
+	offset  int64
 	spanEnd int64         // the lane's emitted count after this record's spans
 	dlq     *atomic.Int32 // outstanding dead-letter writes, nil when none
+	// low is the lowest first offset of the sessions open just before this
+	// record, -1 when none. While this record is the first unacknowledged
+	// one, the commit must not pass it: a session that started below the
+	// record and ends at or after it has spans the next owner must emit
+	// again, and it can rebuild the session only from its first record.
+	low int64
 }
 
 // worker owns one partition: its decoder, its session state machine, its
@@ -39,10 +41,13 @@ type worker struct {
 
 	dec   *schema.Decoder
 	m     *lifecycle.Machine
-	lane  *lane
+	lane  lane
 	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
+	attrs metric.MeasurementOption // topic and partition, built once
+	// emitCtx is run's context without its cancellation, for the lane.
+	emitCtx context.Context
 
 	// exportedThrough is the mark H read back from the last commit: spans
 	// closed by records below it were acknowledged by a previous owner and
@@ -80,8 +85,9 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	w := &worker{
 		topic: topic, partition: partition, c: p,
 		dec: dec, m: m,
-		lane:      newLane(p.exporter, p.laneConfig(topic, partition)),
+		lane:      p.newLane(p.laneConfig(topic, partition)),
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
+		attrs:     partitionAttrs(topic, partition),
 		next:      -1,
 		low:       -1,
 		committed: position{offset: -1, mark: -1},
@@ -97,37 +103,51 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 // rest of a batch for a partition being revoked is never processed.
 func (w *worker) run(ctx context.Context) {
 	defer close(w.done)
+	// A full lane blocks emit until it has room or is aborted (stop's
+	// deadline), never because the run is ending: a span dropped when the
+	// context ends would leave a hole in the lane's queue that the
+	// acknowledged count could pass.
+	w.emitCtx = context.WithoutCancel(ctx)
 	for {
 		select {
 		case <-w.quit:
 			return
 		case recs := <-w.in:
+			var n, bytes int64
 			for _, r := range recs {
 				select {
 				case <-w.quit:
+					w.countRecords(n, bytes)
 					return
 				default:
 				}
 				w.process(ctx, r)
+				n++
+				bytes += int64(len(r.Value))
 			}
+			w.countRecords(n, bytes)
 		}
 	}
+}
+
+// countRecords adds processed records to the metrics once per fetched
+// batch: an attribute set built per record cost more CPU than decoding it.
+func (w *worker) countRecords(n, bytes int64) {
+	if n == 0 {
+		return
+	}
+	pm := w.c.metrics
+	pm.records.Add(context.Background(), n, w.attrs)
+	pm.bytes.Add(context.Background(), bytes, w.attrs)
 }
 
 // process runs one record through decode, the state machine and the lane.
 func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	pm := w.c.metrics
-	pa := []attribute.KeyValue{attribute.String("topic", w.topic), attribute.Int("partition", int(w.partition))}
-	pm.add(pm.records, 1, pa...)
-	pm.add(pm.bytes, int64(len(r.Value)), pa...)
 
 	mark := w.exportedThrough.Load()
 	replayed := r.Offset < mark // handled by a previous owner: rebuild state only
 
-	low := r.Offset
-	if lo, ok := w.m.LowestOffset(); ok && lo < low {
-		low = lo
-	}
 	var reason, detail string
 	spans := w.spans[:0]
 	if err := w.dec.Decode(r.Key, r.Value, &w.ev); err != nil {
@@ -162,12 +182,14 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 			dlq.Store(0)
 		})
 	}
-	before := w.lane.emitted
+	before := w.lane.emitted()
 	if !replayed {
 		for i := range spans {
-			if err := w.lane.emit(ctx, &spans[i]); err != nil {
-				// Only a tracer provider built without lifecycle.IDGenerator
-				// gets here, and this package builds its own.
+			if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
+				// Only an aborted lane, or a tracer provider built without
+				// lifecycle.IDGenerator (this package builds its own), gets
+				// here; the span is never acknowledged, so never committed
+				// past.
 				w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
 			}
 		}
@@ -177,8 +199,10 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 
 	w.mu.Lock()
-	if w.lane.emitted != before || dlq != nil {
-		w.pending = append(w.pending, pendingRecord{offset: r.Offset, low: low, spanEnd: w.lane.emitted, dlq: dlq})
+	if end := w.lane.emitted(); end != before || dlq != nil {
+		// w.low is still the position before this record: only this
+		// goroutine writes it, below.
+		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq, low: w.low})
 	}
 	w.next = r.Offset + 1
 	w.low = -1
@@ -222,9 +246,15 @@ func (w *worker) position() (position, bool) {
 	if i > 0 {
 		w.pending = append(w.pending[:0], w.pending[i:]...)
 	}
-	mark := w.next
+	mark, low := w.next, w.low
 	if len(w.pending) > 0 {
-		mark = w.pending[0].offset
+		// The sessions open just before the first unacknowledged record
+		// include every session with a span still to acknowledge that
+		// started below it (and every session open now that did): the next
+		// owner must replay from their first records to emit those spans
+		// again. The sessions open now are not enough: one that ends at an
+		// unacknowledged record is no longer open.
+		mark, low = w.pending[0].offset, w.pending[0].low
 	} else if h := w.exportedThrough.Load(); h > mark {
 		// Everything this owner did is acknowledged, and it has not yet
 		// passed the previous owner's mark: keep that mark, so a crash now
@@ -232,15 +262,8 @@ func (w *worker) position() (position, bool) {
 		mark = h
 	}
 	off := mark
-	if w.low >= 0 && w.low < off {
-		off = w.low
-	}
-	// A session closed by a record whose spans are not acknowledged yet is
-	// no longer open, but a new owner starting above its first record would
-	// meet the closing record as an event of an unknown session and derive
-	// other spans: hold the commit at its first record too.
-	for _, p := range w.pending {
-		off = min(off, p.low)
+	if low >= 0 && low < off {
+		off = low
 	}
 	return position{offset: off, mark: mark}, true
 }
@@ -254,7 +277,7 @@ func (w *worker) stop(ctx context.Context) {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		w.lane.exp.abort()
+		w.lane.abort()
 		<-w.done
 	}
 }

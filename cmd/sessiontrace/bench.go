@@ -317,7 +317,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	exp, err := cfg.OTLP.newExporter(ctx)
+	exp, client, err := cfg.OTLP.newExporter(ctx)
 	if err != nil {
 		return err
 	}
@@ -340,6 +340,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 	copts := []consumer.Option{
 		consumer.WithLogger(log), consumer.WithResource(res), consumer.WithMeterProvider(pm.provider),
 		consumer.WithSessionMetrics(pm.sessions), consumer.WithKafkaOptions(kopts...),
+		consumer.WithOTLPClient(&countingClient{Client: client, e: counted}),
 	}
 
 	admCl, err := cfg.Kafka.kafkaClient()

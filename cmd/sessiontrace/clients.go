@@ -98,10 +98,13 @@ func (t tlsConfig) build(prefix string) (*tls.Config, error) {
 	return tc, nil
 }
 
-// newExporter builds the process's one OTLP/gRPC span exporter. Settings
-// left empty fall to the exporter, which reads the OTEL_EXPORTER_OTLP_*
-// variables itself.
-func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error) {
+// newExporter builds the process's one OTLP/gRPC trace client, started, and
+// the SDK span exporter over it: the sdk export path exports through the
+// exporter, the direct path uploads through the client, so both share one
+// connection and every setting. Shutting the exporter down stops the client.
+// Settings left empty fall to the client, which reads the
+// OTEL_EXPORTER_OTLP_* variables itself.
+func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, otlptrace.Client, error) {
 	opts := []otlptracegrpc.Option{
 		otlptracegrpc.WithTimeout(o.Timeout),
 		// The consumer and replay retry a failed export themselves, with
@@ -115,34 +118,25 @@ func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, error
 	if o.Insecure {
 		opts = append(opts, otlptracegrpc.WithInsecure())
 	}
-	if o.TLS.Enabled {
-		tc, err := o.TLS.build("otlp.tls")
-		if err != nil {
-			return nil, err
-		}
+	tc, headers, err := o.credentials()
+	if err != nil {
+		return nil, nil, err
+	}
+	if tc != nil {
 		opts = append(opts, otlptracegrpc.WithTLSCredentials(credentials.NewTLS(tc)))
 	}
 	if o.Compression != "" {
 		opts = append(opts, otlptracegrpc.WithCompressor(o.Compression))
 	}
-	if o.HeadersFile != "" {
-		h, err := readHeaders(o.HeadersFile)
-		if err != nil {
-			return nil, fmt.Errorf("%w: otlp.headers_file: %w", errInvalidConfig, err)
-		}
-		// WithHeaders replaces what the exporter read from the environment,
-		// so the environment's headers are merged in first.
-		merged := envHeaders()
-		for k, v := range h {
-			merged[k] = v
-		}
-		opts = append(opts, otlptracegrpc.WithHeaders(merged))
+	if headers != nil {
+		opts = append(opts, otlptracegrpc.WithHeaders(headers))
 	}
-	exp, err := otlptracegrpc.New(ctx, opts...)
+	client := otlptracegrpc.NewClient(opts...)
+	exp, err := otlptrace.New(ctx, client) // starts the client
 	if err != nil {
-		return nil, fmt.Errorf("otlp exporter: %w", err)
+		return nil, nil, fmt.Errorf("otlp exporter: %w", err)
 	}
-	return exp, nil
+	return exp, client, nil
 }
 
 // readHeaders reads name=value lines; blank lines and # comments are

@@ -41,6 +41,7 @@ func TestConfigFile(t *testing.T) {
 				ExportQueueSize:    8192,
 				ExportBatchSize:    1024,
 				ExportBatchTimeout: 500 * time.Millisecond,
+				ExportPath:         consumer.ExportSDK,
 				RetryInitial:       200 * time.Millisecond,
 				RetryMax:           10 * time.Second,
 				MaxPollRecords:     5000,

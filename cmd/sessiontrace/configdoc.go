@@ -27,6 +27,7 @@ var keyDocs = map[string]string{
 	"kafka.export_queue_size":         "Spans queued per partition; when full the partition stops fetching instead of dropping spans.",
 	"kafka.export_batch_size":         "Most spans in one OTLP export request; at most `kafka.export_queue_size`.",
 	"kafka.export_batch_timeout":      "How long a partial batch waits before it is exported (replay cuts batches by size only).",
+	"kafka.export_path":               "How spans become OTLP requests: `direct` (OTLP messages built straight from the spans; far less CPU) or `sdk` (through the OpenTelemetry SDK's tracer provider, batch processor and exporter, the reference). Same requests byte for byte, same client and `OTEL_EXPORTER_OTLP_*` settings, same delivery contract.",
 	"kafka.retry_initial":             "First backoff after a failed export; a failed export is retried until accepted and never committed past.",
 	"kafka.retry_max":                 "Longest backoff between export retries.",
 	"kafka.max_poll_records":          "Most records taken per poll.",

@@ -63,7 +63,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	exp, err := cfg.OTLP.newExporter(ctx)
+	exp, client, err := cfg.OTLP.newExporter(ctx)
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 		consumer.WithSessionMetrics(pm.sessions),
 		consumer.WithResource(res),
 		consumer.WithKafkaOptions(kopts...),
+		consumer.WithOTLPClient(&watchedClient{Client: client, watch: watched}),
 	)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)

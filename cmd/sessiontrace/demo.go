@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kfake"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
@@ -135,7 +136,8 @@ func demo(ctx context.Context, sc simulate.Config, f demoFlags, stdout io.Writer
 		}
 	})
 
-	exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.Addr()), otlptracegrpc.WithInsecure())
+	client := otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(recv.Addr()), otlptracegrpc.WithInsecure())
+	exp, err := otlptrace.New(ctx, client)
 	if err != nil {
 		return fmt.Errorf("demo: exporter: %w", err)
 	}
@@ -155,7 +157,7 @@ func demo(ctx context.Context, sc simulate.Config, f demoFlags, stdout io.Writer
 	// later; the demo's volume does not need large ones.
 	cc.ExportBatchTimeout = 100 * time.Millisecond
 	cc.CommitInterval = 200 * time.Millisecond
-	c, err := consumer.New(cc, exp, consumer.WithLogger(log), consumer.WithResource(res))
+	c, err := consumer.New(cc, exp, consumer.WithOTLPClient(client), consumer.WithLogger(log), consumer.WithResource(res))
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}

@@ -12,7 +12,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 // watchedExporter remembers how the last export went, for /readyz. The
@@ -27,6 +29,12 @@ type watchedExporter struct {
 // ExportSpans exports through the wrapped exporter and records the result.
 func (w *watchedExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	err := w.SpanExporter.ExportSpans(ctx, spans)
+	w.observe(err)
+	return err
+}
+
+// observe records the outcome of one export.
+func (w *watchedExporter) observe(err error) {
 	now := time.Now().UnixNano()
 	if err != nil {
 		msg := err.Error()
@@ -35,6 +43,20 @@ func (w *watchedExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 	} else {
 		w.lastOK.Store(now)
 	}
+}
+
+// watchedClient is the direct export path's view of the same watch: its
+// uploads bypass the exporter, so they are recorded here, into the
+// exporter's state, and /readyz reads one outcome whichever path runs.
+type watchedClient struct {
+	otlptrace.Client
+	watch *watchedExporter
+}
+
+// UploadTraces uploads through the wrapped client and records the result.
+func (c *watchedClient) UploadTraces(ctx context.Context, rs []*tracepb.ResourceSpans) error {
+	err := c.Client.UploadTraces(ctx, rs)
+	c.watch.observe(err)
 	return err
 }
 

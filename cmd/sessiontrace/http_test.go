@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 )
 
 // failingExporter fails while fail is set, like an unreachable collector.
@@ -57,5 +59,37 @@ func TestReadyz(t *testing.T) {
 				t.Errorf("got %d %q, want %d containing %q", rec.Code, rec.Body.String(), c.code, c.body)
 			}
 		})
+	}
+}
+
+// failingClient fails its uploads while fail is set. It stands in for the
+// OTLP client only in this unit test of the watch.
+type failingClient struct {
+	otlptrace.Client
+	fail bool
+}
+
+func (f *failingClient) UploadTraces(context.Context, []*tracepb.ResourceSpans) error {
+	if f.fail {
+		return errors.New("connection refused")
+	}
+	return nil
+}
+
+// TestReadyzWatchesTheDirectPath checks that uploads of the direct export
+// path, which bypass the exporter, reach the same readiness state.
+func TestReadyzWatchesTheDirectPath(t *testing.T) {
+	watch := &watchedExporter{SpanExporter: tracetest.NewInMemoryExporter()}
+	inner := &failingClient{}
+	c := &watchedClient{Client: inner, watch: watch}
+	for _, step := range []struct {
+		fail bool
+		want bool
+	}{{true, false}, {false, true}, {true, false}} {
+		inner.fail = step.fail
+		_ = c.UploadTraces(t.Context(), nil)
+		if ok, msg := watch.answering(); ok != step.want {
+			t.Fatalf("after an upload that failed=%t: answering = %t (%q), want %t", step.fail, ok, msg, step.want)
+		}
 	}
 }

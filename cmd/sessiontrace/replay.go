@@ -222,30 +222,36 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 	case outputTree:
 		sink = newTreeSink(stdout)
 	case outputOTLP:
-		res, err := newResource(ctx)
-		if err != nil {
-			return err
+		// The exporter's shutdown error joins the named result err, so
+		// nothing in this case may declare an err of its own.
+		res, rerr := newResource(ctx)
+		if rerr != nil {
+			return rerr
 		}
-		exp, err := cfg.OTLP.newExporter(ctx)
-		if err != nil {
-			return err
+		exp, client, eerr := cfg.OTLP.newExporter(ctx)
+		if eerr != nil {
+			return eerr
 		}
 		defer func() { // the exporter goes last, after the sink drained through it
 			sctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 			defer cancel()
 			err = errors.Join(err, exp.Shutdown(sctx))
 		}()
-		sink = consumer.OTLPSink(exp, cfg.Kafka.Config, consumer.WithResource(res), consumer.WithLogger(log))
+		otlpSink, serr := consumer.OTLPSink(exp, cfg.Kafka.Config, consumer.WithOTLPClient(client), consumer.WithResource(res), consumer.WithLogger(log))
+		if serr != nil {
+			return fmt.Errorf("%w: %w", errInvalidConfig, serr)
+		}
+		sink = otlpSink
 		if cfg.Metrics.OTLP {
 			// The session metrics of the replayed sessions go to the same
 			// endpoint, pushed at the end (after the spans, since this
 			// defer runs before the exporter's).
-			pm, err := newMetrics(ctx, cfg, res, log)
-			if err != nil {
-				return err
+			pm, merr := newMetrics(ctx, cfg, res, log)
+			if merr != nil {
+				return merr
 			}
 			defer pm.shutdown(log)
-			sink = metricsSink{Sink: sink, rec: pm.sessions}
+			sink = metricsSink{Sink: otlpSink, rec: pm.sessions}
 		}
 	}
 	rp, err := consumer.NewReplayer(cfg.Kafka.Config, sink)

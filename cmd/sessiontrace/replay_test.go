@@ -14,6 +14,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/sessiontrace/sessiontrace/consumer"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 )
 
@@ -141,18 +142,20 @@ func isHex(s string, n int) bool {
 }
 
 // TestReplayOTLPDeterministic replays the same file twice to a real OTLP
-// receiver: the export requests must be byte-identical, IDs and timestamps
-// included.
+// receiver, once per export path: the export requests must be
+// byte-identical, IDs and timestamps included.
 func TestReplayOTLPDeterministic(t *testing.T) {
+	// Once per export path: the two must send the same requests, byte for
+	// byte, as well as each being deterministic.
 	var runs [][][]byte
-	for range 2 {
+	for _, path := range []string{consumer.ExportSDK, consumer.ExportDirect} {
 		recv, err := receiver.Start("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(recv.Close)
 		recv.KeepPayloads(true)
-		r := runCLI(t, nil, "replay", "-o", "otlp", "--otlp-endpoint", recv.Addr(), "--otlp-insecure", sessionsFile)
+		r := runCLI(t, []string{"SESSIONTRACE_KAFKA_EXPORT_PATH=" + path}, "replay", "-o", "otlp", "--otlp-endpoint", recv.Addr(), "--otlp-insecure", sessionsFile)
 		mustSucceed(t, r, "replay -o otlp")
 		// replay returns only after every span was accepted, so the count
 		// is final here; WaitCount only guards against a miscount.
@@ -175,7 +178,7 @@ func TestReplayOTLPDeterministic(t *testing.T) {
 	}
 	for i := range runs[0] {
 		if !bytes.Equal(runs[0][i], runs[1][i]) {
-			t.Errorf("export request %d differs between the two replays", i)
+			t.Errorf("export request %d differs between the sdk and the direct export path", i)
 		}
 	}
 }

@@ -1,0 +1,243 @@
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+)
+
+// errLaneAborted is what flush returns when the lane was aborted before the
+// spans it waited for were accepted.
+var errLaneAborted = errors.New("export lane aborted")
+
+// directLane is the direct export path of one partition: a bounded queue of
+// lifecycle.Span values and one export goroutine that cuts batches by size
+// and timeout, encodes each straight to OTLP messages (spanEncoder) and
+// uploads them through the process's otlptrace.Client, retrying until they
+// are accepted. It keeps the lane contract (see lane) with the SDK path's
+// batching: a batch is exported when it holds batchSize spans or when its
+// first span has waited batchTimeout, and flush exports the partial batch
+// at once, so a replay (no timeout) sends the same requests on both paths.
+type directLane struct {
+	client       otlptrace.Client
+	enc          *spanEncoder
+	batchSize    int
+	batchTimeout time.Duration
+	retryInitial time.Duration
+	retryMax     time.Duration
+	onResult     func(n int, err error)
+
+	q       *spanQueue
+	flushes chan flushRequest
+	n       atomic.Int64 // spans handed to emit (atomic: flush may run on another goroutine)
+	ackN    atomic.Int64 // spans accepted, a prefix of those emitted
+
+	abortCtx context.Context // cancelled by abort: the export goroutine stops, uploads are cancelled
+	abortFn  context.CancelFunc
+	done     chan struct{} // closed when the export goroutine returned
+	closeOne sync.Once
+}
+
+// flushRequest asks the export goroutine to export, now, every span up to
+// the emitted count target; done is closed once they were accepted.
+type flushRequest struct {
+	target int64
+	done   chan struct{}
+}
+
+func newDirectLane(client otlptrace.Client, cfg laneConfig) *directLane {
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &directLane{
+		client:       client,
+		enc:          newSpanEncoder(cfg.resource, sdktrace.NewSpanLimits()),
+		batchSize:    cfg.batchSize,
+		batchTimeout: cfg.batchTimeout,
+		retryInitial: cfg.retryInitial,
+		retryMax:     cfg.retryMax,
+		onResult:     cfg.onResult,
+		q:            newSpanQueue(cfg.queueSize),
+		flushes:      make(chan flushRequest),
+		abortCtx:     ctx,
+		abortFn:      cancel,
+		done:         make(chan struct{}),
+	}
+	go l.run()
+	return l
+}
+
+// emit queues a copy of s, blocking while the queue is full. When ctx ends
+// or the lane is aborted first, the span is not queued; it still counts as
+// emitted, and the lane is aborted so that nothing after it can be
+// acknowledged either: the acknowledged count stays a prefix.
+func (l *directLane) emit(ctx context.Context, s *lifecycle.Span) error {
+	err := l.q.push(ctx, l.abortCtx, s)
+	if err != nil {
+		l.abort()
+		err = fmt.Errorf("queue span: %w", err)
+	}
+	l.n.Add(1)
+	return err
+}
+
+func (l *directLane) emitted() int64 { return l.n.Load() }
+
+func (l *directLane) acked() int64 { return l.ackN.Load() }
+
+// flush asks the export goroutine to export what it holds and waits until
+// every span emitted so far was accepted.
+func (l *directLane) flush(ctx context.Context) error {
+	target := l.n.Load()
+	if l.ackN.Load() >= target {
+		return nil
+	}
+	req := flushRequest{target: target, done: make(chan struct{})}
+	select {
+	case l.flushes <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return errLaneAborted
+	}
+	select {
+	case <-req.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-l.done:
+		return errLaneAborted
+	}
+}
+
+func (l *directLane) abort() { l.abortFn() }
+
+// close aborts the lane and waits for its export goroutine to return.
+// Spans still queued are abandoned (never acknowledged, so never committed
+// past): call flush first to drain.
+func (l *directLane) close(ctx context.Context) error {
+	var err error
+	l.closeOne.Do(func() {
+		l.abortFn()
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	})
+	return err
+}
+
+// run is the export goroutine. It owns the batch and the encoder, and
+// returns when the lane is aborted.
+func (l *directLane) run() {
+	defer close(l.done)
+	batch := make([]lifecycle.Span, 0, l.batchSize)
+	timer := time.NewTimer(l.batchTimeout)
+	timer.Stop()
+	defer timer.Stop()
+	var taken int64 // spans taken from the queue
+
+	// fill moves queued spans into the batch, up to a full one, and starts
+	// the batch timeout when the batch gets its first span.
+	fill := func() {
+		before := len(batch)
+		batch = l.q.take(batch, l.batchSize-len(batch))
+		taken += int64(len(batch) - before)
+		if before == 0 && len(batch) > 0 {
+			timer.Reset(l.batchTimeout)
+		}
+	}
+	for {
+		if l.abortCtx.Err() != nil {
+			return
+		}
+		fill()
+		if len(batch) == l.batchSize {
+			if !l.exportBatch(&batch, timer) {
+				return
+			}
+			continue
+		}
+		select {
+		case <-l.abortCtx.Done():
+			return
+		case <-l.q.notEmpty:
+		case <-timer.C:
+			if !l.exportBatch(&batch, timer) {
+				return
+			}
+		case req := <-l.flushes:
+			// Every span up to target was queued before flush was called:
+			// take them all, exporting full batches on the way.
+			for taken < req.target {
+				before := taken
+				fill()
+				if len(batch) == l.batchSize && !l.exportBatch(&batch, timer) {
+					return
+				}
+				if taken == before { // not visible yet: wait for the push
+					select {
+					case <-l.q.notEmpty:
+					case <-l.abortCtx.Done():
+						return
+					}
+				}
+			}
+			if !l.exportBatch(&batch, timer) {
+				return
+			}
+			close(req.done)
+		}
+	}
+}
+
+// exportBatch exports *batch until it is accepted and empties it; false
+// means the lane was aborted first.
+func (l *directLane) exportBatch(batch *[]lifecycle.Span, timer *time.Timer) bool {
+	timer.Stop()
+	b := *batch
+	if len(b) == 0 {
+		return true
+	}
+	rs := l.enc.encode(b)
+	backoff := l.retryInitial
+	for {
+		err := l.client.UploadTraces(l.abortCtx, rs)
+		if err != nil {
+			// Worded as the SDK's exporter words it, so logs read the same
+			// on both paths.
+			err = fmt.Errorf("traces export: %w", err)
+		}
+		if l.onResult != nil {
+			l.onResult(len(b), err)
+		}
+		if err == nil && l.abortCtx.Err() != nil {
+			// Aborted while uploading: an emit may have failed since, and
+			// the batch may hold spans queued after that hole, which the
+			// acknowledged count must never pass. Not acknowledging an
+			// accepted batch only costs duplicates.
+			return false
+		}
+		if err == nil {
+			l.ackN.Add(int64(len(b)))
+			clear(b) // the spans' attributes can be collected
+			*batch = b[:0]
+			return true
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-l.abortCtx.Done():
+			t.Stop()
+			return false
+		}
+		backoff = min(2*backoff, l.retryMax)
+	}
+}

@@ -1,0 +1,511 @@
+package consumer
+
+import (
+	"encoding/binary"
+	"math"
+	"math/bits"
+	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+)
+
+// scopeName is the instrumentation scope of every exported span, on both
+// export paths (the SDK lane's tracer is named after it).
+const scopeName = "github.com/sessiontrace/sessiontrace"
+
+// OTLP span flags as the SDK's OTLP transform writes them: the W3C sampled
+// flag, "has is_remote" always, and "is remote" when the parent is (every
+// phase span's parent is the root, placed in the context as a remote
+// SpanContext).
+const (
+	flagsRoot  = uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK) | 0x01
+	flagsPhase = flagsRoot | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
+)
+
+// spanEncoder builds the OTLP request of one batch straight from
+// lifecycle.Span values: the same ResourceSpans the SDK path produces (SDK
+// span, then otlptrace's transform), so that the marshalled request is the
+// same byte for byte, without an SDK span or a conversion per span.
+//
+// By default the spans are written in protobuf wire format by hand, in the
+// order and encoding protobuf-go's marshaller uses, and handed over as the
+// ScopeSpans message's unknown fields: protobuf marshals those verbatim after
+// the known fields (here only the scope, field 1), which puts them exactly
+// where the repeated spans field (2) would be. This spares the gRPC codec
+// sizing and marshalling some twenty messages per span, the largest cost
+// left on the export side. A batch the wire writer does not handle (an
+// attribute value that is not a scalar, a string that is not valid UTF-8,
+// which protobuf-go refuses to marshal) is built as messages instead
+// (encodeMessages), so it fails or succeeds exactly as on the SDK path.
+//
+// Every buffer and message of a batch lives in slices the encoder reuses, so
+// encoding allocates nothing once they have grown to the largest batch. What
+// encode returns is valid until the next encode: the caller (one lane's
+// export goroutine) must be done with the upload first.
+//
+// It relies on what lifecycle guarantees of a Span: attribute keys are
+// unique (the SDK would deduplicate them) and values are scalars.
+type spanEncoder struct {
+	rs     tracepb.ResourceSpans
+	ss     tracepb.ScopeSpans
+	out    []*tracepb.ResourceSpans
+	status tracepb.Status // the SDK always writes an empty (unset) status
+	limits sdktrace.SpanLimits
+	raw    []byte     // the wire-format spans of the last batch
+	kept   []keptAttr // scratch: the attributes a span keeps
+
+	spans  []tracepb.Span
+	ptrs   []*tracepb.Span
+	ids    []byte
+	kvs    []commonpb.KeyValue
+	kvPtrs []*commonpb.KeyValue
+	anys   []commonpb.AnyValue
+	strs   []commonpb.AnyValue_StringValue
+	ints   []commonpb.AnyValue_IntValue
+	dbls   []commonpb.AnyValue_DoubleValue
+	bools  []commonpb.AnyValue_BoolValue
+}
+
+// newSpanEncoder returns an encoder for spans of res. A nil res means the
+// SDK's default resource, as for a tracer provider built without one; a
+// resource is merged over resource.Environment() exactly as
+// sdktrace.WithResource does. limits are the SDK's span limits
+// (sdktrace.NewSpanLimits reads the OTEL_SPAN_* variables); the attribute
+// count limit and the value length limit of string values are applied as the
+// SDK applies them.
+func newSpanEncoder(res *resource.Resource, limits sdktrace.SpanLimits) *spanEncoder {
+	if res == nil {
+		res = resource.Default()
+	} else {
+		// The environment's resource has no schema URL, so Merge cannot
+		// conflict; if it ever did, it would still return the merged
+		// attributes, which is what the SDK uses as well.
+		res, _ = resource.Merge(resource.Environment(), res)
+	}
+	e := &spanEncoder{limits: limits}
+	e.rs.Resource = &resourcepb.Resource{Attributes: keyValues(res.Iter())}
+	e.rs.SchemaUrl = res.SchemaURL()
+	e.ss.Scope = &commonpb.InstrumentationScope{Name: scopeName}
+	e.rs.ScopeSpans = []*tracepb.ScopeSpans{&e.ss}
+	e.out = []*tracepb.ResourceSpans{&e.rs}
+	return e
+}
+
+// grow returns s with length n, reallocating only when its capacity is short.
+// Reallocation drops the previous contents, which is fine: a batch's
+// messages are all rebuilt by encode.
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, n+n/4)
+	}
+	return s[:n]
+}
+
+// encode returns the OTLP request content for batch, valid until the next
+// call.
+func (e *spanEncoder) encode(batch []lifecycle.Span) []*tracepb.ResourceSpans {
+	if len(batch) == 0 {
+		return nil
+	}
+	raw, ok := e.appendSpans(e.raw[:0], batch)
+	e.raw = raw
+	if !ok {
+		return e.encodeMessages(batch)
+	}
+	e.ss.Spans = nil
+	e.ss.ProtoReflect().SetUnknown(raw)
+	return e.out
+}
+
+// encodeMessages returns the OTLP request content for batch as protobuf
+// messages, valid until the next call.
+func (e *spanEncoder) encodeMessages(batch []lifecycle.Span) []*tracepb.ResourceSpans {
+	if len(batch) == 0 {
+		return nil
+	}
+	e.ss.ProtoReflect().SetUnknown(nil)
+	nAttrs := 0
+	for i := range batch {
+		nAttrs += len(batch[i].Attrs)
+	}
+	e.spans = grow(e.spans, len(batch))
+	e.ptrs = grow(e.ptrs, len(batch))
+	e.ids = grow(e.ids, 32*len(batch))
+	e.kvs = grow(e.kvs, nAttrs)
+	e.kvPtrs = grow(e.kvPtrs, nAttrs)
+	e.anys = grow(e.anys, nAttrs)
+	// The oneof wrappers are typed: reserve each for every attribute, cheap
+	// beside the allocations they save.
+	e.strs = grow(e.strs, nAttrs)
+	e.ints = grow(e.ints, nAttrs)
+	e.dbls = grow(e.dbls, nAttrs)
+	e.bools = grow(e.bools, nAttrs)
+
+	a := 0 // next free attribute slot
+	for i := range batch {
+		s := &batch[i]
+		id := e.ids[32*i : 32*i+32 : 32*i+32]
+		copy(id[:16], s.TraceID[:])
+		copy(id[16:24], s.SpanID[:])
+		first := a
+		dropped := 0
+		limit := e.limits.AttributeCountLimit
+		for j := range s.Attrs {
+			kv := &s.Attrs[j]
+			if !kv.Valid() || limit == 0 || (limit > 0 && a-first >= limit) {
+				dropped++
+				continue
+			}
+			e.kvs[a] = commonpb.KeyValue{Key: string(kv.Key), Value: e.value(a, kv.Value)}
+			e.kvPtrs[a] = &e.kvs[a]
+			a++
+		}
+		var attrs []*commonpb.KeyValue
+		if a > first {
+			attrs = e.kvPtrs[first:a:a]
+		}
+		var parent []byte
+		flags := flagsRoot
+		if s.ParentSpanID.IsValid() {
+			copy(id[24:], s.ParentSpanID[:])
+			parent = id[24:32:32]
+			flags = flagsPhase
+		}
+		e.spans[i] = tracepb.Span{
+			TraceId:                id[:16:16],
+			SpanId:                 id[16:24:24],
+			ParentSpanId:           parent,
+			Flags:                  flags,
+			Name:                   s.Name,
+			Kind:                   tracepb.Span_SPAN_KIND_INTERNAL,
+			StartTimeUnixNano:      uint64(max(0, s.Start)),
+			EndTimeUnixNano:        uint64(max(0, s.End)),
+			Attributes:             attrs,
+			DroppedAttributesCount: uint32(min(dropped, 1<<32-1)), //nolint:gosec // clamped
+			Status:                 &e.status,
+		}
+		e.ptrs[i] = &e.spans[i]
+	}
+	e.ss.Spans = e.ptrs
+	return e.out
+}
+
+// value encodes one attribute value into slot a of the reused messages.
+func (e *spanEncoder) value(a int, v attribute.Value) *commonpb.AnyValue {
+	av := &e.anys[a]
+	switch v.Type() {
+	case attribute.STRING:
+		e.strs[a] = commonpb.AnyValue_StringValue{StringValue: truncate(e.limits.AttributeValueLengthLimit, v.AsString())}
+		*av = commonpb.AnyValue{Value: &e.strs[a]}
+	case attribute.INT64:
+		e.ints[a] = commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}
+		*av = commonpb.AnyValue{Value: &e.ints[a]}
+	case attribute.FLOAT64:
+		e.dbls[a] = commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}
+		*av = commonpb.AnyValue{Value: &e.dbls[a]}
+	case attribute.BOOL:
+		e.bools[a] = commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}
+		*av = commonpb.AnyValue{Value: &e.bools[a]}
+	default:
+		// lifecycle never produces these; encode them as the SDK's
+		// transform does rather than fail.
+		return anyValue(v)
+	}
+	return av
+}
+
+// Wire-format tags (field number << 3 | wire type) of the fields written.
+const (
+	tagScopeSpansSpan = 2<<3 | 2
+
+	tagSpanTraceID  = 1<<3 | 2
+	tagSpanSpanID   = 2<<3 | 2
+	tagSpanParentID = 4<<3 | 2
+	tagSpanName     = 5<<3 | 2
+	tagSpanKind     = 6<<3 | 0
+	tagSpanStart    = 7<<3 | 1
+	tagSpanEnd      = 8<<3 | 1
+	tagSpanAttr     = 9<<3 | 2
+	tagSpanDropped  = 10<<3 | 0
+	tagSpanStatus   = 15<<3 | 2
+	tagSpanFlags    = 16<<3 | 5 // two bytes as a varint
+
+	tagKVKey   = 1<<3 | 2
+	tagKVValue = 2<<3 | 2
+
+	tagAnyString = 1<<3 | 2
+	tagAnyBool   = 2<<3 | 0
+	tagAnyInt    = 3<<3 | 0
+	tagAnyDouble = 4<<3 | 1
+)
+
+// appendSpans appends batch as repeated ScopeSpans.spans fields in the wire
+// format protobuf-go writes for the messages encodeMessages builds: fields
+// in number order, proto3 zero values left out, oneof members always
+// written. false means a span needs the message path.
+func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, bool) {
+	strLimit := e.limits.AttributeValueLengthLimit
+	for i := range batch {
+		s := &batch[i]
+		if !utf8.ValidString(s.Name) {
+			return b, false
+		}
+		// Sizes first: every message is length-prefixed.
+		kept, dropped, ok := e.keptAttrs(s)
+		if !ok {
+			return b, false
+		}
+		size := 18 + 10 + 2 + 2 + 6 // trace id, span id, kind, empty status, flags
+		if s.ParentSpanID.IsValid() {
+			size += 10
+		}
+		if s.Name != "" {
+			size += 1 + sizeVarint(uint64(len(s.Name))) + len(s.Name)
+		}
+		if s.Start > 0 {
+			size += 9
+		}
+		if s.End > 0 {
+			size += 9
+		}
+		for _, k := range kept {
+			size += 1 + sizeVarint(uint64(k.size)) + k.size
+		}
+		if dropped > 0 {
+			size += 1 + sizeVarint(uint64(dropped))
+		}
+
+		b = append(b, tagScopeSpansSpan)
+		b = appendVarint(b, uint64(size))
+		b = append(b, tagSpanTraceID, 16)
+		b = append(b, s.TraceID[:]...)
+		b = append(b, tagSpanSpanID, 8)
+		b = append(b, s.SpanID[:]...)
+		flags := flagsRoot
+		if s.ParentSpanID.IsValid() {
+			b = append(b, tagSpanParentID, 8)
+			b = append(b, s.ParentSpanID[:]...)
+			flags = flagsPhase
+		}
+		if s.Name != "" {
+			b = appendString(b, tagSpanName, s.Name)
+		}
+		b = append(b, tagSpanKind, byte(tracepb.Span_SPAN_KIND_INTERNAL))
+		if s.Start > 0 {
+			b = append(b, tagSpanStart)
+			b = binary.LittleEndian.AppendUint64(b, uint64(s.Start))
+		}
+		if s.End > 0 {
+			b = append(b, tagSpanEnd)
+			b = binary.LittleEndian.AppendUint64(b, uint64(s.End))
+		}
+		for _, k := range kept {
+			kv := &s.Attrs[k.index]
+			b = append(b, tagSpanAttr)
+			b = appendVarint(b, uint64(k.size))
+			b = appendString(b, tagKVKey, string(kv.Key))
+			b = append(b, tagKVValue)
+			switch kv.Value.Type() {
+			case attribute.STRING:
+				v := truncate(strLimit, kv.Value.AsString())
+				b = appendVarint(b, uint64(1+sizeVarint(uint64(len(v)))+len(v)))
+				b = appendString(b, tagAnyString, v)
+			case attribute.BOOL:
+				b = append(b, 2, tagAnyBool, 0)
+				if kv.Value.AsBool() {
+					b[len(b)-1] = 1
+				}
+			case attribute.INT64:
+				v := uint64(kv.Value.AsInt64()) //nolint:gosec // protobuf's int64 encoding
+				b = append(b, byte(1+sizeVarint(v)), tagAnyInt)
+				b = appendVarint(b, v)
+			case attribute.FLOAT64:
+				b = append(b, 9, tagAnyDouble)
+				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(kv.Value.AsFloat64()))
+			}
+		}
+		if dropped > 0 {
+			b = append(b, tagSpanDropped)
+			b = appendVarint(b, uint64(dropped))
+		}
+		b = append(b, tagSpanStatus, 0)
+		b = append(b, byte(tagSpanFlags|0x80), byte(tagSpanFlags>>7))
+		b = binary.LittleEndian.AppendUint32(b, flags)
+	}
+	return b, true
+}
+
+// keptAttr is an attribute of a span that the SDK keeps, with the encoded
+// size of its KeyValue message.
+type keptAttr struct{ index, size int }
+
+// keptAttrs returns the attributes of s the SDK keeps (valid ones, up to the
+// count limit) and how many it drops, and false when the wire writer cannot
+// write one of them. The result lives in a reused slice.
+func (e *spanEncoder) keptAttrs(s *lifecycle.Span) (kept []keptAttr, dropped int, ok bool) {
+	kept = e.kept[:0]
+	limit := e.limits.AttributeCountLimit
+	for j := range s.Attrs {
+		if !s.Attrs[j].Valid() || limit == 0 || (limit > 0 && len(kept) >= limit) {
+			dropped++
+			continue
+		}
+		n, ok := kvSize(&s.Attrs[j], e.limits.AttributeValueLengthLimit)
+		if !ok {
+			return nil, 0, false
+		}
+		kept = append(kept, keptAttr{index: j, size: n})
+	}
+	e.kept = kept
+	return kept, min(dropped, 1<<32-1), true
+}
+
+// kvSize returns the encoded size of one KeyValue message, and false when
+// the wire writer cannot write it.
+func kvSize(kv *attribute.KeyValue, strLimit int) (int, bool) {
+	if !utf8.ValidString(string(kv.Key)) {
+		return 0, false
+	}
+	var any int
+	switch kv.Value.Type() {
+	case attribute.STRING:
+		v := truncate(strLimit, kv.Value.AsString())
+		if !utf8.ValidString(v) {
+			return 0, false
+		}
+		any = 1 + sizeVarint(uint64(len(v))) + len(v)
+	case attribute.BOOL:
+		any = 2
+	case attribute.INT64:
+		any = 1 + sizeVarint(uint64(kv.Value.AsInt64())) //nolint:gosec // protobuf's int64 encoding
+	case attribute.FLOAT64:
+		any = 9
+	default:
+		return 0, false
+	}
+	return 1 + sizeVarint(uint64(len(kv.Key))) + len(kv.Key) + 1 + sizeVarint(uint64(any)) + any, true
+}
+
+func appendString(b []byte, tag byte, s string) []byte {
+	b = append(b, tag)
+	b = appendVarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendVarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func sizeVarint(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+
+// truncate shortens s to limit characters as the SDK does for a valid UTF-8
+// string; a negative limit means none. Invalid UTF-8 is kept as it is (the
+// SDK rebuilds it): the schema decoder only produces valid strings.
+func truncate(limit int, s string) string {
+	if limit < 0 || len(s) <= limit || !utf8.ValidString(s) {
+		return s
+	}
+	n := 0
+	for i := range s {
+		if n == limit {
+			return s[:i]
+		}
+		n++
+	}
+	return s
+}
+
+// keyValues converts resource or scope attributes, as otlptrace's transform
+// does.
+func keyValues(it attribute.Iterator) []*commonpb.KeyValue {
+	if it.Len() == 0 {
+		return nil
+	}
+	out := make([]*commonpb.KeyValue, 0, it.Len())
+	for it.Next() {
+		kv := it.Attribute()
+		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
+	}
+	return out
+}
+
+func kvSlice(kvs []attribute.KeyValue) []*commonpb.KeyValue {
+	if len(kvs) == 0 {
+		return nil
+	}
+	out := make([]*commonpb.KeyValue, 0, len(kvs))
+	for _, kv := range kvs {
+		out = append(out, &commonpb.KeyValue{Key: string(kv.Key), Value: anyValue(kv.Value)})
+	}
+	return out
+}
+
+// anyValue converts any attribute value the way otlptrace's transform does,
+// allocating its messages.
+func anyValue(v attribute.Value) *commonpb.AnyValue {
+	av := new(commonpb.AnyValue)
+	switch v.Type() {
+	case attribute.BOOL:
+		av.Value = &commonpb.AnyValue_BoolValue{BoolValue: v.AsBool()}
+	case attribute.INT64:
+		av.Value = &commonpb.AnyValue_IntValue{IntValue: v.AsInt64()}
+	case attribute.FLOAT64:
+		av.Value = &commonpb.AnyValue_DoubleValue{DoubleValue: v.AsFloat64()}
+	case attribute.STRING:
+		av.Value = &commonpb.AnyValue_StringValue{StringValue: v.AsString()}
+	case attribute.BYTESLICE:
+		av.Value = &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}
+	case attribute.BOOLSLICE:
+		vals := v.AsBoolSlice()
+		out := make([]*commonpb.AnyValue, len(vals))
+		for i, x := range vals {
+			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: x}}
+		}
+		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+	case attribute.INT64SLICE:
+		vals := v.AsInt64Slice()
+		out := make([]*commonpb.AnyValue, len(vals))
+		for i, x := range vals {
+			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: x}}
+		}
+		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+	case attribute.FLOAT64SLICE:
+		vals := v.AsFloat64Slice()
+		out := make([]*commonpb.AnyValue, len(vals))
+		for i, x := range vals {
+			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: x}}
+		}
+		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+	case attribute.STRINGSLICE:
+		vals := v.AsStringSlice()
+		out := make([]*commonpb.AnyValue, len(vals))
+		for i, x := range vals {
+			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: x}}
+		}
+		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+	case attribute.SLICE:
+		vals := v.AsSlice()
+		out := make([]*commonpb.AnyValue, len(vals))
+		for i, x := range vals {
+			out[i] = anyValue(x)
+		}
+		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+	case attribute.MAP:
+		av.Value = &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: kvSlice(v.AsMap())}}
+	case attribute.EMPTY:
+	default:
+		av.Value = &commonpb.AnyValue_StringValue{StringValue: "INVALID"}
+	}
+	return av
+}
