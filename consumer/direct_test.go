@@ -269,7 +269,9 @@ func TestEncoderMatchesSDKTransform(t *testing.T) {
 			Attrs: []attribute.KeyValue{attribute.String("long", string(bytes.Repeat([]byte("ab"), 200)))}},
 	}
 	nonScalar := []lifecycle.Span{{Name: lifecycle.SpanLifecycle, TraceID: [16]byte{3}, SpanID: [8]byte{3}, Start: 1, End: 2,
-		Attrs: []attribute.KeyValue{attribute.StringSlice("list", []string{"a", "b"}), attribute.Int("n", 1)}}}
+		Attrs: []attribute.KeyValue{attribute.StringSlice("list", []string{"a", "b"}), attribute.Int("n", 1),
+			attribute.BoolSlice("bools", []bool{true, false}), attribute.Int64Slice("ints", []int64{-1, 2}),
+			attribute.Float64Slice("floats", []float64{0.5, 2})}}}
 	res, err := resource.Merge(resource.Default(), resource.NewSchemaless(attribute.String("service.name", "sessiontrace")))
 	if err != nil {
 		t.Fatal(err)

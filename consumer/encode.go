@@ -467,40 +467,23 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 	case attribute.BYTESLICE:
 		av.Value = &commonpb.AnyValue_BytesValue{BytesValue: v.AsByteSlice()}
 	case attribute.BOOLSLICE:
-		vals := v.AsBoolSlice()
-		out := make([]*commonpb.AnyValue, len(vals))
-		for i, x := range vals {
-			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: x}}
-		}
-		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+		av.Value = arrayOf(v.AsBoolSlice(), func(x bool) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_BoolValue{BoolValue: x}}
+		})
 	case attribute.INT64SLICE:
-		vals := v.AsInt64Slice()
-		out := make([]*commonpb.AnyValue, len(vals))
-		for i, x := range vals {
-			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: x}}
-		}
-		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+		av.Value = arrayOf(v.AsInt64Slice(), func(x int64) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_IntValue{IntValue: x}}
+		})
 	case attribute.FLOAT64SLICE:
-		vals := v.AsFloat64Slice()
-		out := make([]*commonpb.AnyValue, len(vals))
-		for i, x := range vals {
-			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: x}}
-		}
-		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+		av.Value = arrayOf(v.AsFloat64Slice(), func(x float64) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: x}}
+		})
 	case attribute.STRINGSLICE:
-		vals := v.AsStringSlice()
-		out := make([]*commonpb.AnyValue, len(vals))
-		for i, x := range vals {
-			out[i] = &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: x}}
-		}
-		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+		av.Value = arrayOf(v.AsStringSlice(), func(x string) *commonpb.AnyValue {
+			return &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: x}}
+		})
 	case attribute.SLICE:
-		vals := v.AsSlice()
-		out := make([]*commonpb.AnyValue, len(vals))
-		for i, x := range vals {
-			out[i] = anyValue(x)
-		}
-		av.Value = &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
+		av.Value = arrayOf(v.AsSlice(), anyValue)
 	case attribute.MAP:
 		av.Value = &commonpb.AnyValue_KvlistValue{KvlistValue: &commonpb.KeyValueList{Values: kvSlice(v.AsMap())}}
 	case attribute.EMPTY:
@@ -508,4 +491,14 @@ func anyValue(v attribute.Value) *commonpb.AnyValue {
 		av.Value = &commonpb.AnyValue_StringValue{StringValue: "INVALID"}
 	}
 	return av
+}
+
+// arrayOf converts a slice attribute's values with wrap, as the SDK's
+// transform does.
+func arrayOf[T any](vals []T, wrap func(T) *commonpb.AnyValue) *commonpb.AnyValue_ArrayValue {
+	out := make([]*commonpb.AnyValue, len(vals))
+	for i, x := range vals {
+		out[i] = wrap(x)
+	}
+	return &commonpb.AnyValue_ArrayValue{ArrayValue: &commonpb.ArrayValue{Values: out}}
 }
