@@ -17,19 +17,28 @@ import (
 // when it fills an empty queue, the consumer signals notFull when it takes
 // from a full one. A waiter always re-checks under the lock, so a stale
 // signal only costs a loop.
+//
+// The ring starts small and doubles up to its bound, so a partition that
+// never has many spans in flight (most of them, with many partitions) does
+// not hold the whole bound's memory.
 type spanQueue struct {
-	mu   sync.Mutex
-	buf  []lifecycle.Span
-	head int // index of the oldest span
-	n    int // spans queued
+	mu    sync.Mutex
+	buf   []lifecycle.Span
+	limit int // most spans queued: the bound
+	head  int // index of the oldest span
+	n     int // spans queued
 
 	notEmpty chan struct{}
 	notFull  chan struct{}
 }
 
+// initialQueue is a new queue's ring size, before it grows.
+const initialQueue = 256
+
 func newSpanQueue(size int) *spanQueue {
 	return &spanQueue{
-		buf:      make([]lifecycle.Span, size),
+		buf:      make([]lifecycle.Span, min(size, initialQueue)),
+		limit:    size,
 		notEmpty: make(chan struct{}, 1),
 		notFull:  make(chan struct{}, 1),
 	}
@@ -41,6 +50,9 @@ func newSpanQueue(size int) *spanQueue {
 func (q *spanQueue) push(ctx, abort context.Context, s *lifecycle.Span) error {
 	for {
 		q.mu.Lock()
+		if q.n == len(q.buf) && len(q.buf) < q.limit {
+			q.grow()
+		}
 		if q.n < len(q.buf) {
 			i := q.head + q.n
 			if i >= len(q.buf) {
@@ -70,7 +82,7 @@ func (q *spanQueue) push(ctx, abort context.Context, s *lifecycle.Span) error {
 func (q *spanQueue) take(dst []lifecycle.Span, max int) []lifecycle.Span {
 	q.mu.Lock()
 	k := min(max, q.n)
-	wasFull := q.n == len(q.buf)
+	wasFull := q.n == q.limit
 	for k > 0 {
 		end := min(q.head+k, len(q.buf))
 		dst = append(dst, q.buf[q.head:end]...)
@@ -90,6 +102,15 @@ func (q *spanQueue) take(dst []lifecycle.Span, max int) []lifecycle.Span {
 		signal(q.notFull)
 	}
 	return dst
+}
+
+// grow doubles the ring, up to limit, keeping the spans in order from
+// index 0. The caller holds mu.
+func (q *spanQueue) grow() {
+	buf := make([]lifecycle.Span, min(2*len(q.buf), q.limit))
+	n := copy(buf, q.buf[q.head:])
+	copy(buf[n:], q.buf[:q.head])
+	q.buf, q.head = buf, 0
 }
 
 // len returns how many spans are queued.

@@ -10,36 +10,53 @@ import (
 )
 
 // TestSpanQueueKeepsOrderAcrossTheRing pushes and takes in uneven steps so
-// the ring wraps many times, and checks FIFO order and the bound.
+// the ring wraps many times (and, for a bound above initialQueue, grows
+// while wrapped), and checks FIFO order and the bound.
 func TestSpanQueueKeepsOrderAcrossTheRing(t *testing.T) {
-	q := newSpanQueue(5)
-	ctx := t.Context()
-	next, want := int64(0), int64(0)
-	var got []lifecycle.Span
-	for round := range 40 {
-		for range round%4 + 1 {
-			if q.len() == len(q.buf) {
-				break
-			}
-			s := lifecycle.Span{Start: next}
-			if err := q.push(ctx, ctx, &s); err != nil {
-				t.Fatal(err)
-			}
-			next++
-		}
-		got = q.take(got[:0], round%3+1)
-		for _, s := range got {
-			if s.Start != want {
-				t.Fatalf("round %d: took span %d, want %d", round, s.Start, want)
-			}
-			want++
-		}
-		if q.len() > len(q.buf) {
-			t.Fatalf("queue holds %d, more than its size", q.len())
-		}
+	tests := []struct {
+		name        string
+		size        int
+		push, takes int // steps grow up to these
+		rounds      int
+	}{
+		{name: "small bound", size: 5, push: 4, takes: 3, rounds: 40},
+		{name: "bound above the initial ring", size: 3*initialQueue + 7, push: 97, takes: 61, rounds: 200},
 	}
-	if want < 30 {
-		t.Fatalf("only %d spans went through", want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			q := newSpanQueue(tt.size)
+			ctx := t.Context()
+			next, want := int64(0), int64(0)
+			var got []lifecycle.Span
+			for round := range tt.rounds {
+				for range round%tt.push + 1 {
+					if q.len() == tt.size {
+						break
+					}
+					s := lifecycle.Span{Start: next}
+					if err := q.push(ctx, ctx, &s); err != nil {
+						t.Fatal(err)
+					}
+					next++
+				}
+				got = q.take(got[:0], round%tt.takes+1)
+				for _, s := range got {
+					if s.Start != want {
+						t.Fatalf("round %d: took span %d, want %d", round, s.Start, want)
+					}
+					want++
+				}
+				if q.len() > tt.size || len(q.buf) > tt.size {
+					t.Fatalf("queue holds %d in a ring of %d, bound %d", q.len(), len(q.buf), tt.size)
+				}
+			}
+			if want < int64(tt.rounds)*3/4 {
+				t.Fatalf("only %d spans went through", want)
+			}
+			if tt.size > initialQueue && len(q.buf) == initialQueue {
+				t.Errorf("the ring never grew past %d although up to %d spans were queued", initialQueue, tt.size)
+			}
+		})
 	}
 }
 
