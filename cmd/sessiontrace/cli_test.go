@@ -118,3 +118,30 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestInvalidSettingsFromEnvironment checks that settings only the
+// environment or the file set fail at start, naming the key and what it
+// accepts.
+func TestInvalidSettingsFromEnvironment(t *testing.T) {
+	for _, c := range []struct {
+		env  string
+		want []string
+	}{
+		{"SESSIONTRACE_METRICS_MAX_CLIENT_VERSIONS=0", []string{"metrics.max_client_versions", "at least 1"}},
+		{"SESSIONTRACE_METRICS_MAX_VALUES=-2", []string{"metrics.max_values", "at least 1"}},
+		{"SESSIONTRACE_METRICS_INTERVAL=0s", []string{"metrics.interval", "must be positive"}},
+		{"SESSIONTRACE_KAFKA_EXPORT_PATH=fast", []string{"export_path", "direct", "sdk"}},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			r := runCLI(t, []string{c.env}, "replay", "-o", "json", sessionsFile)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, exitUsage, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, r.stderr)
+				}
+			}
+		})
+	}
+}
