@@ -68,8 +68,9 @@
 // another: the phase it opens). Standard keys win over free-form ones, and the
 // closing event's over the opening event's. An opening event's attributes are
 // kept until its span ends: a login's are interned with its client profile
-// (many sessions share a region or a build), a phase's kept in an extension
-// record that sessions without them do not have.
+// (many sessions share a region or a build), a matchmaking.enter's or a
+// loading.start's in a table of attribute lists, a game.enter's in an
+// extension record that sessions without them do not have.
 //
 // # Edge cases
 //
@@ -108,7 +109,8 @@
 // strings (auth method, client version, platform, game mode, server, map) are
 // interned per Machine, the first three together with the login's free-form
 // attributes (up to 4096 values each, beyond which a session keeps its own
-// copy in its extension record). BenchmarkOpenSessions measures the total;
+// copy in its extension record). An open loading span adds a 24-byte
+// extension. BenchmarkOpenSessions measures the total;
 // `sessiontrace bench --open-sessions` measures it for simulated traffic
 // too (logins with attributes, sessions in every phase).
 //

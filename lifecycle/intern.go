@@ -127,3 +127,45 @@ func attrKey(dst []byte, attrs []attribute.KeyValue) []byte {
 	}
 	return dst
 }
+
+// attrSets interns the free-form attribute lists of phase-opening events by
+// their canonical key (attrKey): a few shapes (a party size, a region) cover
+// most events, and a 2-byte id in the session record costs far less than a
+// slice in an extension. Id 0 is no attributes.
+type attrSets struct {
+	ids  map[string]uint16
+	vals [][]attribute.KeyValue
+}
+
+func (a *attrSets) reset() { *a = attrSets{} }
+
+// id returns the id of attrs, whose canonical key is key, interning a copy
+// the first time; overflowID when the table is full.
+func (a *attrSets) id(key []byte, attrs []attribute.KeyValue) uint16 {
+	if len(attrs) == 0 {
+		return 0
+	}
+	if id, ok := a.ids[string(key)]; ok {
+		return id
+	}
+	if len(a.vals) >= internCap {
+		return overflowID
+	}
+	if a.ids == nil {
+		a.ids = make(map[string]uint16)
+		a.vals = append(a.vals, nil)
+	}
+	id := uint16(len(a.vals))
+	a.vals = append(a.vals, slices.Clone(attrs))
+	a.ids[string(key)] = id
+	return id
+}
+
+// get returns the attributes of an id that is not overflowID; they are
+// shared and only ever copied from.
+func (a *attrSets) get(id uint16) []attribute.KeyValue {
+	if id == 0 {
+		return nil
+	}
+	return a.vals[id]
+}

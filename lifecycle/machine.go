@@ -33,7 +33,7 @@ type session struct {
 
 	profile uint16 // auth method, client version, platform
 	mainA   uint16 // matchmaking: game mode; in_game: server id
-	mainB   uint16 // in_game: map
+	mainB   uint16 // in_game: map; matchmaking: the opening event's attributes (attrSets)
 	matches uint16 // games left; saturates at 65535
 	phase   uint8
 	flags   uint8
@@ -57,25 +57,24 @@ const (
 var phaseNames = [...]string{phLogin: PhaseLogin, phMatchmaking: PhaseMatchmaking, phInGame: PhaseInGame, phMenu: PhaseMenu}
 
 // sessionExt holds what only some sessions need, so the common record stays
-// small.
+// small: an open loading span, and a pointer to what overflowed. 24 bytes.
 type sessionExt struct {
 	loadStart int64
 	loadSeq   uint32
-	loadType  string
-	// Free-form attributes of the events that opened the open matchmaking
-	// or in_game span, and the open loading span. The root's are interned
-	// with the login's profile.
-	mainAttrs, loadAttrs []attribute.KeyValue
-	// ov holds values that overflowed their intern table; nil when none
-	// did, which is nearly always.
+	loadType  uint16 // interned (loadTypes)
+	loadAttrs uint16 // the loading.start's attributes (attrSets)
+	// ov holds values that overflowed their intern table, and the
+	// attributes of an open in_game span; nil when there are none, which is
+	// nearly always.
 	ov *overflowed
 }
 
-// overflowed are the values of a session that did not fit an intern table.
+// overflowed are the values of a session that did not fit an intern table
+// (or, for an in_game span's attributes, have no room in the record).
 type overflowed struct {
-	prof         profile
-	rootAttrs    []attribute.KeyValue
-	mainA, mainB string
+	prof                            profile
+	rootAttrs, mainAttrs, loadAttrs []attribute.KeyValue
+	mainA, mainB, loadType          string
 }
 
 // overflow returns x's overflowed values, creating them on first use.
@@ -87,8 +86,8 @@ func (x *sessionExt) overflow() *overflowed {
 }
 
 func (x *sessionExt) empty() bool {
-	return x.loadSeq == 0 && x.mainAttrs == nil && x.loadAttrs == nil &&
-		(x.ov == nil || x.ov.prof == (profile{}) && x.ov.rootAttrs == nil && x.ov.mainA == "" && x.ov.mainB == "")
+	return x.loadSeq == 0 && (x.ov == nil || x.ov.prof == (profile{}) && x.ov.rootAttrs == nil && x.ov.mainAttrs == nil &&
+		x.ov.loadAttrs == nil && x.ov.mainA == "" && x.ov.mainB == "" && x.ov.loadType == "")
 }
 
 // Stats are a Machine's cumulative counters. Reset does not clear them.
@@ -139,8 +138,11 @@ type Machine struct {
 	exts  map[int32]*sessionExt
 	spare []*sessionExt
 
-	modes, servers, maps interner
-	profiles             profiles
+	modes, servers, maps, loadTypes interner
+	// phaseAttrs interns the attributes of matchmaking.enter and
+	// loading.start events.
+	phaseAttrs attrSets
+	profiles   profiles
 	// attrScratch and keyScratch build a login's attributes and their
 	// canonical key, so that a login whose profile is known allocates only
 	// the key's string.
@@ -184,6 +186,8 @@ func (m *Machine) Reset() {
 	m.exts = nil
 	m.spare = nil
 	m.modes.reset()
+	m.loadTypes.reset()
+	m.phaseAttrs.reset()
 	m.servers.reset()
 	m.maps.reset()
 	m.profiles.reset()
@@ -508,9 +512,14 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 			m.ext(slot, s).overflow().mainA = ev.GameMode
 		}
 		s.mainB = 0
+		if len(ev.Attributes) > 0 {
+			id, attrs := m.internAttrs(ev.Attributes)
+			if s.mainB = id; id == overflowID {
+				m.ext(slot, s).overflow().mainAttrs = slices.Clone(attrs)
+			}
+		}
 		s.flags |= flagMM
 		s.phase = phMatchmaking
-		m.keepMainAttrs(slot, s, ev)
 	case schema.MatchmakingComplete, schema.MatchmakingCancel:
 		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
 	case schema.LoadingStart:
@@ -520,8 +529,16 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 			x = m.ext(slot, s)
 		}
 		s.seq++
-		x.loadSeq, x.loadStart, x.loadType = s.seq, t, ev.LoadingType
-		x.loadAttrs = appendEventAttrs(nil, ev.Attributes)
+		x.loadSeq, x.loadStart = s.seq, t
+		if x.loadType = m.loadTypes.id(ev.LoadingType); x.loadType == overflowID {
+			x.overflow().loadType = ev.LoadingType
+		}
+		if len(ev.Attributes) > 0 {
+			id, attrs := m.internAttrs(ev.Attributes)
+			if x.loadAttrs = id; id == overflowID {
+				x.overflow().loadAttrs = slices.Clone(attrs)
+			}
+		}
 		s.flags |= flagLoad
 	case schema.LoadingFinish:
 		out = m.closeLoad(slot, s, t, ev.PlayerID, "", ev, out)
@@ -537,7 +554,9 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		}
 		s.flags |= flagGame
 		s.phase = phInGame
-		m.keepMainAttrs(slot, s, ev)
+		if len(ev.Attributes) > 0 {
+			m.ext(slot, s).overflow().mainAttrs = appendEventAttrs(nil, ev.Attributes)
+		}
 	case schema.GameLeave:
 		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
 		if s.matches < math.MaxUint16 {
@@ -570,10 +589,14 @@ func (m *Machine) closeMainFor(slot int32, s *session, t int64, player string, k
 	return out
 }
 
-func (m *Machine) keepMainAttrs(slot int32, s *session, ev *schema.Event) {
-	if len(ev.Attributes) > 0 {
-		m.ext(slot, s).mainAttrs = appendEventAttrs(nil, ev.Attributes)
-	}
+// internAttrs builds an event's free-form attributes (in scratch space, valid
+// until the next call) and interns them; the id is overflowID when the table
+// is full, and the caller keeps its own copy.
+func (m *Machine) internAttrs(evAttrs []schema.Attr) (uint16, []attribute.KeyValue) {
+	attrs := appendEventAttrs(m.attrScratch[:0], evAttrs)
+	m.attrScratch = attrs[:0]
+	m.keyScratch = attrKey(m.keyScratch[:0], attrs)
+	return m.phaseAttrs.id(m.keyScratch, attrs), attrs
 }
 
 // closeMain ends the open matchmaking or in_game span at t. endedBy is "" when
@@ -587,12 +610,14 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 	if closer != nil {
 		closing = closer.Attributes
 	}
-	if x != nil {
-		opening = x.mainAttrs
-		x.mainAttrs = nil
-		if x.ov != nil {
-			x.ov.mainA, x.ov.mainB = "", ""
-		}
+	switch {
+	case s.flags&flagMM != 0 && s.mainB != overflowID:
+		opening = m.phaseAttrs.get(s.mainB)
+	case x != nil && x.ov != nil:
+		opening = x.ov.mainAttrs
+	}
+	if x != nil && x.ov != nil {
+		x.ov.mainA, x.ov.mainB, x.ov.mainAttrs = "", "", nil
 	}
 	var sp Span
 	if s.flags&flagMM != 0 {
@@ -643,9 +668,11 @@ func (m *Machine) mainStrings(s *session, x *sessionExt) (a, b string) {
 	} else {
 		a = m.servers.str(s.mainA)
 	}
-	if s.mainB == overflowID {
+	switch {
+	case s.flags&flagGame == 0: // matchmaking: mainB is its attributes, not a map
+	case s.mainB == overflowID:
 		b = x.ov.mainB
-	} else {
+	default:
 		b = m.maps.str(s.mainB)
 	}
 	return a, b
@@ -659,8 +686,20 @@ func (m *Machine) closeLoad(slot int32, s *session, t int64, player, endedBy str
 	if closer != nil {
 		closing = closer.Attributes
 	}
-	attrs := make([]attribute.KeyValue, 0, 5+len(closing)+len(x.loadAttrs))
-	attrs = append(attrs, KeyPlayerID.String(player), KeyLoadingType.String(x.loadType))
+	var loadType string
+	var opening []attribute.KeyValue
+	if x.loadType == overflowID {
+		loadType = x.ov.loadType
+	} else {
+		loadType = m.loadTypes.str(x.loadType)
+	}
+	if x.loadAttrs == overflowID {
+		opening = x.ov.loadAttrs
+	} else {
+		opening = m.phaseAttrs.get(x.loadAttrs)
+	}
+	attrs := make([]attribute.KeyValue, 0, 5+len(closing)+len(opening))
+	attrs = append(attrs, KeyPlayerID.String(player), KeyLoadingType.String(loadType))
 	if closer != nil {
 		if closer.HasAssetsLoaded {
 			attrs = append(attrs, KeyAssetsCount.Int64(closer.AssetsLoaded))
@@ -669,9 +708,12 @@ func (m *Machine) closeLoad(slot int32, s *session, t int64, player, endedBy str
 			attrs = append(attrs, KeyTotalSizeMB.Float64(closer.TotalSizeMB))
 		}
 	}
-	attrs = m.finishAttrs(attrs, endedBy, closing, x.loadAttrs)
+	attrs = m.finishAttrs(attrs, endedBy, closing, opening)
 	sp := m.phaseSpan(s, SpanPhaseLoading, x.loadSeq, x.loadStart, t, attrs)
-	x.loadSeq, x.loadStart, x.loadType, x.loadAttrs = 0, 0, "", nil
+	x.loadSeq, x.loadStart, x.loadType, x.loadAttrs = 0, 0, 0, 0
+	if x.ov != nil {
+		x.ov.loadType, x.ov.loadAttrs = "", nil
+	}
 	s.flags &^= flagLoad
 	m.tidyExt(slot, s, x)
 	return append(out, sp)

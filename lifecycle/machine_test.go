@@ -889,6 +889,11 @@ func TestSessionRecordSize(t *testing.T) {
 	if got := unsafe.Sizeof(session{}); got != 96 {
 		t.Errorf("session record is %d bytes, want 96", got)
 	}
+	// An open loading span costs one extension; keep it in the 24-byte size
+	// class.
+	if got := unsafe.Sizeof(sessionExt{}); got != 24 {
+		t.Errorf("session extension is %d bytes, want 24", got)
+	}
 }
 
 func TestInternOverflow(t *testing.T) {
@@ -906,8 +911,18 @@ func TestInternOverflow(t *testing.T) {
 				e.Platform, e.ClientVersion = v, v
 				e.Attributes = []S.Attr{{Key: "shard", Value: S.Value{Kind: S.KindString, Str: v}}}
 			}),
-			b.ev(S.MatchmakingEnter, p, 1, func(e *S.Event) { e.GameMode = v }),
-			b.ev(S.GameEnter, p, 2, func(e *S.Event) { e.ServerID, e.Map = v, v }),
+			b.ev(S.MatchmakingEnter, p, 1, func(e *S.Event) {
+				e.GameMode = v
+				e.Attributes = []S.Attr{{Key: "queue", Value: S.Value{Kind: S.KindString, Str: v}}}
+			}),
+			b.ev(S.LoadingStart, p, 1, func(e *S.Event) {
+				e.LoadingType = v
+				e.Attributes = []S.Attr{{Key: "pack", Value: S.Value{Kind: S.KindString, Str: v}}}
+			}),
+			b.ev(S.GameEnter, p, 2, func(e *S.Event) {
+				e.ServerID, e.Map = v, v
+				e.Attributes = []S.Attr{{Key: "seat", Value: S.Value{Kind: S.KindString, Str: v}}}
+			}),
 		} {
 			spans, _ = m.Apply(e, int64(i), spans)
 		}
@@ -924,9 +939,11 @@ func TestInternOverflow(t *testing.T) {
 		case SpanLifecycle:
 			keys = []attribute.Key{KeyClientPlatform, KeyClientVersion, "shard"}
 		case SpanPhaseMatchmaking:
-			keys = []attribute.Key{KeyGameMode}
+			keys = []attribute.Key{KeyGameMode, "queue"}
+		case SpanPhaseLoading:
+			keys = []attribute.Key{KeyLoadingType, "pack"}
 		case SpanPhaseInGame:
-			keys = []attribute.Key{KeyServerID, KeyGameMap}
+			keys = []attribute.Key{KeyServerID, KeyGameMap, "seat"}
 		}
 		for _, k := range keys {
 			checked++
@@ -935,8 +952,8 @@ func TestInternOverflow(t *testing.T) {
 			}
 		}
 	}
-	if checked != 6*n {
-		t.Errorf("checked %d values, want %d", checked, 6*n)
+	if checked != 10*n {
+		t.Errorf("checked %d values, want %d", checked, 10*n)
 	}
 	if len(m.exts) != 0 {
 		t.Errorf("%d extensions left after CloseAll", len(m.exts))
