@@ -68,9 +68,10 @@
 // another: the phase it opens). Standard keys win over free-form ones, and the
 // closing event's over the opening event's. An opening event's attributes are
 // kept until its span ends: a login's are interned with its client profile
-// (many sessions share a region or a build), a matchmaking.enter's or a
-// loading.start's in a table of attribute lists, a game.enter's in an
-// extension record that sessions without them do not have.
+// (many sessions share a region or a build), a game.enter's with its server,
+// a matchmaking.enter's or a loading.start's in a table of attribute lists;
+// values past a table's cap go to an extension record that other sessions do
+// not have.
 //
 // # Edge cases
 //
@@ -106,9 +107,9 @@
 //
 // An open session costs a 96-byte record (no pointers), a 4-byte index
 // entry at load at most 1/2, and its key bytes in an arena; low-cardinality
-// strings (auth method, client version, platform, game mode, server, map) are
-// interned per Machine, the first three together with the login's free-form
-// attributes (up to 4096 values each, beyond which a session keeps its own
+// strings (auth method, client version, platform, game mode, server, map,
+// loading type) are interned per Machine, the first three together with the
+// login's free-form attributes and the server with the game.enter's (up to 4096 values each, beyond which a session keeps its own
 // copy in its extension record). An open loading span adds a 24-byte
 // extension. BenchmarkOpenSessions measures the total;
 // `sessiontrace bench --open-sessions` measures it for simulated traffic

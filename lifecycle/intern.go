@@ -169,3 +169,51 @@ func (a *attrSets) get(id uint16) []attribute.KeyValue {
 	}
 	return a.vals[id]
 }
+
+// game is what a game.enter keeps for its in_game span: the server and its
+// free-form attributes in canonical form (attrKey). They are interned
+// together, as a login's profile is, because a server's events carry the
+// same few attributes (its region).
+type game struct {
+	server, attrs string
+}
+
+type games struct {
+	ids   map[game]uint16
+	vals  []game
+	attrs [][]attribute.KeyValue
+}
+
+func (g *games) reset() { *g = games{} }
+
+// id interns v with its attributes (copied on insert).
+func (g *games) id(v game, attrs []attribute.KeyValue) uint16 {
+	if v == (game{}) {
+		return 0
+	}
+	if id, ok := g.ids[v]; ok {
+		return id
+	}
+	if len(g.vals) >= internCap {
+		return overflowID
+	}
+	if g.ids == nil {
+		g.ids = make(map[game]uint16)
+		g.vals = append(g.vals, game{})
+		g.attrs = append(g.attrs, nil)
+	}
+	id := uint16(len(g.vals))
+	g.vals = append(g.vals, v)
+	g.attrs = append(g.attrs, slices.Clone(attrs))
+	g.ids[v] = id
+	return id
+}
+
+// get returns the game of an id that is not overflowID; id 0 is the empty
+// one, whatever was interned.
+func (g *games) get(id uint16) (game, []attribute.KeyValue) {
+	if id == 0 {
+		return game{}, nil
+	}
+	return g.vals[id], g.attrs[id]
+}

@@ -32,7 +32,7 @@ type session struct {
 	offPrev, offNext   int32
 
 	profile uint16 // auth method, client version, platform
-	mainA   uint16 // matchmaking: game mode; in_game: server id
+	mainA   uint16 // matchmaking: game mode; in_game: server and attributes (games)
 	mainB   uint16 // in_game: map; matchmaking: the opening event's attributes (attrSets)
 	matches uint16 // games left; saturates at 65535
 	phase   uint8
@@ -138,7 +138,9 @@ type Machine struct {
 	exts  map[int32]*sessionExt
 	spare []*sessionExt
 
-	modes, servers, maps, loadTypes interner
+	modes, maps, loadTypes interner
+	// games interns each in_game span's server with its attributes.
+	games games
 	// phaseAttrs interns the attributes of matchmaking.enter and
 	// loading.start events.
 	phaseAttrs attrSets
@@ -188,7 +190,7 @@ func (m *Machine) Reset() {
 	m.modes.reset()
 	m.loadTypes.reset()
 	m.phaseAttrs.reset()
-	m.servers.reset()
+	m.games.reset()
 	m.maps.reset()
 	m.profiles.reset()
 	m.dedup = newDedup(m.window)
@@ -546,17 +548,23 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		out = m.closeMainFor(slot, s, t, ev.PlayerID, flagGame, out)
 		s.seq++
 		s.mainSeq, s.mainStart = s.seq, t
-		if s.mainA = m.servers.id(ev.ServerID); s.mainA == overflowID {
-			m.ext(slot, s).overflow().mainA = ev.ServerID
+		g := game{server: ev.ServerID}
+		var attrs []attribute.KeyValue
+		if len(ev.Attributes) > 0 {
+			attrs = appendEventAttrs(m.attrScratch[:0], ev.Attributes)
+			m.attrScratch = attrs[:0]
+			m.keyScratch = attrKey(m.keyScratch[:0], attrs)
+			g.attrs = string(m.keyScratch)
+		}
+		if s.mainA = m.games.id(g, attrs); s.mainA == overflowID {
+			ov := m.ext(slot, s).overflow()
+			ov.mainA, ov.mainAttrs = ev.ServerID, slices.Clone(attrs)
 		}
 		if s.mainB = m.maps.id(ev.Map); s.mainB == overflowID {
 			m.ext(slot, s).overflow().mainB = ev.Map
 		}
 		s.flags |= flagGame
 		s.phase = phInGame
-		if len(ev.Attributes) > 0 {
-			m.ext(slot, s).overflow().mainAttrs = appendEventAttrs(nil, ev.Attributes)
-		}
 	case schema.GameLeave:
 		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
 		if s.matches < math.MaxUint16 {
@@ -613,6 +621,8 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 	switch {
 	case s.flags&flagMM != 0 && s.mainB != overflowID:
 		opening = m.phaseAttrs.get(s.mainB)
+	case s.flags&flagGame != 0 && s.mainA != overflowID:
+		_, opening = m.games.get(s.mainA)
 	case x != nil && x.ov != nil:
 		opening = x.ov.mainAttrs
 	}
@@ -666,7 +676,8 @@ func (m *Machine) mainStrings(s *session, x *sessionExt) (a, b string) {
 	} else if s.flags&flagMM != 0 {
 		a = m.modes.str(s.mainA)
 	} else {
-		a = m.servers.str(s.mainA)
+		g, _ := m.games.get(s.mainA)
+		a = g.server
 	}
 	switch {
 	case s.flags&flagGame == 0: // matchmaking: mainB is its attributes, not a map

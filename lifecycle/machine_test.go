@@ -1013,3 +1013,42 @@ func TestRootAttributesInterned(t *testing.T) {
 		}
 	}
 }
+
+// TestGameWithoutServerOrAttributes checks the empty in_game entry (no
+// server, no attributes: id 0, never interned) before and after others were.
+func TestGameWithoutServerOrAttributes(t *testing.T) {
+	var b evb
+	m := newMachine(t)
+	var spans []Span
+	for i, e := range []*S.Event{
+		b.ev(S.SessionLogin, "a", 0),
+		b.ev(S.GameEnter, "a", 1, func(e *S.Event) { e.ServerID, e.Map = "", "dust" }),
+		b.ev(S.GameLeave, "a", 2),
+		b.ev(S.GameEnter, "a", 3, func(e *S.Event) {
+			e.ServerID = "gs-1"
+			e.Attributes = []S.Attr{{Key: "region", Value: S.Value{Kind: S.KindString, Str: "eu"}}}
+		}),
+		b.ev(S.GameLeave, "a", 4),
+		b.ev(S.GameEnter, "a", 5, func(e *S.Event) { e.ServerID, e.Map = "", "" }),
+		b.ev(S.GameLeave, "a", 6),
+	} {
+		spans, _ = m.Apply(e, int64(i), spans)
+	}
+	var games []Span
+	for _, s := range spans {
+		if s.Name == SpanPhaseInGame {
+			games = append(games, s)
+		}
+	}
+	if len(games) != 3 {
+		t.Fatalf("%d in_game spans, want 3", len(games))
+	}
+	for i, want := range []struct{ server, region any }{{"", nil}, {"gs-1", "eu"}, {"", nil}} {
+		if got := attr(games[i], KeyServerID); got != want.server {
+			t.Errorf("game %d: server.id %v, want %v", i, got, want.server)
+		}
+		if got := attr(games[i], "region"); got != want.region {
+			t.Errorf("game %d: region %v, want %v", i, got, want.region)
+		}
+	}
+}
