@@ -109,12 +109,14 @@
 // entry at load at most 1/2, and its key bytes in an arena; low-cardinality
 // strings (auth method, client version, platform, game mode, server, map,
 // loading type) are interned per Machine, the first three together with the
-// login's free-form attributes and the server with the game.enter's (up to 4096 values each, beyond which a session keeps its own
-// copy in its extension record). An open loading span adds a 24-byte
-// extension. BenchmarkOpenSessions measures the total;
-// `sessiontrace bench --open-sessions` measures it for simulated traffic
-// too (logins with attributes, sessions in every phase).
+// login's free-form attributes and the server with the game.enter's (up to
+// 4096 values each, beyond which a session keeps its own copy in its
+// extension record). An open loading span adds a 24-byte extension.
+// BenchmarkOpenSessions measures the total; `sessiontrace bench
+// --open-sessions` measures it for simulated traffic too (logins with
+// attributes, sessions in every phase).
 //
-// Spans go out through Emitter (the SDK path, with IDGenerator) or, later, an
-// encoder that writes the same Span values straight to OTLP.
+// Spans go out through Emitter (the SDK path, with IDGenerator) or the
+// consumer's direct encoder, which writes the same Span values straight to
+// OTLP.
 package lifecycle
