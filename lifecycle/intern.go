@@ -64,20 +64,28 @@ type profile struct {
 	attrs                   string
 }
 
-type profiles struct {
-	ids  map[profile]uint16
-	vals []profile
-	// attrs are the free-form attributes of each profile, shared by every
-	// session of that profile; they are only ever copied from.
+// attrTable interns values (profiles, games) that carry the free-form
+// attributes their key encodes; id 0 is the zero value.
+type attrTable[K comparable] struct {
+	ids  map[K]uint16
+	vals []K
+	// attrs are the free-form attributes of each value, shared by every
+	// session that holds its id; they are only ever copied from.
 	attrs [][]attribute.KeyValue
 }
 
-func (p *profiles) reset() { *p = profiles{} }
+type (
+	profiles = attrTable[profile]
+	games    = attrTable[game]
+)
+
+func (p *attrTable[K]) reset() { *p = attrTable[K]{} }
 
 // id interns v with its attributes (copied on insert; attrs must be what
-// v.attrs encodes).
-func (p *profiles) id(v profile, attrs []attribute.KeyValue) uint16 {
-	if v == (profile{}) {
+// v's key encodes); overflowID when the table is full.
+func (p *attrTable[K]) id(v K, attrs []attribute.KeyValue) uint16 {
+	var zero K
+	if v == zero {
 		return 0
 	}
 	if id, ok := p.ids[v]; ok {
@@ -87,8 +95,8 @@ func (p *profiles) id(v profile, attrs []attribute.KeyValue) uint16 {
 		return overflowID
 	}
 	if p.ids == nil {
-		p.ids = make(map[profile]uint16)
-		p.vals = append(p.vals, profile{})
+		p.ids = make(map[K]uint16)
+		p.vals = append(p.vals, zero)
 		p.attrs = append(p.attrs, nil)
 	}
 	id := uint16(len(p.vals))
@@ -98,7 +106,15 @@ func (p *profiles) id(v profile, attrs []attribute.KeyValue) uint16 {
 	return id
 }
 
-func (p *profiles) get(id uint16) (profile, []attribute.KeyValue) { return p.vals[id], p.attrs[id] }
+// get returns the value of an id that is not overflowID; id 0 is the zero
+// value, whatever was interned.
+func (p *attrTable[K]) get(id uint16) (K, []attribute.KeyValue) {
+	if id == 0 {
+		var zero K
+		return zero, nil
+	}
+	return p.vals[id], p.attrs[id]
+}
 
 // attrKey appends a canonical encoding of attrs to dst: equal attribute
 // lists, and only those, encode equally. Strings are length-prefixed, so no
@@ -176,44 +192,4 @@ func (a *attrSets) get(id uint16) []attribute.KeyValue {
 // same few attributes (its region).
 type game struct {
 	server, attrs string
-}
-
-type games struct {
-	ids   map[game]uint16
-	vals  []game
-	attrs [][]attribute.KeyValue
-}
-
-func (g *games) reset() { *g = games{} }
-
-// id interns v with its attributes (copied on insert).
-func (g *games) id(v game, attrs []attribute.KeyValue) uint16 {
-	if v == (game{}) {
-		return 0
-	}
-	if id, ok := g.ids[v]; ok {
-		return id
-	}
-	if len(g.vals) >= internCap {
-		return overflowID
-	}
-	if g.ids == nil {
-		g.ids = make(map[game]uint16)
-		g.vals = append(g.vals, game{})
-		g.attrs = append(g.attrs, nil)
-	}
-	id := uint16(len(g.vals))
-	g.vals = append(g.vals, v)
-	g.attrs = append(g.attrs, slices.Clone(attrs))
-	g.ids[v] = id
-	return id
-}
-
-// get returns the game of an id that is not overflowID; id 0 is the empty
-// one, whatever was interned.
-func (g *games) get(id uint16) (game, []attribute.KeyValue) {
-	if id == 0 {
-		return game{}, nil
-	}
-	return g.vals[id], g.attrs[id]
 }

@@ -428,10 +428,9 @@ func (m *Machine) start(ev *schema.Event, offset int64, h uint64, login bool, ou
 	prof := profile{auth: ev.AuthMethod, version: ev.ClientVersion, platform: ev.Platform}
 	var attrs []attribute.KeyValue
 	if len(ev.Attributes) > 0 {
-		attrs = appendEventAttrs(m.attrScratch[:0], ev.Attributes)
-		m.attrScratch = attrs[:0]
-		m.keyScratch = attrKey(m.keyScratch[:0], attrs)
-		prof.attrs = string(m.keyScratch)
+		var key []byte
+		attrs, key = m.eventAttrs(ev.Attributes)
+		prof.attrs = string(key)
 	}
 	if s.profile = m.profiles.id(prof, attrs); s.profile == overflowID {
 		ov := m.ext(slot, s).overflow()
@@ -551,10 +550,9 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		g := game{server: ev.ServerID}
 		var attrs []attribute.KeyValue
 		if len(ev.Attributes) > 0 {
-			attrs = appendEventAttrs(m.attrScratch[:0], ev.Attributes)
-			m.attrScratch = attrs[:0]
-			m.keyScratch = attrKey(m.keyScratch[:0], attrs)
-			g.attrs = string(m.keyScratch)
+			var key []byte
+			attrs, key = m.eventAttrs(ev.Attributes)
+			g.attrs = string(key)
 		}
 		if s.mainA = m.games.id(g, attrs); s.mainA == overflowID {
 			ov := m.ext(slot, s).overflow()
@@ -601,10 +599,17 @@ func (m *Machine) closeMainFor(slot int32, s *session, t int64, player string, k
 // until the next call) and interns them; the id is overflowID when the table
 // is full, and the caller keeps its own copy.
 func (m *Machine) internAttrs(evAttrs []schema.Attr) (uint16, []attribute.KeyValue) {
+	attrs, key := m.eventAttrs(evAttrs)
+	return m.phaseAttrs.id(key, attrs), attrs
+}
+
+// eventAttrs builds an event's free-form attributes and their canonical key
+// (attrKey) in scratch space, valid until the next call.
+func (m *Machine) eventAttrs(evAttrs []schema.Attr) ([]attribute.KeyValue, []byte) {
 	attrs := appendEventAttrs(m.attrScratch[:0], evAttrs)
 	m.attrScratch = attrs[:0]
 	m.keyScratch = attrKey(m.keyScratch[:0], attrs)
-	return m.phaseAttrs.id(m.keyScratch, attrs), attrs
+	return attrs, m.keyScratch
 }
 
 // closeMain ends the open matchmaking or in_game span at t. endedBy is "" when
