@@ -125,8 +125,8 @@ type Recorder struct {
 // optKey identifies a cached attribute set: which instrument group it is for
 // and its folded values.
 type optKey struct {
-	kind       uint8
-	a, b, c, d string
+	kind    uint8
+	a, b, c string
 }
 
 const (
@@ -197,9 +197,9 @@ func (r *Recorder) session(ctx context.Context, s *lifecycle.Span) {
 	for _, kv := range s.Attrs {
 		switch kv.Key {
 		case lifecycle.KeyClientPlatform:
-			platform = kv.Value.Emit()
+			platform = kv.Value.AsString()
 		case lifecycle.KeyClientVersion:
-			version = kv.Value.Emit()
+			version = kv.Value.AsString()
 		case lifecycle.KeyEndType:
 			endType = kv.Value.AsString()
 		case lifecycle.KeyEndReason:
@@ -228,9 +228,9 @@ func (r *Recorder) phaseEnded(ctx context.Context, s *lifecycle.Span) {
 	for _, kv := range s.Attrs {
 		switch kv.Key {
 		case lifecycle.KeyGameMode:
-			mode = kv.Value.Emit()
+			mode = kv.Value.AsString()
 		case lifecycle.KeyLoadingType:
-			loadingType = kv.Value.Emit()
+			loadingType = kv.Value.AsString()
 		case lifecycle.KeyWaitSeconds:
 			wait, hasWait = kv.Value.AsFloat64(), kv.Value.Type() == attribute.FLOAT64
 		}
