@@ -63,14 +63,12 @@ type sessionExt struct {
 	loadSeq   uint32
 	loadType  uint16 // interned (loadTypes)
 	loadAttrs uint16 // the loading.start's attributes (attrSets)
-	// ov holds values that overflowed their intern table, and the
-	// attributes of an open in_game span; nil when there are none, which is
-	// nearly always.
+	// ov holds values that overflowed their intern table; nil when there
+	// are none, which is nearly always.
 	ov *overflowed
 }
 
-// overflowed are the values of a session that did not fit an intern table
-// (or, for an in_game span's attributes, have no room in the record).
+// overflowed are the values of a session that did not fit an intern table.
 type overflowed struct {
 	prof                            profile
 	rootAttrs, mainAttrs, loadAttrs []attribute.KeyValue
@@ -145,9 +143,9 @@ type Machine struct {
 	// loading.start events.
 	phaseAttrs attrSets
 	profiles   profiles
-	// attrScratch and keyScratch build a login's attributes and their
-	// canonical key, so that a login whose profile is known allocates only
-	// the key's string.
+	// attrScratch and keyScratch build an event's attributes and their
+	// canonical key (eventAttrs), so that an event whose attributes are
+	// already interned allocates at most the key's string.
 	attrScratch []attribute.KeyValue
 	keyScratch  []byte
 
@@ -425,13 +423,8 @@ func (m *Machine) start(ev *schema.Event, offset int64, h uint64, login bool, ou
 		return out, slot
 	}
 	s.seq = loginIndex
-	prof := profile{auth: ev.AuthMethod, version: ev.ClientVersion, platform: ev.Platform}
-	var attrs []attribute.KeyValue
-	if len(ev.Attributes) > 0 {
-		var key []byte
-		attrs, key = m.eventAttrs(ev.Attributes)
-		prof.attrs = string(key)
-	}
+	attrs, key := m.keyedAttrs(ev.Attributes)
+	prof := profile{auth: ev.AuthMethod, version: ev.ClientVersion, platform: ev.Platform, attrs: key}
 	if s.profile = m.profiles.id(prof, attrs); s.profile == overflowID {
 		ov := m.ext(slot, s).overflow()
 		ov.prof, ov.rootAttrs = prof, slices.Clone(attrs)
@@ -547,13 +540,8 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		out = m.closeMainFor(slot, s, t, ev.PlayerID, flagGame, out)
 		s.seq++
 		s.mainSeq, s.mainStart = s.seq, t
-		g := game{server: ev.ServerID}
-		var attrs []attribute.KeyValue
-		if len(ev.Attributes) > 0 {
-			var key []byte
-			attrs, key = m.eventAttrs(ev.Attributes)
-			g.attrs = string(key)
-		}
+		attrs, key := m.keyedAttrs(ev.Attributes)
+		g := game{server: ev.ServerID, attrs: key}
 		if s.mainA = m.games.id(g, attrs); s.mainA == overflowID {
 			ov := m.ext(slot, s).overflow()
 			ov.mainA, ov.mainAttrs = ev.ServerID, slices.Clone(attrs)
@@ -601,6 +589,16 @@ func (m *Machine) closeMainFor(slot int32, s *session, t int64, player string, k
 func (m *Machine) internAttrs(evAttrs []schema.Attr) (uint16, []attribute.KeyValue) {
 	attrs, key := m.eventAttrs(evAttrs)
 	return m.phaseAttrs.id(key, attrs), attrs
+}
+
+// keyedAttrs is eventAttrs with the key as a string, for the interned values
+// whose map key holds it (profiles, games); nil and "" for no attributes.
+func (m *Machine) keyedAttrs(evAttrs []schema.Attr) ([]attribute.KeyValue, string) {
+	if len(evAttrs) == 0 {
+		return nil, ""
+	}
+	attrs, key := m.eventAttrs(evAttrs)
+	return attrs, string(key)
 }
 
 // eventAttrs builds an event's free-form attributes and their canonical key
