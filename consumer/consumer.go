@@ -103,6 +103,10 @@ type pipeline struct {
 
 	failedExports atomic.Int64 // export attempts that failed, for tests and readiness
 	exportLog     *rateLog
+	// exportRefused is why the endpoint refuses exports for a reason no
+	// retry can fix by itself (authentication, permission, an unknown
+	// service), nil while it accepts them: readiness reports it.
+	exportRefused atomic.Pointer[string]
 }
 
 // check reports a missing dependency of the configured export path.
@@ -164,7 +168,16 @@ type Consumer struct {
 	commitMu sync.Mutex // serialises commits, so a revoke never races a periodic commit
 	ready    chan struct{}
 	readyOne sync.Once
+
+	// fetchRefused is the last authentication or authorization error of a
+	// fetch or of the group, nil once a later poll returned records.
+	fetchRefused atomic.Pointer[string]
 }
+
+// finalCommitTimeout bounds the commit that ends a revoke or a shutdown. It
+// has a deadline of its own, after the drain's: a drain that used all of its
+// time must still commit what was acknowledged.
+const finalCommitTimeout = 5 * time.Second
 
 // New validates cfg and builds a Consumer. The sdk export path exports
 // through exporter (the process's shared OTLP exporter), the direct path
@@ -226,13 +239,39 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		return nil, fmt.Errorf("consumer: kafka client: %w", err)
 	}
 	c.cl = cl
-	c.dlq = &deadLetter{cl: cl, topic: cfg.dlqTopic()}
 	return c, nil
 }
 
 // Ready is closed once the consumer has joined its group and been assigned
-// partitions for the first time.
+// partitions for the first time. Whether it is ready now is Readiness.
 func (c *Consumer) Ready() <-chan struct{} { return c.ready }
+
+// Readiness reports whether the consumer is doing its job now and, when it
+// is not, why: no partition is assigned (before the first assignment, after
+// every partition was revoked or lost, as in a broker outage), fetches or
+// the group fail with an authentication or authorization error, the OTLP
+// endpoint refuses exports for a reason retries cannot fix, or dead-letter
+// writes keep failing.
+func (c *Consumer) Readiness() (bool, string) {
+	c.mu.Lock()
+	n := len(c.workers)
+	c.mu.Unlock()
+	if n == 0 {
+		return false, "no partitions assigned"
+	}
+	if msg := c.fetchRefused.Load(); msg != nil {
+		return false, "kafka refuses the consumer: " + *msg
+	}
+	if msg := c.exportRefused.Load(); msg != nil {
+		return false, "the OTLP endpoint refuses exports: " + *msg
+	}
+	if d := c.dlq; d != nil {
+		if msg := d.failing.Load(); msg != nil {
+			return false, "dead-letter writes are failing: " + *msg
+		}
+	}
+	return true, ""
+}
 
 // Run consumes until ctx is cancelled, then shuts down gracefully: it stops
 // fetching, drains every partition's spans (bounded by ShutdownTimeout),
@@ -242,16 +281,19 @@ func (c *Consumer) Run(ctx context.Context) error {
 	stopCtx := context.AfterFunc(ctx, c.cancel)
 	defer stopCtx()
 	defer c.cancel()
-	if err := c.ensureDLQ(ctx); err != nil {
+	dlq, err := c.startDLQ(ctx)
+	if err != nil {
 		c.cl.Close()
 		return err
 	}
+	c.dlq = dlq
+	defer dlq.cl.Close() // after the final release below: it flushed the partitions' writes
 
 	var wg sync.WaitGroup
 	commitCtx, stopCommits := context.WithCancel(context.Background())
 	wg.Go(func() { c.commitLoop(commitCtx) })
 
-	err := c.poll(ctx)
+	err = c.poll(ctx)
 
 	stopCommits()
 	wg.Wait()
@@ -271,8 +313,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 }
 
 // poll is the fetch loop: it hands each partition's records to its worker and
-// allows rebalances between polls, so callbacks never run while records are
-// being dispatched.
+// allows rebalances after every poll, so callbacks never run while records
+// are being dispatched. It never blocks on a worker: a worker whose inbox is
+// full pauses its partition's fetching instead (back-pressure), so a
+// rebalance completes even while every worker waits on a collector outage.
 func (c *Consumer) poll(ctx context.Context) error {
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
@@ -280,17 +324,26 @@ func (c *Consumer) poll(ctx context.Context) error {
 			c.cl.AllowRebalance()
 			return nil
 		}
+		refused := false
 		fetches.EachError(func(t string, p int32, err error) {
 			if errors.Is(err, context.Canceled) {
 				return
 			}
-			c.log.Warn("fetch error", "topic", t, "partition", p, "error", err)
-		})
-		stopped := false
-		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if stopped || len(p.Records) == 0 {
+			if isAuthError(err) {
+				refused = true
+				msg := err.Error()
+				c.fetchRefused.Store(&msg)
+				c.exportLog.warn("fetch-refused", "kafka refuses the consumer", "topic", t, "partition", p, "error", err)
 				return
 			}
+			c.exportLog.warn("fetch-error", "fetch error", "topic", t, "partition", p, "error", err)
+		})
+		got := false
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			got = true
 			c.mu.Lock()
 			w := c.workers[p.Partition]
 			c.mu.Unlock()
@@ -300,19 +353,29 @@ func (c *Consumer) poll(ctx context.Context) error {
 			w.mu.Lock()
 			w.hw = p.HighWatermark
 			w.mu.Unlock()
-			// A blocked send (the worker's lane is full during a collector
-			// outage) is the back-pressure that stops fetching.
-			select {
-			case w.in <- p.Records:
-			case <-ctx.Done():
-				stopped = true
-			}
+			w.deliver(p.Records, func() {
+				c.cl.PauseFetchPartitions(map[string][]int32{c.cfg.Topic: {p.Partition}})
+			})
 		})
+		if got && !refused {
+			c.fetchRefused.Store(nil)
+		}
 		c.cl.AllowRebalance()
-		if stopped {
-			return nil
+	}
+}
+
+// isAuthError reports whether err is Kafka refusing who the consumer is or
+// what it asks for: no retry fixes it until an operator does.
+func isAuthError(err error) bool {
+	for _, target := range []error{
+		kerr.SaslAuthenticationFailed, kerr.IllegalSaslState, kerr.UnsupportedSaslMechanism,
+		kerr.TopicAuthorizationFailed, kerr.GroupAuthorizationFailed, kerr.ClusterAuthorizationFailed,
+	} {
+		if errors.Is(err, target) {
+			return true
 		}
 	}
+	return false
 }
 
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
@@ -327,12 +390,15 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			c.log.Error("start partition worker", "error", err)
 			continue
 		}
+		w.resume = func() { c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {p}}) }
 		c.workers[p] = w
 		go w.run(c.ctx)
 		c.metrics.add(c.metrics.rebalances, 1, attribute.String("kind", "assigned"))
 		c.log.Info("partition assigned", "topic", c.cfg.Topic, "partition", p)
 	}
-	c.readyOne.Do(func() { close(c.ready) })
+	if len(c.workers) > 0 { // a cooperative rebalance may assign nothing at first
+		c.readyOne.Do(func() { close(c.ready) })
+	}
 }
 
 // fetched reads the exported-through mark back from the commit metadata.
@@ -399,9 +465,11 @@ func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]in
 	c.release(ctx, lost[c.cfg.Topic], false)
 }
 
-// release stops the workers of partitions, drains their lanes, commits what
-// was acknowledged when commit is set, and drops their state. Sessions are
-// not ended: the next owner rebuilds them by replay.
+// release stops the workers of partitions, drains their lanes and their
+// dead-letter writes (bounded by ctx), commits what was acknowledged when
+// commit is set (with a deadline of its own, so a drain that timed out
+// still commits), and drops their state. Sessions are not ended: the next
+// owner rebuilds them by replay.
 func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool) {
 	c.mu.Lock()
 	ws := make([]*worker, 0, len(partitions))
@@ -415,21 +483,37 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	if len(ws) == 0 {
 		return
 	}
+	// Pauses persist in the client: a partition paused by back-pressure
+	// would stay paused when it is assigned to this member again.
+	c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: partitions})
 	var wg sync.WaitGroup
 	for _, w := range ws {
 		wg.Go(func() {
 			w.stop(ctx)
+			if !commit {
+				return
+			}
 			if err := w.lane.flush(ctx); err != nil {
 				c.log.Warn("partition released before all spans were acknowledged; they stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
+			}
+			if err := w.waitDeadLetters(ctx); err != nil {
+				c.log.Warn("partition released before all dead-letter copies were written; their records stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
 			}
 		})
 	}
 	wg.Wait()
+	for _, w := range ws {
+		w.dlqCancel()
+	}
 	if commit {
-		c.commit(ctx, ws)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
+		c.commit(cctx, ws)
+		cancel()
 	}
 	for _, w := range ws {
-		_ = w.lane.close(ctx)
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
+		_ = w.lane.close(cctx)
+		cancel()
 		c.log.Info("partition released", "topic", w.topic, "partition", w.partition, "committed", commit)
 	}
 }
@@ -536,21 +620,37 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 		})
 }
 
-// ensureDLQ creates the dead-letter topic when it does not exist, so poison
-// records never wait on a missing topic.
-func (c *Consumer) ensureDLQ(ctx context.Context) error {
+// startDLQ makes sure the dead-letter topic exists (creating it only when a
+// metadata request says it is missing, with the source topic's partition
+// count) and starts its producer, whose batch limit is the topic's
+// max.message.bytes.
+func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	adm := kadm.NewClient(c.cl)
-	topic := c.cfg.dlqTopic()
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	resp, err := adm.CreateTopic(ctx, -1, -1, nil, topic)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("consumer: create dead-letter topic %q: %w", topic, err)
+	d := &deadLetter{
+		adm: adm, topic: c.cfg.dlqTopic(), source: c.cfg.Topic,
+		log: newRateLog(c.log, 10*time.Second), m: c.metrics,
+		retryInitial: c.cfg.RetryInitial, retryMax: c.cfg.RetryMax,
 	}
-	if resp.Err != nil && !errors.Is(resp.Err, kerr.TopicAlreadyExists) {
-		return fmt.Errorf("consumer: create dead-letter topic %q: %w", topic, resp.Err)
+	if err := d.ensure(ctx, false); err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	return nil
+	d.maxBytes = maxMessageBytes(ctx, adm, d.topic)
+	opts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+	opts = append(opts,
+		kgo.SeedBrokers(c.cfg.Brokers...),
+		kgo.ProducerBatchMaxBytes(d.maxBytes),
+		// The partitions bound their own writes in flight (maxDLQInFlight);
+		// a buffer limit here would block a worker inside Produce instead.
+		kgo.MaxBufferedRecords(1<<20),
+		// A deleted topic fails fast to our retry, which creates it again.
+		kgo.UnknownTopicRetries(2),
+	)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
+	}
+	d.cl = cl
+	return d, nil
 }
 
 // metadataPrefix versions the commit metadata so a future format can be told

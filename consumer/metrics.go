@@ -46,10 +46,10 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out := &metrics{
 		records:      counter("sessiontrace.records", "{record}", "Records consumed."),
 		bytes:        counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
-		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records that failed to decode or validate, by reason."),
+		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
 		anomalies:    counter("sessiontrace.events.anomalies", "{event}", "Events applied with an anomaly (unknown session, clamped timestamp, superseded session...), by kind."),
 		dlq:          counter("sessiontrace.dlq.records", "{record}", "Records written to the dead-letter topic, by reason."),
-		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter writes that failed after the client's retries."),
+		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter write attempts that failed and are retried (or written truncated, when too large), by reason and error."),
 		spans:        counter("sessiontrace.spans.exported", "{span}", "Spans accepted by the OTLP endpoint."),
 		exportFailed: counter("sessiontrace.spans.export_failures", "{span}", "Spans in export attempts that failed and will be retried."),
 		rebalances:   counter("sessiontrace.rebalances", "{partition}", "Partitions assigned, revoked or lost, by kind."),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,9 +20,17 @@ import (
 // pendingRecord is a processed record whose side effects (spans, a
 // dead-letter write) are not all acknowledged yet.
 type pendingRecord struct {
-	offset  int64
-	spanEnd int64         // the lane's emitted count after this record's spans
-	dlq     *atomic.Int32 // outstanding dead-letter writes, nil when none
+	offset    int64
+	spanStart int64         // the lane's emitted count before this record's spans
+	spanEnd   int64         // the lane's emitted count after this record's spans
+	dlq       *atomic.Int32 // outstanding dead-letter writes, nil when none
+	// rec is kept while the record's spans are unacknowledged: when the
+	// endpoint refuses one of them for good, the record itself goes to the
+	// dead-letter topic (export_rejected). Nil for records without spans.
+	rec *kgo.Record
+	// rejected is set once the record was dead-lettered for a refused span,
+	// so a record with several refused spans is written once.
+	rejected bool
 	// low is the lowest first offset of the sessions open just before this
 	// record, -1 when none. While this record is the first unacknowledged
 	// one, the commit must not pass it: a session that started below the
@@ -62,10 +71,33 @@ type worker struct {
 	committed position // last committed by this worker; offset -1 if none
 	hw        int64    // high watermark seen on the last fetch
 
-	in   chan []*kgo.Record
-	quit chan struct{}
-	done chan struct{}
+	// inbox holds the fetched batches the worker has not taken yet. The poll
+	// loop appends without ever blocking (a rebalance must never wait for a
+	// worker stuck on a collector outage); when it holds DefaultWorkerQueue
+	// batches the partition's fetching is paused, and resumed once the
+	// worker took it down to half (inMu also orders those two calls).
+	inMu   sync.Mutex
+	inbox  [][]*kgo.Record
+	paused bool
+	resume func() // resumes the partition's fetching; set by the Consumer, nil in tests
+	wake   chan struct{}
+
+	// dlqOut counts this partition's dead-letter writes in flight; the
+	// worker waits before its next record while maxDLQInFlight are, so a
+	// dead-letter topic that refuses writes pauses the partition instead of
+	// growing memory. dlqCtx ends their retries when the partition is
+	// released; dlqDone is signalled whenever one finishes.
+	dlqOut     atomic.Int32
+	dlqDone    chan struct{}
+	dlqCtx     context.Context
+	dlqCancel  context.CancelFunc
+	quit       chan struct{}
+	done       chan struct{}
+	quitClosed sync.Once
 }
+
+// maxDLQInFlight bounds one partition's outstanding dead-letter writes.
+const maxDLQInFlight = 1024
 
 // position is what may be committed for a partition.
 type position struct {
@@ -91,12 +123,47 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		next:      -1,
 		low:       -1,
 		committed: position{offset: -1, mark: -1},
-		in:        make(chan []*kgo.Record, DefaultWorkerQueue),
+		wake:      make(chan struct{}, 1),
+		dlqDone:   make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
+	w.dlqCtx, w.dlqCancel = context.WithCancel(context.Background())
 	w.exportedThrough.Store(-1)
 	return w, nil
+}
+
+// deliver appends a fetched batch to the inbox; it never blocks. pause is
+// called, under the inbox lock, when the inbox became full.
+func (w *worker) deliver(recs []*kgo.Record, pause func()) {
+	w.inMu.Lock()
+	w.inbox = append(w.inbox, recs)
+	if len(w.inbox) >= DefaultWorkerQueue && !w.paused {
+		w.paused = true
+		pause()
+	}
+	w.inMu.Unlock()
+	signal(w.wake)
+}
+
+// take removes the oldest batch from the inbox, resuming the partition's
+// fetching once the inbox is down to half.
+func (w *worker) take() ([]*kgo.Record, bool) {
+	w.inMu.Lock()
+	defer w.inMu.Unlock()
+	if len(w.inbox) == 0 {
+		return nil, false
+	}
+	recs := w.inbox[0]
+	w.inbox[0] = nil
+	w.inbox = w.inbox[1:]
+	if w.paused && len(w.inbox) <= DefaultWorkerQueue/2 {
+		w.paused = false
+		if w.resume != nil {
+			w.resume()
+		}
+	}
+	return recs, true
 }
 
 // run processes fetched batches until stop. It stops between records, so the
@@ -109,23 +176,46 @@ func (w *worker) run(ctx context.Context) {
 	// acknowledged count could pass.
 	w.emitCtx = context.WithoutCancel(ctx)
 	for {
+		recs, ok := w.take()
+		if !ok {
+			select {
+			case <-w.quit:
+				return
+			case <-w.wake:
+			}
+			continue
+		}
+		var n, bytes int64
+		for _, r := range recs {
+			if !w.roomForDeadLetters() {
+				w.countRecords(n, bytes)
+				return
+			}
+			w.process(ctx, r)
+			n++
+			bytes += int64(len(r.Value))
+		}
+		w.countRecords(n, bytes)
+	}
+}
+
+// roomForDeadLetters waits while the partition has maxDLQInFlight
+// dead-letter writes outstanding, and reports false when the worker is
+// stopped first (the next record then stays unprocessed).
+func (w *worker) roomForDeadLetters() bool {
+	for {
 		select {
 		case <-w.quit:
-			return
-		case recs := <-w.in:
-			var n, bytes int64
-			for _, r := range recs {
-				select {
-				case <-w.quit:
-					w.countRecords(n, bytes)
-					return
-				default:
-				}
-				w.process(ctx, r)
-				n++
-				bytes += int64(len(r.Value))
-			}
-			w.countRecords(n, bytes)
+			return false
+		default:
+		}
+		if w.dlqOut.Load() < maxDLQInFlight {
+			return true
+		}
+		select {
+		case <-w.quit:
+			return false
+		case <-w.dlqDone:
 		}
 	}
 }
@@ -169,41 +259,45 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 
 	var dlq *atomic.Int32
 	if reason != "" && !replayed {
+		// Every record sent to the dead-letter topic is a rejected one,
+		// whatever stage refused it.
+		pm.add(pm.rejected, 1, attribute.String("reason", reason))
 		w.logs.warn(reason, "record sent to the dead-letter topic", "offset", r.Offset, "reason", reason, "detail", detail)
 		dlq = new(atomic.Int32)
 		dlq.Store(1)
-		w.c.dlq.send(r, reason, detail, func(err error) {
-			if err != nil {
-				pm.add(pm.dlqFailed, 1, attribute.String("reason", reason))
-				w.c.log.Error("dead-letter write failed; the record is counted as lost", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
-			} else {
-				pm.add(pm.dlq, 1, attribute.String("reason", reason))
-			}
-			dlq.Store(0)
-		})
+		w.sendDeadLetter(r, reason, detail, dlq)
 	}
 	before := w.lane.emitted()
-	if !replayed {
-		for i := range spans {
-			if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
-				// Only an aborted lane, or a tracer provider built without
-				// lifecycle.IDGenerator (this package builds its own), gets
-				// here; the span is never acknowledged, so never committed
-				// past.
-				w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
-			}
+	if replayed {
+		spans = spans[:0]
+	}
+	// The pending record goes in before its spans are emitted: the lane may
+	// refuse one of them (and report it) before this goroutine returns.
+	w.mu.Lock()
+	if len(spans) > 0 || dlq != nil {
+		// w.low is still the position before this record: only this
+		// goroutine writes it, below.
+		pr := pendingRecord{offset: r.Offset, spanStart: before, spanEnd: before + int64(len(spans)), dlq: dlq, low: w.low}
+		if len(spans) > 0 {
+			pr.rec = r
 		}
-		if w.c.sessions != nil {
-			w.c.sessions.Record(ctx, spans)
+		w.pending = append(w.pending, pr)
+	}
+	w.mu.Unlock()
+	for i := range spans {
+		if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
+			// Only an aborted lane, or a tracer provider built without
+			// the SDK lane's ID generator (the lane builds its own), gets
+			// here; the span is never acknowledged, so never committed
+			// past.
+			w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
 		}
+	}
+	if len(spans) > 0 && w.c.sessions != nil {
+		w.c.sessions.Record(ctx, spans)
 	}
 
 	w.mu.Lock()
-	if end := w.lane.emitted(); end != before || dlq != nil {
-		// w.low is still the position before this record: only this
-		// goroutine writes it, below.
-		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq, low: w.low})
-	}
 	w.next = r.Offset + 1
 	w.low = -1
 	if lo, ok := w.m.LowestOffset(); ok {
@@ -211,6 +305,71 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.open = w.m.Open()
 	w.mu.Unlock()
+}
+
+// sendDeadLetter writes r to the dead-letter topic. The caller counted the
+// write in counter (the commit cannot pass r's record while it is
+// non-zero); it is counted in the partition's in-flight writes here. A
+// write that ends with the partition's release, unwritten, leaves counter
+// non-zero: the final commit stops there.
+func (w *worker) sendDeadLetter(r *kgo.Record, reason, detail string, counter *atomic.Int32) {
+	w.dlqOut.Add(1)
+	w.c.dlq.send(w.dlqCtx, r, reason, detail, func(err error) {
+		if err == nil {
+			counter.Add(-1)
+		}
+		w.dlqOut.Add(-1)
+		signal(w.dlqDone)
+	})
+}
+
+// rejected is the lane's report that the endpoint refused the span with
+// emission index seq for good: the record it came from goes to the
+// dead-letter topic as export_rejected. The lane calls it before its
+// acknowledged count passes seq, so the record is still pending here and
+// its commit waits for the write.
+func (w *worker) rejected(seq int64, msg string) {
+	w.mu.Lock()
+	i := sort.Search(len(w.pending), func(i int) bool { return w.pending[i].spanEnd > seq })
+	if i == len(w.pending) || w.pending[i].spanStart > seq || w.pending[i].rec == nil {
+		w.mu.Unlock()
+		// Spans of a replayed record are never emitted; anything else is a
+		// lane that broke its contract, which must not go unseen.
+		w.c.log.Error("refused span has no pending record", "topic", w.topic, "partition", w.partition, "span_seq", seq)
+		return
+	}
+	p := &w.pending[i]
+	if p.rejected {
+		w.mu.Unlock()
+		return
+	}
+	p.rejected = true
+	if p.dlq == nil {
+		p.dlq = new(atomic.Int32)
+	}
+	rec, counter := p.rec, p.dlq
+	// Counted before the lock is released: position must see it before
+	// the lane's acknowledged count covers the span.
+	counter.Add(1)
+	w.mu.Unlock()
+	const reason = "export_rejected"
+	pm := w.c.metrics
+	pm.add(pm.rejected, 1, attribute.String("reason", reason))
+	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", rec.Offset, "detail", msg)
+	w.sendDeadLetter(rec, reason, msg, counter)
+}
+
+// waitDeadLetters waits until the partition has no dead-letter write in
+// flight, or ctx ends.
+func (w *worker) waitDeadLetters(ctx context.Context) error {
+	for w.dlqOut.Load() > 0 {
+		select {
+		case <-w.dlqDone:
+		case <-ctx.Done():
+			return fmt.Errorf("%d dead-letter writes still in flight: %w", w.dlqOut.Load(), ctx.Err())
+		}
+	}
+	return nil
 }
 
 func (w *worker) countOutcome(out lifecycle.Outcome) {
@@ -244,7 +403,9 @@ func (w *worker) position() (position, bool) {
 		}
 	}
 	if i > 0 {
-		w.pending = append(w.pending[:0], w.pending[i:]...)
+		n := copy(w.pending, w.pending[i:])
+		clear(w.pending[n:]) // the records they hold can be collected
+		w.pending = w.pending[:n]
 	}
 	mark, low := w.next, w.low
 	if len(w.pending) > 0 {
@@ -273,7 +434,7 @@ func (w *worker) position() (position, bool) {
 // aborted, which unblocks the worker; what was not acknowledged stays
 // uncommitted.
 func (w *worker) stop(ctx context.Context) {
-	close(w.quit)
+	w.quitClosed.Do(func() { close(w.quit) })
 	select {
 	case <-w.done:
 	case <-ctx.Done():

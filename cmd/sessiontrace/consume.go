@@ -94,7 +94,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 		return fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
 
-	h := &health{ready: c.Ready(), stopping: ctx.Done(), exporter: watched}
+	h := &health{ready: c.Readiness, stopping: ctx.Done(), exporter: watched}
 	srv, err := startHTTP(cfg.HTTP.Address, h, pm.registry, log)
 	if err != nil {
 		return err

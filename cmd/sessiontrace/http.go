@@ -77,7 +77,7 @@ func (w *watchedExporter) answering() (bool, string) {
 
 // health answers /healthz and /readyz.
 type health struct {
-	ready    <-chan struct{} // closed once partitions were assigned
+	ready    func() (bool, string) // the consumer's Readiness
 	stopping <-chan struct{} // closed when shutdown began
 	exporter *watchedExporter
 }
@@ -96,11 +96,9 @@ func (h *health) readyz(w http.ResponseWriter, _ *http.Request) {
 		return
 	default:
 	}
-	select {
-	case <-h.ready:
-	default:
+	if ok, why := h.ready(); !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, "not ready: no partitions assigned yet")
+		fmt.Fprintf(w, "not ready: %s\n", why)
 		return
 	}
 	if ok, msg := h.exporter.answering(); !ok {

@@ -31,19 +31,23 @@ func TestReadyz(t *testing.T) {
 	closed := make(chan struct{})
 	close(closed)
 	open := make(chan struct{})
+	ready := func() (bool, string) { return true, "" }
+	unassigned := func() (bool, string) { return false, "no partitions assigned" }
+	refused := func() (bool, string) { return false, "kafka refuses the consumer: SASL_AUTHENTICATION_FAILED" }
 	for _, c := range []struct {
 		name     string
-		ready    chan struct{}
+		ready    func() (bool, string)
 		stopping chan struct{}
 		exports  []bool // export outcomes, in order: true = accepted
 		code     int
 		body     string
 	}{
-		{"not assigned yet", open, open, nil, http.StatusServiceUnavailable, "no partitions assigned"},
-		{"assigned, nothing exported yet", closed, open, nil, http.StatusOK, "ready"},
-		{"last export accepted", closed, open, []bool{false, true}, http.StatusOK, "ready"},
-		{"last export failed", closed, open, []bool{true, false}, http.StatusServiceUnavailable, "connection refused"},
-		{"shutting down", closed, closed, []bool{true}, http.StatusServiceUnavailable, "shutting down"},
+		{"not assigned", unassigned, open, nil, http.StatusServiceUnavailable, "not ready: no partitions assigned"},
+		{"kafka refuses", refused, open, []bool{true}, http.StatusServiceUnavailable, "SASL_AUTHENTICATION_FAILED"},
+		{"assigned, nothing exported yet", ready, open, nil, http.StatusOK, "ready"},
+		{"last export accepted", ready, open, []bool{false, true}, http.StatusOK, "ready"},
+		{"last export failed", ready, open, []bool{true, false}, http.StatusServiceUnavailable, "connection refused"},
+		{"shutting down", ready, closed, []bool{true}, http.StatusServiceUnavailable, "shutting down"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			inner := &failingExporter{SpanExporter: tracetest.NewInMemoryExporter()}
