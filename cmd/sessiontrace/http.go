@@ -78,7 +78,7 @@ func (w *watchedExporter) answering() (bool, string) {
 // health answers /healthz and /readyz.
 type health struct {
 	ready    func() (bool, string) // the consumer's Readiness
-	stopping <-chan struct{} // closed when shutdown began
+	stopping <-chan struct{}       // closed when shutdown began
 	exporter *watchedExporter
 }
 
