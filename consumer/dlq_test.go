@@ -5,7 +5,10 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"log/slog"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -297,7 +300,9 @@ func TestDeadLetterWriteFailuresHoldTheCommit(t *testing.T) {
 	}
 	rcv := startReceiver(t)
 	group := kafkatest.Group(t)
-	r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()))
+	logs := &lineCounter{}
+	r := startConsumer(t, testConfig(brokers, topic, group), exporter(t, rcv.Addr()),
+		WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
 	waitSpans(t, rcv, len(s.spans), 60*time.Second)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
@@ -321,9 +326,39 @@ func TestDeadLetterWriteFailuresHoldTheCommit(t *testing.T) {
 	}
 	refusing.Store(false)
 	consumeAll(t, brokers, topic+".dlq", s.poison)
+	// Every write failed many times over, retried every 20-200 ms; the
+	// failure is logged once per 10 s, not once per attempt.
+	if n := logs.count("dead-letter write failed"); n == 0 || n > 2 {
+		t.Errorf("%d log lines for the failing dead-letter writes, want 1 (rate-limited)", n)
+	}
 	waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
 	if ok, why := r.c.Readiness(); !ok {
 		t.Errorf("not ready after the dead-letter writes succeeded: %s", why)
 	}
 	r.shutdown(t)
+}
+
+// lineCounter is an io.Writer for a logger that counts lines by substring.
+type lineCounter struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.lines = append(c.lines, strings.Split(strings.TrimRight(string(p), "\n"), "\n")...)
+	return len(p), nil
+}
+
+func (c *lineCounter) count(sub string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, l := range c.lines {
+		if strings.Contains(l, sub) {
+			n++
+		}
+	}
+	return n
 }
