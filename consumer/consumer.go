@@ -1,14 +1,18 @@
 // Package consumer turns a Kafka topic of player lifecycle events into
-// OpenTelemetry traces under the delivery contract of DESIGN.md §4: a
-// record's offset is committed only once every span derived from the records
-// below it was accepted by the OTLP endpoint.
+// OpenTelemetry traces under one delivery contract: a record's offset is
+// committed only once every span derived from the records below it was
+// acknowledged by its export lane (accepted by the OTLP endpoint, or refused
+// for good and accounted for).
 //
 // Each assigned partition gets one worker goroutine that owns the partition's
-// decoder, session state machine (package lifecycle) and export lane: its own
-// bounded queue and export goroutine, either building OTLP messages straight
-// from the spans (the direct path, the default) or through an SDK tracer
-// provider and blocking batch processor over an acknowledging exporter (the
-// sdk path, the reference the direct path matches byte for byte). The commit
+// decoder, session state machine (package lifecycle) and export lane. The
+// lanes live in their own room, package consumer/export (no Kafka there):
+// each has its own bounded queue and export goroutine, either building OTLP
+// messages straight from the spans (the direct path, the default) or through
+// an SDK tracer provider and blocking batch processor (the sdk path, the
+// reference the direct path matches byte for byte), and classifies every
+// export outcome the same way on both. This package keeps the Kafka side:
+// group membership, workers, dead letters and commits. The commit
 // position of a partition is the lowest of: the offset after the last
 // processed record, the first offset of every open session, the offset of
 // every record whose spans or dead-letter write are not yet acknowledged, and
@@ -40,6 +44,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 )
 
@@ -121,31 +126,23 @@ func (p *pipeline) check() error {
 }
 
 // newLane builds one partition's lane on the configured export path.
-func (p *pipeline) newLane(cfg laneConfig) lane {
+func (p *pipeline) newLane(cfg export.Config) export.Lane {
 	if p.cfg.ExportPath == ExportSDK {
-		return newSDKLane(p.exporter, cfg)
+		return export.NewSDK(p.exporter, cfg)
 	}
-	return newDirectLane(p.client, cfg)
+	return export.NewDirect(p.client, cfg)
 }
 
-func (p *pipeline) laneConfig(topic string, partition int32) laneConfig {
+func (p *pipeline) laneConfig(topic string, partition int32) export.Config {
 	attrs := partitionAttrs(topic, partition)
-	return laneConfig{
-		queueSize:    p.cfg.ExportQueueSize,
-		batchSize:    p.cfg.ExportBatchSize,
-		batchTimeout: p.cfg.ExportBatchTimeout,
-		retryInitial: p.cfg.RetryInitial,
-		retryMax:     p.cfg.RetryMax,
-		resource:     p.resource,
-		onResult: func(n int, err error) {
-			if err != nil {
-				p.failedExports.Add(1)
-				p.metrics.exportFailed.Add(context.Background(), int64(n), attrs)
-				p.exportLog.warn("export", "span export failed; retrying until the endpoint accepts it", "topic", topic, "partition", partition, "spans", n, "error", err)
-				return
-			}
-			p.metrics.spans.Add(context.Background(), int64(n), attrs)
-		},
+	return export.Config{
+		QueueSize:    p.cfg.ExportQueueSize,
+		BatchSize:    p.cfg.ExportBatchSize,
+		BatchTimeout: p.cfg.ExportBatchTimeout,
+		RetryInitial: p.cfg.RetryInitial,
+		RetryMax:     p.cfg.RetryMax,
+		Resource:     p.resource,
+		Observer:     p.observer(topic, partition, attrs),
 	}
 }
 
@@ -419,7 +416,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	for _, w := range ws {
 		wg.Go(func() {
 			w.stop(ctx)
-			if err := w.lane.flush(ctx); err != nil {
+			if err := w.lane.Flush(ctx); err != nil {
 				c.log.Warn("partition released before all spans were acknowledged; they stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
 			}
 		})
@@ -429,7 +426,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 		c.commit(ctx, ws)
 	}
 	for _, w := range ws {
-		_ = w.lane.close(ctx)
+		_ = w.lane.Close(ctx)
 		c.log.Info("partition released", "topic", w.topic, "partition", w.partition, "committed", commit)
 	}
 }

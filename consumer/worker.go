@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
@@ -41,7 +42,7 @@ type worker struct {
 
 	dec   *schema.Decoder
 	m     *lifecycle.Machine
-	lane  lane
+	lane  export.Lane
 	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
@@ -182,14 +183,12 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 			dlq.Store(0)
 		})
 	}
-	before := w.lane.emitted()
+	before := w.lane.Emitted()
 	if !replayed {
 		for i := range spans {
-			if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
-				// Only an aborted lane, or a tracer provider built without
-				// lifecycle.IDGenerator (this package builds its own), gets
-				// here; the span is never acknowledged, so never committed
-				// past.
+			if err := w.lane.Emit(w.emitCtx, &spans[i]); err != nil {
+				// Only an aborted lane gets here; the span is never
+				// acknowledged, so never committed past.
 				w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
 			}
 		}
@@ -199,7 +198,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 
 	w.mu.Lock()
-	if end := w.lane.emitted(); end != before || dlq != nil {
+	if end := w.lane.Emitted(); end != before || dlq != nil {
 		// w.low is still the position before this record: only this
 		// goroutine writes it, below.
 		w.pending = append(w.pending, pendingRecord{offset: r.Offset, spanEnd: end, dlq: dlq, low: w.low})
@@ -230,7 +229,7 @@ func (w *worker) countOutcome(out lifecycle.Outcome) {
 // position pops acknowledged records and returns what may be committed, and
 // false when nothing was processed yet.
 func (w *worker) position() (position, bool) {
-	acked := w.lane.acked()
+	acked := w.lane.Acked()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.next < 0 {
@@ -277,7 +276,7 @@ func (w *worker) stop(ctx context.Context) {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		w.lane.abort()
+		w.lane.Abort()
 		<-w.done
 	}
 }

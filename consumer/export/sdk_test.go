@@ -1,4 +1,4 @@
-package consumer
+package export
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func TestAckExporterAcknowledgesOnlyAcceptedBatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			inner := &flakyExporter{failures: tt.failures, called: make(chan struct{}, 1)}
 			var results []error
-			e := newAckExporter(inner, time.Millisecond, 4*time.Millisecond, func(_ int, err error) { results = append(results, err) })
+			e := newAckExporter(inner, deliverer{initial: time.Millisecond, max: 4 * time.Millisecond, obs: Observer{Result: func(_ int, _ Class, err error) { results = append(results, err) }}})
 			if tt.abort {
 				go func() {
 					// Abort once the wrapper has proven it keeps retrying.
