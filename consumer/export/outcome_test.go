@@ -365,4 +365,3 @@ func TestInvalidHeaderIsAConfigurationRefusal(t *testing.T) {
 		})
 	}
 }
-
