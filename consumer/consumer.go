@@ -1,14 +1,18 @@
 // Package consumer turns a Kafka topic of player lifecycle events into
-// OpenTelemetry traces under the delivery contract of DESIGN.md §4: a
-// record's offset is committed only once every span derived from the records
-// below it was accepted by the OTLP endpoint.
+// OpenTelemetry traces under one delivery contract: a record's offset is
+// committed only once every span derived from the records below it was
+// acknowledged by its export lane (accepted by the OTLP endpoint, or refused
+// for good and accounted for).
 //
 // Each assigned partition gets one worker goroutine that owns the partition's
-// decoder, session state machine (package lifecycle) and export lane: its own
-// bounded queue and export goroutine, either building OTLP messages straight
-// from the spans (the direct path, the default) or through an SDK tracer
-// provider and blocking batch processor over an acknowledging exporter (the
-// sdk path, the reference the direct path matches byte for byte). The commit
+// decoder, session state machine (package lifecycle) and export lane. The
+// lanes live in their own room, package consumer/export (no Kafka there):
+// each has its own bounded queue and export goroutine, either building OTLP
+// messages straight from the spans (the direct path, the default) or through
+// an SDK tracer provider and blocking batch processor (the sdk path, the
+// reference the direct path matches byte for byte), and classifies every
+// export outcome the same way on both. This package keeps the Kafka side:
+// group membership, workers, dead letters and commits. The commit
 // position of a partition is the lowest of: the offset after the last
 // processed record, the first offset of every open session, the offset of
 // every record whose spans or dead-letter write are not yet acknowledged, and
@@ -40,6 +44,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 )
 
@@ -125,31 +130,23 @@ func (p *pipeline) check() error {
 }
 
 // newLane builds one partition's lane on the configured export path.
-func (p *pipeline) newLane(cfg laneConfig) lane {
+func (p *pipeline) newLane(cfg export.Config) export.Lane {
 	if p.cfg.ExportPath == ExportSDK {
-		return newSDKLane(p.exporter, cfg)
+		return export.NewSDK(p.exporter, cfg)
 	}
-	return newDirectLane(p.client, cfg)
+	return export.NewDirect(p.client, cfg)
 }
 
-func (p *pipeline) laneConfig(topic string, partition int32) laneConfig {
+func (p *pipeline) laneConfig(topic string, partition int32) export.Config {
 	attrs := partitionAttrs(topic, partition)
-	return laneConfig{
-		queueSize:    p.cfg.ExportQueueSize,
-		batchSize:    p.cfg.ExportBatchSize,
-		batchTimeout: p.cfg.ExportBatchTimeout,
-		retryInitial: p.cfg.RetryInitial,
-		retryMax:     p.cfg.RetryMax,
-		resource:     p.resource,
-		onResult: func(n int, err error) {
-			if err != nil {
-				p.failedExports.Add(1)
-				p.metrics.exportFailed.Add(context.Background(), int64(n), attrs)
-				p.exportLog.warn("export", "span export failed; retrying until the endpoint accepts it", "topic", topic, "partition", partition, "spans", n, "error", err)
-				return
-			}
-			p.metrics.spans.Add(context.Background(), int64(n), attrs)
-		},
+	return export.Config{
+		QueueSize:    p.cfg.ExportQueueSize,
+		BatchSize:    p.cfg.ExportBatchSize,
+		BatchTimeout: p.cfg.ExportBatchTimeout,
+		RetryInitial: p.cfg.RetryInitial,
+		RetryMax:     p.cfg.RetryMax,
+		Resource:     p.resource,
+		Observer:     p.observer(topic, partition, attrs),
 	}
 }
 
@@ -254,7 +251,7 @@ func (c *Consumer) Ready() <-chan struct{} { return c.ready }
 // writes keep failing.
 func (c *Consumer) Readiness() (bool, string) {
 	c.mu.Lock()
-	n := len(c.workers)
+	n, d := len(c.workers), c.dlq
 	c.mu.Unlock()
 	if n == 0 {
 		return false, "no partitions assigned"
@@ -265,7 +262,7 @@ func (c *Consumer) Readiness() (bool, string) {
 	if msg := c.exportRefused.Load(); msg != nil {
 		return false, "the OTLP endpoint refuses exports: " + *msg
 	}
-	if d := c.dlq; d != nil {
+	if d != nil {
 		if msg := d.failing.Load(); msg != nil {
 			return false, "dead-letter writes are failing: " + *msg
 		}
@@ -286,7 +283,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.cl.Close()
 		return err
 	}
+	// Under mu for Readiness; the workers read it only after the poll loop
+	// below handed them records, which orders their reads after this write.
+	c.mu.Lock()
 	c.dlq = dlq
+	c.mu.Unlock()
 	defer dlq.cl.Close() // after the final release below: it flushed the partitions' writes
 
 	var wg sync.WaitGroup
@@ -493,7 +494,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 			if !commit {
 				return
 			}
-			if err := w.lane.flush(ctx); err != nil {
+			if err := w.lane.Flush(ctx); err != nil {
 				c.log.Warn("partition released before all spans were acknowledged; they stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
 			}
 			if err := w.waitDeadLetters(ctx); err != nil {
@@ -512,7 +513,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	}
 	for _, w := range ws {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
-		_ = w.lane.close(cctx)
+		_ = w.lane.Close(cctx)
 		cancel()
 		c.log.Info("partition released", "topic", w.topic, "partition", w.partition, "committed", commit)
 	}

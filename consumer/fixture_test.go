@@ -20,9 +20,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -277,16 +276,12 @@ type otlpOut struct {
 // own retries off (the consumer retries) and fast reconnects, so a restarted
 // receiver is found again within a second.
 func newOTLP(ctx context.Context, addr string) (*otlpOut, error) {
-	client := otlptracegrpc.NewClient(
+	opts := append([]otlptracegrpc.Option{
 		otlptracegrpc.WithEndpoint(addr),
 		otlptracegrpc.WithInsecure(),
-		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
-		otlptracegrpc.WithTimeout(5*time.Second),
-		otlptracegrpc.WithDialOption(grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, MaxDelay: 500 * time.Millisecond},
-			MinConnectTimeout: time.Second,
-		})),
-	)
+		otlptracegrpc.WithTimeout(5 * time.Second),
+	}, export.ClientOptions(50*time.Millisecond, 500*time.Millisecond)...)
+	client := otlptracegrpc.NewClient(opts...)
 	exp, err := otlptrace.New(ctx, client) // starts the client
 	if err != nil {
 		return nil, err

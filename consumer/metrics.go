@@ -20,11 +20,13 @@ type metrics struct {
 	dlqFailed    metric.Int64Counter
 	spans        metric.Int64Counter
 	exportFailed metric.Int64Counter
-	rebalances   metric.Int64Counter
-	commits      metric.Int64Counter
-	openSessions metric.Int64Gauge
-	committed    metric.Int64Gauge
-	lag          metric.Int64Gauge
+	// spansRejected counts spans the endpoint refused for good.
+	spansRejected metric.Int64Counter
+	rebalances    metric.Int64Counter
+	commits       metric.Int64Counter
+	openSessions  metric.Int64Gauge
+	committed     metric.Int64Gauge
+	lag           metric.Int64Gauge
 }
 
 func newMetrics(mp metric.MeterProvider) (*metrics, error) {
@@ -52,6 +54,8 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter write attempts that failed and are retried (or written truncated, when too large), by reason and error."),
 		spans:        counter("sessiontrace.spans.exported", "{span}", "Spans accepted by the OTLP endpoint."),
 		exportFailed: counter("sessiontrace.spans.export_failures", "{span}", "Spans in export attempts that failed and will be retried."),
+		spansRejected: counter("sessiontrace.spans.rejected", "{span}",
+			"Spans the OTLP endpoint refused for good and that are not sent again: rejected in a partial success, or refused on their own (InvalidArgument, too large), by reason."),
 		rebalances:   counter("sessiontrace.rebalances", "{partition}", "Partitions assigned, revoked or lost, by kind."),
 		commits:      counter("sessiontrace.commits", "{commit}", "Offset commits, by result."),
 		openSessions: gauge("sessiontrace.sessions.open", "{session}", "Open sessions per partition."),

@@ -30,6 +30,8 @@ func newRateLog(log *slog.Logger, interval time.Duration) *rateLog {
 func (r *rateLog) warn(key, msg string, args ...any) { r.emit(slog.LevelWarn, key, msg, args) }
 func (r *rateLog) info(key, msg string, args ...any) { r.emit(slog.LevelInfo, key, msg, args) }
 
+func (r *rateLog) at(level slog.Level, key, msg string, args ...any) { r.emit(level, key, msg, args) }
+
 func (r *rateLog) emit(level slog.Level, key, msg string, args []any) {
 	r.mu.Lock()
 	k := r.keys[key]

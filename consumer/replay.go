@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"time"
 
+	"go.opentelemetry.io/otel/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
@@ -42,29 +45,35 @@ func OTLPSink(exp sdktrace.SpanExporter, cfg Config, opts ...Option) (Sink, erro
 	if err := cfg.ValidatePipeline(); err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
 	}
-	p := &pipeline{cfg: cfg, exporter: exp}
+	p := &pipeline{cfg: cfg, exporter: exp, log: slog.Default()}
 	for _, o := range opts {
 		o.apply(p)
 	}
 	if err := p.check(); err != nil {
 		return nil, fmt.Errorf("replay: %w", err)
 	}
-	lc := laneConfig{
-		queueSize:    cfg.ExportQueueSize,
-		batchSize:    cfg.ExportBatchSize,
-		batchTimeout: math.MaxInt64, // never cut a batch by time: determinism
-		retryInitial: cfg.RetryInitial,
-		retryMax:     cfg.RetryMax,
-		resource:     p.resource,
+	m, err := newMetrics(p.mp)
+	if err != nil {
+		return nil, err
+	}
+	p.metrics, p.exportLog = m, newRateLog(p.log, 10*time.Second)
+	lc := export.Config{
+		QueueSize:    cfg.ExportQueueSize,
+		BatchSize:    cfg.ExportBatchSize,
+		BatchTimeout: math.MaxInt64, // never cut a batch by time: determinism
+		RetryInitial: cfg.RetryInitial,
+		RetryMax:     cfg.RetryMax,
+		Resource:     p.resource,
+		Observer:     p.observer("", -1, metric.WithAttributes()),
 	}
 	return &otlpSink{lane: p.newLane(lc)}, nil
 }
 
-type otlpSink struct{ lane lane }
+type otlpSink struct{ lane export.Lane }
 
 func (s *otlpSink) Write(ctx context.Context, spans []lifecycle.Span) error {
 	for i := range spans {
-		if err := s.lane.emit(ctx, &spans[i]); err != nil {
+		if err := s.lane.Emit(ctx, &spans[i]); err != nil {
 			return err
 		}
 	}
@@ -72,9 +81,9 @@ func (s *otlpSink) Write(ctx context.Context, spans []lifecycle.Span) error {
 }
 
 func (s *otlpSink) Close(ctx context.Context) error {
-	flushErr := s.lane.flush(ctx)
-	acked, emitted := s.lane.acked(), s.lane.emitted()
-	closeErr := s.lane.close(ctx)
+	flushErr := s.lane.Flush(ctx)
+	acked, emitted := s.lane.Acked(), s.lane.Emitted()
+	closeErr := s.lane.Close(ctx)
 	if err := errors.Join(flushErr, closeErr); err != nil {
 		return fmt.Errorf("replay: export: %w", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
@@ -50,7 +51,7 @@ type worker struct {
 
 	dec   *schema.Decoder
 	m     *lifecycle.Machine
-	lane  lane
+	lane  export.Lane
 	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
@@ -117,7 +118,6 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	w := &worker{
 		topic: topic, partition: partition, c: p,
 		dec: dec, m: m,
-		lane:      p.newLane(p.laneConfig(topic, partition)),
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
 		next:      -1,
@@ -130,7 +130,24 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	}
 	w.dlqCtx, w.dlqCancel = context.WithCancel(context.Background())
 	w.exportedThrough.Store(-1)
+	lc := p.laneConfig(topic, partition)
+	counted := lc.Observer.Rejected
+	lc.Observer.Rejected = func(seq int64, s *lifecycle.Span, msg string) {
+		if counted != nil {
+			counted(seq, s, msg)
+		}
+		w.rejected(seq, msg)
+	}
+	w.lane = p.newLane(lc)
 	return w, nil
+}
+
+// signal wakes the waiter of c, if any, without blocking.
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
 }
 
 // deliver appends a fetched batch to the inbox; it never blocks. pause is
@@ -267,7 +284,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		dlq.Store(1)
 		w.sendDeadLetter(r, reason, detail, dlq)
 	}
-	before := w.lane.emitted()
+	before := w.lane.Emitted()
 	if replayed {
 		spans = spans[:0]
 	}
@@ -285,7 +302,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.mu.Unlock()
 	for i := range spans {
-		if err := w.lane.emit(w.emitCtx, &spans[i]); err != nil {
+		if err := w.lane.Emit(w.emitCtx, &spans[i]); err != nil {
 			// Only an aborted lane, or a tracer provider built without
 			// the SDK lane's ID generator (the lane builds its own), gets
 			// here; the span is never acknowledged, so never committed
@@ -389,7 +406,7 @@ func (w *worker) countOutcome(out lifecycle.Outcome) {
 // position pops acknowledged records and returns what may be committed, and
 // false when nothing was processed yet.
 func (w *worker) position() (position, bool) {
-	acked := w.lane.acked()
+	acked := w.lane.Acked()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.next < 0 {
@@ -438,7 +455,7 @@ func (w *worker) stop(ctx context.Context) {
 	select {
 	case <-w.done:
 	case <-ctx.Done():
-		w.lane.abort()
+		w.lane.Abort()
 		<-w.done
 	}
 }

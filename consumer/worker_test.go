@@ -37,7 +37,7 @@ func TestCommitNeverPassesASessionWithUnacknowledgedSpans(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = w.lane.close(context.Background()) })
+			t.Cleanup(func() { _ = w.lane.Close(context.Background()) })
 			w.emitCtx = context.Background()
 			process := func(from, to int) {
 				for off := from; off < to; off++ {
@@ -50,7 +50,7 @@ func TestCommitNeverPassesASessionWithUnacknowledgedSpans(t *testing.T) {
 			process(0, half)
 			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 			defer cancel()
-			if err := w.lane.flush(ctx); err != nil {
+			if err := w.lane.Flush(ctx); err != nil {
 				t.Fatal(err)
 			}
 			rcv.Stop()

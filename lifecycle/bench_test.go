@@ -2,14 +2,11 @@ package lifecycle
 
 import (
 	"container/heap"
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"runtime"
 	"testing"
 	"time"
-
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	S "github.com/sessiontrace/sessiontrace/schema"
 )
@@ -147,42 +144,6 @@ func BenchmarkApply(b *testing.B) {
 	// allocs/op rounds down to 0; this keeps the fraction (the timestamp
 	// shifts between laps allocate nothing).
 	b.ReportMetric(float64(after.Mallocs-before.Mallocs)/float64(b.N), "allocs/event")
-}
-
-type discardExporter struct{}
-
-func (discardExporter) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
-func (discardExporter) Shutdown(context.Context) error                             { return nil }
-
-func BenchmarkEmit(b *testing.B) {
-	events := mixedStream(100_000, 2_000)
-	m := newMachine(b)
-	var spans []Span
-	for i := range events {
-		spans, _ = m.Apply(&events[i], int64(i), spans)
-	}
-	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithIDGenerator(IDGenerator()),
-		sdktrace.WithSampler(sdktrace.AlwaysSample()),
-		sdktrace.WithBatcher(discardExporter{}, sdktrace.WithBlocking()),
-	)
-	e := NewEmitter(tp.Tracer("bench"))
-	ctx := b.Context()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if err := e.Emit(ctx, &spans[i%len(spans)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := tp.ForceFlush(ctx); err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "spans/s")
-	if err := tp.Shutdown(context.Background()); err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkOpenSessions opens 1,000,000 sessions (logins only) in one Machine

@@ -116,7 +116,8 @@
 // --open-sessions` measures it for simulated traffic too (logins with
 // attributes, sessions in every phase).
 //
-// Spans go out through Emitter (the SDK path, with IDGenerator) or the
-// consumer's direct encoder, which writes the same Span values straight to
-// OTLP.
+// Spans go out through the export lanes of package consumer/export: the SDK
+// lane turns them into SDK spans, the direct lane writes the same Span values
+// straight to OTLP. lifecycle itself depends on OpenTelemetry's API only
+// (attribute and trace), never on its SDK.
 package lifecycle

@@ -317,7 +317,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 	if err != nil {
 		return err
 	}
-	exp, client, err := cfg.OTLP.newExporter(ctx)
+	exp, client, err := cfg.OTLP.newExporter(ctx, cfg.Kafka.RetryInitial, cfg.Kafka.RetryMax)
 	if err != nil {
 		return err
 	}

@@ -145,3 +145,34 @@ func TestInvalidSettingsFromEnvironment(t *testing.T) {
 		})
 	}
 }
+
+// TestInvalidOTLPHeadersFailAtStart checks that a header gRPC would refuse
+// to send (which would fail every export at run time) fails at start, from
+// otlp.headers_file or the environment, naming the key and not its value.
+func TestInvalidOTLPHeadersFailAtStart(t *testing.T) {
+	headers := filepath.Join(t.TempDir(), "headers")
+	writeFile(t, headers, "x-api-key=fine\nbad key=s3cret\n")
+	for _, c := range []struct {
+		name string
+		env  []string
+		want []string
+	}{
+		{"headers file", []string{"SESSIONTRACE_OTLP_HEADERS_FILE=" + headers}, []string{"otlp.headers_file", headers + ":2", `"bad key"`}},
+		{"environment", []string{"OTEL_EXPORTER_OTLP_HEADERS=Tenant=a,bad key=s3cret"}, []string{"OTEL_EXPORTER_OTLP_HEADERS", `"bad key"`}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := runCLI(t, c.env, "replay", "-o", "json", sessionsFile)
+			if r.code != exitUsage {
+				t.Errorf("exit %d, want %d; stderr:\n%s", r.code, exitUsage, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not mention %q:\n%s", w, r.stderr)
+				}
+			}
+			if strings.Contains(r.stderr, "s3cret") {
+				t.Errorf("stderr leaks a header value:\n%s", r.stderr)
+			}
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -21,6 +22,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/sdk/resource"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 )
 
 // defaultServiceName is the resource's service.name unless OTEL_SERVICE_NAME
@@ -103,15 +106,10 @@ func (t tlsConfig) build(prefix string) (*tls.Config, error) {
 // exporter, the direct path uploads through the client, so both share one
 // connection and every setting. Shutting the exporter down stops the client.
 // Settings left empty fall to the client, which reads the
-// OTEL_EXPORTER_OTLP_* variables itself.
-func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, otlptrace.Client, error) {
-	opts := []otlptracegrpc.Option{
-		otlptracegrpc.WithTimeout(o.Timeout),
-		// The consumer and replay retry a failed export themselves, with
-		// back-pressure and without a deadline; the exporter's own retry
-		// would only hide an outage from /readyz for up to a minute.
-		otlptracegrpc.WithRetry(otlptracegrpc.RetryConfig{Enabled: false}),
-	}
+// OTEL_EXPORTER_OTLP_* variables itself. retryInitial and retryMax are the
+// lanes' retry bounds, which bound gRPC's reconnect backoff too.
+func (o otlpConfig) newExporter(ctx context.Context, retryInitial, retryMax time.Duration) (*otlptrace.Exporter, otlptrace.Client, error) {
+	opts := []otlptracegrpc.Option{otlptracegrpc.WithTimeout(o.Timeout)}
 	if o.Endpoint != "" {
 		opts = append(opts, otlptracegrpc.WithEndpoint(o.Endpoint))
 	}
@@ -131,6 +129,10 @@ func (o otlpConfig) newExporter(ctx context.Context) (*otlptrace.Exporter, otlpt
 	if headers != nil {
 		opts = append(opts, otlptracegrpc.WithHeaders(headers))
 	}
+	// The lanes retry a failed export themselves, with back-pressure and
+	// without a deadline, and classify every outcome; export.ClientOptions
+	// turns the client's own retry off and lets partial success through.
+	opts = append(opts, export.ClientOptions(retryInitial, retryMax)...)
 	client := otlptracegrpc.NewClient(opts...)
 	exp, err := otlptrace.New(ctx, client) // starts the client
 	if err != nil {
@@ -165,7 +167,11 @@ func parseHeaders(r io.Reader, name string) (map[string]string, error) {
 		if !ok || k == "" {
 			return nil, fmt.Errorf("%s:%d: want name=value", name, line)
 		}
-		out[strings.ToLower(k)] = strings.TrimSpace(v)
+		k, v = strings.ToLower(k), strings.TrimSpace(v)
+		if err := checkHeader(k, v); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+		}
+		out[k] = v
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", name, err)
@@ -175,24 +181,59 @@ func parseHeaders(r io.Reader, name string) (map[string]string, error) {
 
 // envHeaders parses the standard OTLP header variables, traces-specific
 // winning, in their W3C-baggage-like form: comma-separated name=value pairs
-// with URL-encoded values.
-func envHeaders() map[string]string {
+// with URL-encoded values. A pair gRPC would refuse to send is an error
+// naming the variable and the header (never its value).
+func envHeaders() (map[string]string, error) {
 	out := map[string]string{}
 	for _, name := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"} {
 		for pair := range strings.SplitSeq(os.Getenv(name), ",") {
-			k, v, ok := strings.Cut(pair, "=")
-			k = strings.TrimSpace(k)
-			if !ok || k == "" {
+			if strings.TrimSpace(pair) == "" {
 				continue
+			}
+			k, v, ok := strings.Cut(pair, "=")
+			k = strings.ToLower(strings.TrimSpace(k))
+			if !ok || k == "" {
+				return nil, fmt.Errorf("%s: want name=value pairs separated by commas", name)
 			}
 			if dv, err := url.PathUnescape(strings.TrimSpace(v)); err == nil {
 				v = dv
 			}
-			out[strings.ToLower(k)] = v
+			if err := checkHeader(k, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			out[k] = v
 		}
 	}
-	return out
+	return out, nil
 }
+
+// checkHeader applies gRPC's metadata rules to one lower-cased header, as
+// grpc-go does before every call (where a violation fails each export with
+// Internal), plus the names gRPC reserves for itself and would silently
+// replace. The value is never quoted: headers carry API keys.
+func checkHeader(k, v string) error {
+	if strings.HasPrefix(k, "grpc-") || reservedHeaders[k] {
+		return fmt.Errorf("header %q: the name is reserved by gRPC", k)
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' && c != '_' && c != '.' {
+			return fmt.Errorf("header %q: a name may only hold a-z, 0-9, '-', '_' and '.'", k)
+		}
+	}
+	if strings.HasSuffix(k, "-bin") {
+		return nil // binary values are base64-encoded on the wire
+	}
+	for i := 0; i < len(v); i++ {
+		if v[i] < 0x20 || v[i] > 0x7e {
+			return fmt.Errorf("header %q: the value holds a character that is not printable ASCII (a name ending in -bin takes binary values)", k)
+		}
+	}
+	return nil
+}
+
+// reservedHeaders are the HTTP/2 headers a gRPC client sets itself.
+var reservedHeaders = map[string]bool{"content-type": true, "user-agent": true, "te": true}
 
 // newResource describes this process on every exported span. It reads
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES, which win over the

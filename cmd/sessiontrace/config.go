@@ -258,6 +258,16 @@ func (c config) validateClients() error {
 	if err := c.Metrics.validate(); err != nil {
 		return err
 	}
+	// Headers gRPC would refuse fail every export at run time: fail here,
+	// naming the key.
+	if _, err := envHeaders(); err != nil {
+		return fail("%w", err)
+	}
+	if c.OTLP.HeadersFile != "" {
+		if _, err := readHeaders(c.OTLP.HeadersFile); err != nil {
+			return fail("otlp.headers_file: %w", err)
+		}
+	}
 	if c.OTLP.Insecure && c.OTLP.TLS.Enabled {
 		return fail("otlp.insecure: cannot be combined with otlp.tls.enabled")
 	}

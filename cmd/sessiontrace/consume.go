@@ -63,7 +63,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	exp, client, err := cfg.OTLP.newExporter(ctx)
+	exp, client, err := cfg.OTLP.newExporter(ctx, cfg.Kafka.RetryInitial, cfg.Kafka.RetryMax)
 	if err != nil {
 		return err
 	}

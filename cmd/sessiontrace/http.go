@@ -15,6 +15,8 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 )
 
 // watchedExporter remembers how the last export went, for /readyz. The
@@ -36,7 +38,8 @@ func (w *watchedExporter) ExportSpans(ctx context.Context, spans []sdktrace.Read
 // observe records the outcome of one export.
 func (w *watchedExporter) observe(err error) {
 	now := time.Now().UnixNano()
-	if err != nil {
+	// A partial success is an accepted request: the endpoint answers.
+	if err != nil && export.Classify(err) != export.PartialSuccess {
 		msg := err.Error()
 		w.lastErr.Store(&msg)
 		w.lastFail.Store(now)

@@ -150,7 +150,10 @@ func (o otlpConfig) credentials() (*tls.Config, map[string]string, error) {
 	}
 	// WithHeaders replaces what the exporter read from the environment, so
 	// the environment's headers are merged in first.
-	merged := envHeaders()
+	merged, err := envHeaders()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", errInvalidConfig, err)
+	}
 	for k, v := range h {
 		merged[k] = v
 	}

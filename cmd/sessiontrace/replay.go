@@ -228,7 +228,7 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 		if rerr != nil {
 			return rerr
 		}
-		exp, client, eerr := cfg.OTLP.newExporter(ctx)
+		exp, client, eerr := cfg.OTLP.newExporter(ctx, cfg.Kafka.RetryInitial, cfg.Kafka.RetryMax)
 		if eerr != nil {
 			return eerr
 		}

@@ -24,6 +24,32 @@ func (r *Receiver) FailNext(n int, code codes.Code) {
 	r.failLeft, r.failCode = max(n, 0), code
 }
 
+// Answer is how the receiver answers one export request (see Respond).
+type Answer struct {
+	// Code fails the request with this gRPC status code and Message when it
+	// is not codes.OK; the request is not recorded.
+	Code codes.Code
+	// Message is the status message of a failure, or the partial success's
+	// error_message.
+	Message string
+	// Rejected, with Code OK, answers with an OTLP partial_success that
+	// rejects this many spans. A partial success with a Message and no
+	// rejected span is a warning.
+	Rejected int64
+}
+
+// Respond makes the receiver answer every export request with what fn
+// returns for it, as a collector with limits or a policy would; nil
+// restores accepting everything. An accepted request (Code OK, partial
+// success or not) is recorded whole, so a test can count what was sent
+// twice. fn runs on the handler's goroutine, concurrently for concurrent
+// exporters; it must not modify the request. FailNext wins over it.
+func (r *Receiver) Respond(fn func(*coltracepb.ExportTraceServiceRequest) Answer) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.respond = fn
+}
+
 // OnExport registers fn to run for every accepted request, after its spans
 // are counted and before the exporter receives the acknowledgement.
 // Callbacks run one at a time, in registration order; fn must not modify the
@@ -72,10 +98,10 @@ func (r *Receiver) export(data []byte) (*coltracepb.ExportTraceServiceResponse, 
 		r.mu.Unlock()
 		return nil, status.Errorf(code, "receiver: injected failure %s", code)
 	}
-	keepSpans, keepPayloads, callbacks := r.keepSpans, r.keepPayloads, r.callbacks
+	keepSpans, keepPayloads, callbacks, respond := r.keepSpans, r.keepPayloads, r.callbacks, r.respond
 	r.mu.Unlock()
 
-	if !keepSpans && !keepPayloads && len(callbacks) == 0 {
+	if !keepSpans && !keepPayloads && len(callbacks) == 0 && respond == nil {
 		n, err := countSpans(data)
 		if err != nil {
 			return nil, malformed(err)
@@ -89,6 +115,16 @@ func (r *Receiver) export(data []byte) (*coltracepb.ExportTraceServiceResponse, 
 	req := new(coltracepb.ExportTraceServiceRequest)
 	if err := proto.Unmarshal(data, req); err != nil {
 		return nil, malformed(err)
+	}
+	resp := &coltracepb.ExportTraceServiceResponse{}
+	if respond != nil {
+		a := respond(req)
+		if a.Code != codes.OK {
+			return nil, status.Error(a.Code, a.Message)
+		}
+		if a.Rejected != 0 || a.Message != "" {
+			resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: a.Rejected, ErrorMessage: a.Message}
+		}
 	}
 	n := 0
 	for _, rs := range req.GetResourceSpans() {
@@ -124,7 +160,7 @@ func (r *Receiver) export(data []byte) (*coltracepb.ExportTraceServiceResponse, 
 		}
 		r.cbMu.Unlock()
 	}
-	return &coltracepb.ExportTraceServiceResponse{}, nil
+	return resp, nil
 }
 
 // malformed is the error for a request that is not valid protobuf. gRPC's

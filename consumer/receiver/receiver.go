@@ -12,8 +12,10 @@
 // dominating the CPU profile of the process it measures.
 //
 // A Receiver can simulate a collector outage (Stop, then Restart on the same
-// address) and failing exports (FailNext) without the exporter noticing any
-// difference from a real collector.
+// address), failing exports (FailNext), any answer per request (Respond:
+// a gRPC status, a partial success) and a size limit on requests
+// (WithMaxRequestBytes) without the exporter noticing any difference from a
+// real collector.
 package receiver
 
 import (
@@ -34,7 +36,8 @@ var ErrClosed = errors.New("receiver: closed")
 // Receiver is an OTLP/gRPC trace receiver. Create it with Start; the zero
 // value is not usable. All methods are safe for concurrent use.
 type Receiver struct {
-	addr string
+	addr    string
+	maxRecv int // 0: gRPC's default
 
 	// lifeMu serialises Stop, Restart and Close, and guards the fields below.
 	lifeMu    sync.Mutex
@@ -50,6 +53,7 @@ type Receiver struct {
 	keepPayloads bool
 	failLeft     int
 	failCode     codes.Code
+	respond      func(*coltracepb.ExportTraceServiceRequest) Answer
 	callbacks    []func(*coltracepb.ExportTraceServiceRequest)
 	// changed is closed and replaced on every accepted request, so that
 	// WaitCount callers wake exactly when the count may have moved.
@@ -65,10 +69,19 @@ type Receiver struct {
 	metrics *metricsStore
 }
 
+// Option configures a Receiver at Start.
+type Option func(*Receiver)
+
+// WithMaxRequestBytes sets the largest export request the receiver's gRPC
+// server accepts (grpc.MaxRecvMsgSize; gRPC's default is 4 MiB). A larger
+// one fails as it does on any gRPC server: ResourceExhausted, "grpc:
+// received message larger than max".
+func WithMaxRequestBytes(n int) Option { return func(r *Receiver) { r.maxRecv = n } }
+
 // Start listens on addr ("127.0.0.1:0" picks a free port) and serves OTLP
 // trace exports on it. The listener is open when Start returns, so an
 // exporter may dial Addr immediately.
-func Start(addr string) (*Receiver, error) {
+func Start(addr string, opts ...Option) (*Receiver, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("receiver: listen on %s: %w", addr, err)
@@ -78,6 +91,9 @@ func Start(addr string) (*Receiver, error) {
 		keepSpans: true,
 		changed:   make(chan struct{}),
 		metrics:   newMetricsStore(),
+	}
+	for _, o := range opts {
+		o(r)
 	}
 	r.serveLocked(lis)
 	return r, nil
@@ -128,12 +144,16 @@ func (r *Receiver) Close() {
 }
 
 func (r *Receiver) serveLocked(lis net.Listener) {
-	srv := grpc.NewServer(
+	opts := []grpc.ServerOption{
 		// Stop must not return while a handler may still record a request,
 		// or spans could appear after a simulated outage began.
 		grpc.WaitForHandlers(true),
 		grpc.ForceServerCodecV2(codec{}),
-	)
+	}
+	if r.maxRecv > 0 {
+		opts = append(opts, grpc.MaxRecvMsgSize(r.maxRecv))
+	}
+	srv := grpc.NewServer(opts...)
 	srv.RegisterService(&traceService, r)
 	srv.RegisterService(&metricsService, r.metrics)
 	done := make(chan struct{})

@@ -1,9 +1,7 @@
-package consumer
+package export
 
 import (
-	"encoding/binary"
 	"math"
-	"math/bits"
 	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -12,13 +10,14 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// scopeName is the instrumentation scope of every exported span, on both
+// ScopeName is the instrumentation scope of every exported span, on both
 // export paths (the SDK lane's tracer is named after it).
-const scopeName = "github.com/sessiontrace/sessiontrace"
+const ScopeName = "github.com/sessiontrace/sessiontrace"
 
 // OTLP span flags as the SDK's OTLP transform writes them: the W3C sampled
 // flag, "has is_remote" always, and "is remote" when the parent is (every
@@ -92,7 +91,7 @@ func newSpanEncoder(res *resource.Resource, limits sdktrace.SpanLimits) *spanEnc
 	e := &spanEncoder{limits: limits}
 	e.rs.Resource = &resourcepb.Resource{Attributes: keyValues(res.Iter())}
 	e.rs.SchemaUrl = res.SchemaURL()
-	e.ss.Scope = &commonpb.InstrumentationScope{Name: scopeName}
+	e.ss.Scope = &commonpb.InstrumentationScope{Name: ScopeName}
 	e.rs.ScopeSpans = []*tracepb.ScopeSpans{&e.ss}
 	e.out = []*tracepb.ResourceSpans{&e.rs}
 	return e
@@ -221,30 +220,68 @@ func (e *spanEncoder) value(a int, v attribute.Value) *commonpb.AnyValue {
 	return av
 }
 
-// Wire-format tags (field number << 3 | wire type) of the fields written.
+// Field numbers of the messages written, as in the OTLP protos.
 const (
-	tagScopeSpansSpan = 2<<3 | 2
+	fieldScopeSpansSpan protowire.Number = 2
 
-	tagSpanTraceID  = 1<<3 | 2
-	tagSpanSpanID   = 2<<3 | 2
-	tagSpanParentID = 4<<3 | 2
-	tagSpanName     = 5<<3 | 2
-	tagSpanKind     = 6<<3 | 0
-	tagSpanStart    = 7<<3 | 1
-	tagSpanEnd      = 8<<3 | 1
-	tagSpanAttr     = 9<<3 | 2
-	tagSpanDropped  = 10<<3 | 0
-	tagSpanStatus   = 15<<3 | 2
-	tagSpanFlags    = 16<<3 | 5 // two bytes as a varint
+	fieldSpanTraceID  protowire.Number = 1
+	fieldSpanSpanID   protowire.Number = 2
+	fieldSpanParentID protowire.Number = 4
+	fieldSpanName     protowire.Number = 5
+	fieldSpanKind     protowire.Number = 6
+	fieldSpanStart    protowire.Number = 7
+	fieldSpanEnd      protowire.Number = 8
+	fieldSpanAttr     protowire.Number = 9
+	fieldSpanDropped  protowire.Number = 10
+	fieldSpanStatus   protowire.Number = 15
+	fieldSpanFlags    protowire.Number = 16
 
-	tagKVKey   = 1<<3 | 2
-	tagKVValue = 2<<3 | 2
+	fieldKVKey   protowire.Number = 1
+	fieldKVValue protowire.Number = 2
 
-	tagAnyString = 1<<3 | 2
-	tagAnyBool   = 2<<3 | 0
-	tagAnyInt    = 3<<3 | 0
-	tagAnyDouble = 4<<3 | 1
+	fieldAnyString protowire.Number = 1
+	fieldAnyBool   protowire.Number = 2
+	fieldAnyInt    protowire.Number = 3
+	fieldAnyDouble protowire.Number = 4
 )
+
+// Wire-format tags of the fields written. Every field number but
+// Span.flags's is below 16, so those tags are one byte.
+var (
+	tagScopeSpansSpan = tag1(fieldScopeSpansSpan, protowire.BytesType)
+	tagSpanTraceID    = tag1(fieldSpanTraceID, protowire.BytesType)
+	tagSpanSpanID     = tag1(fieldSpanSpanID, protowire.BytesType)
+	tagSpanParentID   = tag1(fieldSpanParentID, protowire.BytesType)
+	tagSpanName       = tag1(fieldSpanName, protowire.BytesType)
+	tagSpanKind       = tag1(fieldSpanKind, protowire.VarintType)
+	tagSpanStart      = tag1(fieldSpanStart, protowire.Fixed64Type)
+	tagSpanEnd        = tag1(fieldSpanEnd, protowire.Fixed64Type)
+	tagSpanAttr       = tag1(fieldSpanAttr, protowire.BytesType)
+	tagSpanDropped    = tag1(fieldSpanDropped, protowire.VarintType)
+	tagSpanStatus     = tag1(fieldSpanStatus, protowire.BytesType)
+	tagSpanFlags      = protowire.AppendTag(nil, fieldSpanFlags, protowire.Fixed32Type)
+
+	tagKVKey   = tag1(fieldKVKey, protowire.BytesType)
+	tagKVValue = tag1(fieldKVValue, protowire.BytesType)
+
+	tagAnyString = tag1(fieldAnyString, protowire.BytesType)
+	tagAnyBool   = tag1(fieldAnyBool, protowire.VarintType)
+	tagAnyInt    = tag1(fieldAnyInt, protowire.VarintType)
+	tagAnyDouble = tag1(fieldAnyDouble, protowire.Fixed64Type)
+
+	// spanFixedSize is what every span holds whatever its content: the
+	// trace and span IDs, the kind, the empty status and the flags.
+	spanFixedSize = protowire.SizeTag(fieldSpanTraceID) + protowire.SizeBytes(16) +
+		protowire.SizeTag(fieldSpanSpanID) + protowire.SizeBytes(8) +
+		protowire.SizeTag(fieldSpanKind) + protowire.SizeVarint(uint64(tracepb.Span_SPAN_KIND_INTERNAL)) +
+		protowire.SizeTag(fieldSpanStatus) + protowire.SizeBytes(0) +
+		protowire.SizeTag(fieldSpanFlags) + protowire.SizeFixed32()
+	parentSize = protowire.SizeTag(fieldSpanParentID) + protowire.SizeBytes(8)
+	timeSize   = protowire.SizeTag(fieldSpanStart) + protowire.SizeFixed64()
+)
+
+// tag1 is the one-byte tag of a field numbered below 16.
+func tag1(n protowire.Number, t protowire.Type) byte { return byte(protowire.EncodeTag(n, t)) }
 
 // appendSpans appends batch as repeated ScopeSpans.spans fields in the wire
 // format protobuf-go writes for the messages encodeMessages builds: fields
@@ -262,82 +299,88 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 		if !ok {
 			return b, false
 		}
-		size := 18 + 10 + 2 + 2 + 6 // trace id, span id, kind, empty status, flags
+		size := spanFixedSize
 		if s.ParentSpanID.IsValid() {
-			size += 10
+			size += parentSize
 		}
 		if s.Name != "" {
-			size += 1 + sizeVarint(uint64(len(s.Name))) + len(s.Name)
+			size += protowire.SizeTag(fieldSpanName) + protowire.SizeBytes(len(s.Name))
 		}
 		if s.Start > 0 {
-			size += 9
+			size += timeSize
 		}
 		if s.End > 0 {
-			size += 9
+			size += timeSize
 		}
 		for _, k := range kept {
-			size += 1 + sizeVarint(uint64(k.size)) + k.size
+			size += protowire.SizeTag(fieldSpanAttr) + protowire.SizeBytes(k.size)
 		}
 		if dropped > 0 {
-			size += 1 + sizeVarint(uint64(dropped))
+			size += protowire.SizeTag(fieldSpanDropped) + protowire.SizeVarint(uint64(dropped))
 		}
 
 		b = append(b, tagScopeSpansSpan)
 		b = appendVarint(b, uint64(size))
-		b = append(b, tagSpanTraceID, 16)
-		b = append(b, s.TraceID[:]...)
-		b = append(b, tagSpanSpanID, 8)
-		b = append(b, s.SpanID[:]...)
+		b = append(b, tagSpanTraceID)
+		b = appendBytes(b, s.TraceID[:])
+		b = append(b, tagSpanSpanID)
+		b = appendBytes(b, s.SpanID[:])
 		flags := flagsRoot
 		if s.ParentSpanID.IsValid() {
-			b = append(b, tagSpanParentID, 8)
-			b = append(b, s.ParentSpanID[:]...)
+			b = append(b, tagSpanParentID)
+			b = appendBytes(b, s.ParentSpanID[:])
 			flags = flagsPhase
 		}
 		if s.Name != "" {
-			b = appendString(b, tagSpanName, s.Name)
+			b = append(b, tagSpanName)
+			b = appendString(b, s.Name)
 		}
-		b = append(b, tagSpanKind, byte(tracepb.Span_SPAN_KIND_INTERNAL))
+		b = append(b, tagSpanKind)
+		b = appendVarint(b, uint64(tracepb.Span_SPAN_KIND_INTERNAL))
 		if s.Start > 0 {
 			b = append(b, tagSpanStart)
-			b = binary.LittleEndian.AppendUint64(b, uint64(s.Start))
+			b = protowire.AppendFixed64(b, uint64(s.Start))
 		}
 		if s.End > 0 {
 			b = append(b, tagSpanEnd)
-			b = binary.LittleEndian.AppendUint64(b, uint64(s.End))
+			b = protowire.AppendFixed64(b, uint64(s.End))
 		}
 		for _, k := range kept {
 			kv := &s.Attrs[k.index]
 			b = append(b, tagSpanAttr)
 			b = appendVarint(b, uint64(k.size))
-			b = appendString(b, tagKVKey, string(kv.Key))
+			b = append(b, tagKVKey)
+			b = appendString(b, string(kv.Key))
 			b = append(b, tagKVValue)
 			switch kv.Value.Type() {
 			case attribute.STRING:
 				v := truncate(strLimit, kv.Value.AsString())
-				b = appendVarint(b, uint64(1+sizeVarint(uint64(len(v)))+len(v)))
-				b = appendString(b, tagAnyString, v)
+				b = appendVarint(b, uint64(protowire.SizeTag(fieldAnyString)+protowire.SizeBytes(len(v))))
+				b = append(b, tagAnyString)
+				b = appendString(b, v)
 			case attribute.BOOL:
-				b = append(b, 2, tagAnyBool, 0)
-				if kv.Value.AsBool() {
-					b[len(b)-1] = 1
-				}
+				b = appendVarint(b, uint64(protowire.SizeTag(fieldAnyBool)+1))
+				b = append(b, tagAnyBool)
+				b = appendVarint(b, protowire.EncodeBool(kv.Value.AsBool()))
 			case attribute.INT64:
 				v := uint64(kv.Value.AsInt64()) //nolint:gosec // protobuf's int64 encoding
-				b = append(b, byte(1+sizeVarint(v)), tagAnyInt)
+				b = appendVarint(b, uint64(protowire.SizeTag(fieldAnyInt)+protowire.SizeVarint(v)))
+				b = append(b, tagAnyInt)
 				b = appendVarint(b, v)
 			case attribute.FLOAT64:
-				b = append(b, 9, tagAnyDouble)
-				b = binary.LittleEndian.AppendUint64(b, math.Float64bits(kv.Value.AsFloat64()))
+				b = appendVarint(b, uint64(protowire.SizeTag(fieldAnyDouble)+protowire.SizeFixed64()))
+				b = append(b, tagAnyDouble)
+				b = protowire.AppendFixed64(b, math.Float64bits(kv.Value.AsFloat64()))
 			}
 		}
 		if dropped > 0 {
 			b = append(b, tagSpanDropped)
 			b = appendVarint(b, uint64(dropped))
 		}
-		b = append(b, tagSpanStatus, 0)
-		b = append(b, byte(tagSpanFlags|0x80), byte(tagSpanFlags>>7))
-		b = binary.LittleEndian.AppendUint32(b, flags)
+		b = append(b, tagSpanStatus)
+		b = appendVarint(b, 0)
+		b = append(b, tagSpanFlags...)
+		b = protowire.AppendFixed32(b, flags)
 	}
 	return b, true
 }
@@ -380,34 +423,34 @@ func kvSize(kv *attribute.KeyValue, strLimit int) (int, bool) {
 		if !utf8.ValidString(v) {
 			return 0, false
 		}
-		any = 1 + sizeVarint(uint64(len(v))) + len(v)
+		any = protowire.SizeTag(fieldAnyString) + protowire.SizeBytes(len(v))
 	case attribute.BOOL:
-		any = 2
+		any = protowire.SizeTag(fieldAnyBool) + 1
 	case attribute.INT64:
-		any = 1 + sizeVarint(uint64(kv.Value.AsInt64())) //nolint:gosec // protobuf's int64 encoding
+		any = protowire.SizeTag(fieldAnyInt) + protowire.SizeVarint(uint64(kv.Value.AsInt64())) //nolint:gosec // protobuf's int64 encoding
 	case attribute.FLOAT64:
-		any = 9
+		any = protowire.SizeTag(fieldAnyDouble) + protowire.SizeFixed64()
 	default:
 		return 0, false
 	}
-	return 1 + sizeVarint(uint64(len(kv.Key))) + len(kv.Key) + 1 + sizeVarint(uint64(any)) + any, true
+	return protowire.SizeTag(fieldKVKey) + protowire.SizeBytes(len(kv.Key)) + protowire.SizeTag(fieldKVValue) + protowire.SizeBytes(any), true
 }
 
-func appendString(b []byte, tag byte, s string) []byte {
-	b = append(b, tag)
-	b = appendVarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
+// appendVarint is protowire.AppendVarint with the one-byte case inlined:
+// most lengths and values written are below 128, and protowire's function
+// is too large for the compiler to inline.
 func appendVarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
+	if v < 0x80 {
+		return append(b, byte(v))
 	}
-	return append(b, byte(v))
+	return protowire.AppendVarint(b, v)
 }
 
-func sizeVarint(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }
+// appendBytes is protowire.AppendBytes over appendVarint.
+func appendBytes(b, v []byte) []byte { return append(appendVarint(b, uint64(len(v))), v...) }
+
+// appendString is protowire.AppendString over appendVarint.
+func appendString(b []byte, v string) []byte { return append(appendVarint(b, uint64(len(v))), v...) }
 
 // truncate shortens s to limit characters as the SDK does for a valid UTF-8
 // string; a negative limit means none. Invalid UTF-8 is kept as it is (the

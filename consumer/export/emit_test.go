@@ -1,16 +1,15 @@
-package lifecycle
+package export
 
 import (
 	"context"
 	"slices"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
-	S "github.com/sessiontrace/sessiontrace/schema"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
 func newProvider(t testing.TB, opts ...sdktrace.TracerProviderOption) *sdktrace.TracerProvider {
@@ -25,18 +24,13 @@ func newProvider(t testing.TB, opts ...sdktrace.TracerProviderOption) *sdktrace.
 }
 
 func TestEmit(t *testing.T) {
-	var b evb
-	m := newMachine(t)
-	spans, _ := run(t, m, []*S.Event{
-		b.ev(S.SessionLogin, "p", 0, withSession("s"), withAttrs(strAttr("region", "eu"))),
-		b.ev(S.MatchmakingEnter, "p", 1.5, withSession("s")),
-		b.ev(S.GameEnter, "p", 20, withSession("s")),
-		b.ev(S.SessionDisconnect, "p", 100.123456789, withSession("s"), withReason("logout")),
-	})
+	// One player's session: a root, then login, matchmaking, loading and
+	// in-game phases, with the attributes each carries.
+	spans := testSpans(t, 1, 1)
 	rec := tracetest.NewSpanRecorder()
-	tp := newProvider(t, sdktrace.WithIDGenerator(IDGenerator()), sdktrace.WithSampler(sdktrace.AlwaysSample()),
+	tp := newProvider(t, sdktrace.WithIDGenerator(idGenerator{}), sdktrace.WithSampler(sdktrace.AlwaysSample()),
 		sdktrace.WithSpanProcessor(rec))
-	e := NewEmitter(tp.Tracer("lifecycle-test"))
+	e := newEmitter(tp.Tracer("export-test"))
 	for i := range spans {
 		if err := e.Emit(t.Context(), &spans[i]); err != nil {
 			t.Fatalf("Emit(%s): %v", spans[i].Name, err)
@@ -79,27 +73,29 @@ func TestEmit(t *testing.T) {
 }
 
 func TestEmitMisconfigured(t *testing.T) {
-	span := Span{
-		Name: SpanPhaseLogin, TraceID: traceIDFor("p", "s", ""), Start: 1, End: 2,
-		Attrs: []attribute.KeyValue{KeyPlayerID.String("p")},
+	spans := testSpans(t, 1, 0)
+	var root, span lifecycle.Span
+	for _, s := range spans {
+		if s.IsRoot() {
+			root = s
+		} else {
+			span = s
+		}
 	}
-	span.SpanID, span.ParentSpanID = spanIDFor(span.TraceID, 1), spanIDFor(span.TraceID, 0)
-	root := span
-	root.Name, root.SpanID, root.ParentSpanID = SpanLifecycle, span.ParentSpanID, trace.SpanID{}
 	tests := []struct {
 		name string
 		opts []sdktrace.TracerProviderOption
 	}{
 		{name: "default id generator", opts: []sdktrace.TracerProviderOption{sdktrace.WithSampler(sdktrace.AlwaysSample())}},
 		{name: "never sample", opts: []sdktrace.TracerProviderOption{
-			sdktrace.WithIDGenerator(IDGenerator()), sdktrace.WithSampler(sdktrace.NeverSample())}},
+			sdktrace.WithIDGenerator(idGenerator{}), sdktrace.WithSampler(sdktrace.NeverSample())}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := tracetest.NewSpanRecorder()
 			tp := newProvider(t, append(tt.opts, sdktrace.WithSpanProcessor(rec))...)
-			e := NewEmitter(tp.Tracer("x"))
-			for _, s := range []*Span{&root, &span} {
+			e := newEmitter(tp.Tracer("x"))
+			for _, s := range []*lifecycle.Span{&root, &span} {
 				if err := e.Emit(t.Context(), s); err == nil {
 					t.Errorf("Emit(%s) succeeded", s.Name)
 				}
@@ -112,7 +108,7 @@ func TestEmitMisconfigured(t *testing.T) {
 }
 
 func TestIDGeneratorFallback(t *testing.T) {
-	g := IDGenerator()
+	var g sdktrace.IDGenerator = idGenerator{}
 	tid, sid := g.NewIDs(t.Context())
 	if !tid.IsValid() || !sid.IsValid() || !g.NewSpanID(t.Context(), tid).IsValid() {
 		t.Errorf("fallback IDs invalid: %s %s", tid, sid)

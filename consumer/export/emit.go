@@ -1,4 +1,4 @@
-package lifecycle
+package export
 
 import (
 	"context"
@@ -7,28 +7,26 @@ import (
 	"math/rand/v2"
 	"time"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
 // wantedKey is the context key under which Emit passes the Span whose IDs the
 // ID generator must hand out.
 type wantedKey struct{}
 
-// idGenerator hands the SDK the IDs the Machine derived, read from the
-// context; without them it falls back to random IDs, so that a tracer whose
-// provider lacks it produces spans Emit can detect as wrong instead of
-// crashing.
+// idGenerator is the sdktrace.IDGenerator the SDK lane's tracer provider is
+// built with: it hands the SDK the IDs the lifecycle Machine derived, read
+// from the context, so that the SDK span carries the Span's precomputed IDs.
+// Without them it falls back to random IDs, so that a tracer whose provider
+// lacks it produces spans Emit can detect as wrong instead of crashing. It
+// is stateless and safe for concurrent use.
 type idGenerator struct{}
-
-// IDGenerator returns the sdktrace.IDGenerator that a TracerProvider must be
-// built with (sdktrace.WithIDGenerator) for Emitter to produce the Span's
-// precomputed IDs. It is stateless and safe for concurrent use.
-func IDGenerator() sdktrace.IDGenerator { return idGenerator{} }
 
 // NewIDs returns the wanted trace and span IDs of a root span.
 func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
-	if s, ok := ctx.Value(wantedKey{}).(*Span); ok {
+	if s, ok := ctx.Value(wantedKey{}).(*lifecycle.Span); ok {
 		return s.TraceID, s.SpanID
 	}
 	var t trace.TraceID
@@ -41,7 +39,7 @@ func (idGenerator) NewIDs(ctx context.Context) (trace.TraceID, trace.SpanID) {
 
 // NewSpanID returns the wanted span ID of a span with a parent.
 func (idGenerator) NewSpanID(ctx context.Context, _ trace.TraceID) trace.SpanID {
-	if s, ok := ctx.Value(wantedKey{}).(*Span); ok {
+	if s, ok := ctx.Value(wantedKey{}).(*lifecycle.Span); ok {
 		return s.SpanID
 	}
 	return randomSpanID()
@@ -55,25 +53,26 @@ func randomSpanID() trace.SpanID {
 	return s
 }
 
-// Emitter turns Spans into SDK spans, so that the SDK's processors and
-// exporters send them. It is safe for concurrent use if its tracer is.
-type Emitter struct {
+// emitter turns lifecycle Spans into SDK spans, so that the SDK's
+// processors and exporters send them. It is safe for concurrent use if its
+// tracer is.
+type emitter struct {
 	tracer trace.Tracer
 }
 
-// NewEmitter returns an Emitter that emits with t, which must come from a
-// TracerProvider built with IDGenerator() and a sampler that samples
+// newEmitter returns an emitter that emits with t, which must come from a
+// TracerProvider built with idGenerator and a sampler that samples
 // everything (sdktrace.AlwaysSample; ParentBased(AlwaysSample) also works
 // since phase spans get a sampled parent).
-func NewEmitter(t trace.Tracer) *Emitter { return &Emitter{tracer: t} }
+func newEmitter(t trace.Tracer) *emitter { return &emitter{tracer: t} }
 
 // Emit starts and ends one SDK span carrying s's IDs, parent (as a remote,
 // sampled parent SpanContext, so the exported span has the "parent is remote"
 // flag), name, timestamps and attributes; the kind is internal. The SDK span
 // is ended only when the SDK produced s's IDs; otherwise (the provider was not
-// built with IDGenerator, or the span was not sampled) nothing is ended and an
+// built with idGenerator, or the span was not sampled) nothing is ended and an
 // error is returned.
-func (e *Emitter) Emit(ctx context.Context, s *Span) error {
+func (e *emitter) Emit(ctx context.Context, s *lifecycle.Span) error {
 	ctx = context.WithValue(ctx, wantedKey{}, s)
 	opts := [4]trace.SpanStartOption{
 		trace.WithTimestamp(time.Unix(0, s.Start)),
@@ -94,8 +93,8 @@ func (e *Emitter) Emit(ctx context.Context, s *Span) error {
 	_, span := e.tracer.Start(ctx, s.Name, opts[:n]...)
 	sc := span.SpanContext()
 	if sc.TraceID() != s.TraceID || sc.SpanID() != s.SpanID || !span.IsRecording() {
-		return fmt.Errorf("lifecycle: emit %s %s/%s: tracer produced %s/%s (recording=%t): "+
-			"is its provider built with lifecycle.IDGenerator() and AlwaysSample?",
+		return fmt.Errorf("emit %s %s/%s: tracer produced %s/%s (recording=%t): "+
+			"is its provider built with the lane's ID generator and AlwaysSample?",
 			s.Name, s.TraceID, s.SpanID, sc.TraceID(), sc.SpanID(), span.IsRecording())
 	}
 	span.End(trace.WithTimestamp(time.Unix(0, s.End)))

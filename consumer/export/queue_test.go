@@ -1,4 +1,4 @@
-package consumer
+package export
 
 import (
 	"context"
@@ -97,7 +97,7 @@ func TestSpanQueueBlocksWhenFull(t *testing.T) {
 	}
 	aborted, abort := context.WithCancel(ctx)
 	abort()
-	if err := q.push(ctx, aborted, &s); !errors.Is(err, errLaneAborted) {
+	if err := q.push(ctx, aborted, &s); !errors.Is(err, ErrAborted) {
 		t.Fatalf("push into an aborted lane = %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package consumer
+package export
 
 import (
 	"context"
@@ -65,7 +65,7 @@ func TestAckExporterAcknowledgesOnlyAcceptedBatches(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			inner := &flakyExporter{failures: tt.failures, called: make(chan struct{}, 1)}
 			var results []error
-			e := newAckExporter(inner, time.Millisecond, 4*time.Millisecond, func(_ int, err error) { results = append(results, err) })
+			e := newAckExporter(inner, deliverer{initial: time.Millisecond, max: 4 * time.Millisecond, obs: Observer{Result: func(_ int, _ Class, err error) { results = append(results, err) }}})
 			if tt.abort {
 				go func() {
 					// Abort once the wrapper has proven it keeps retrying.
@@ -88,5 +88,58 @@ func TestAckExporterAcknowledgesOnlyAcceptedBatches(t *testing.T) {
 				t.Fatalf("%d export attempts reported, want %d", len(results), tt.failures+1)
 			}
 		})
+	}
+}
+
+// TestSDKLaneNeverAcknowledgesPastADroppedBatch ends a Flush while the
+// endpoint is down, which makes the SDK's batch processor drop the batch it
+// was exporting; once the endpoint is back, later spans go out. The
+// acknowledged count must still be a prefix of the emitted spans that
+// arrived: the lane is aborted rather than acknowledging later spans past
+// the lost ones.
+func TestSDKLaneNeverAcknowledgesPastADroppedBatch(t *testing.T) {
+	spans := testSpans(t, 10, 1)
+	half := len(spans) / 2
+	rcv := startReceiver(t)
+	rcv.Stop()
+	out := exporter(t, rcv.Addr())
+	log := newOutcomeLog()
+	l := NewSDK(out.exp, Config{QueueSize: 1024, BatchSize: 1024, BatchTimeout: time.Hour,
+		RetryInitial: time.Millisecond, RetryMax: 5 * time.Millisecond, Observer: log.observer()})
+	t.Cleanup(func() { _ = l.Close(context.Background()) })
+
+	for i := range spans[:half] {
+		if err := l.Emit(t.Context(), &spans[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	flushed := make(chan error, 1)
+	go func() { flushed <- l.Flush(ctx) }()
+	log.waitClass(t, Retryable, 3) // the batch is being exported, and failing
+	cancel()
+	if err := <-flushed; err == nil {
+		t.Fatal("flush succeeded while the endpoint was down")
+	}
+
+	if err := rcv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range spans[half:] {
+		_ = l.Emit(t.Context(), &spans[half+i]) // an aborted lane refuses them: fine
+	}
+	fctx, fcancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer fcancel()
+	_ = l.Flush(fctx)
+
+	got := map[[8]byte]bool{}
+	for _, s := range rcv.Spans() {
+		got[s.SpanID] = true
+	}
+	acked := l.Acked()
+	for i := range acked {
+		if !got[spans[i].SpanID] {
+			t.Fatalf("%d spans acknowledged, but span %d of them never arrived (%d received)", acked, i, rcv.Count())
+		}
 	}
 }

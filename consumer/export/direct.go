@@ -1,8 +1,7 @@
-package consumer
+package export
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -14,15 +13,11 @@ import (
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// errLaneAborted is what flush returns when the lane was aborted before the
-// spans it waited for were accepted.
-var errLaneAborted = errors.New("export lane aborted")
-
 // directLane is the direct export path of one partition: a bounded queue of
 // lifecycle.Span values and one export goroutine that cuts batches by size
 // and timeout, encodes each straight to OTLP messages (spanEncoder) and
-// uploads them through the process's otlptrace.Client, retrying until they
-// are accepted. It keeps the lane contract (see lane) with the SDK path's
+// uploads them through the process's otlptrace.Client, settling each as its
+// outcome class says. It keeps the Lane contract with the SDK path's
 // batching: a batch is exported when it holds batchSize spans or when its
 // first span has waited batchTimeout, and flush exports the partial batch
 // at once, so a replay (no timeout) sends the same requests on both paths.
@@ -31,9 +26,7 @@ type directLane struct {
 	enc          *spanEncoder
 	batchSize    int
 	batchTimeout time.Duration
-	retryInitial time.Duration
-	retryMax     time.Duration
-	onResult     func(n int, err error)
+	deliverer    deliverer
 
 	q       *spanQueue
 	flushes chan flushRequest
@@ -53,17 +46,19 @@ type flushRequest struct {
 	done   chan struct{}
 }
 
-func newDirectLane(client otlptrace.Client, cfg laneConfig) *directLane {
+// NewDirect returns the direct export path's lane over client, which must
+// be started, built with ClientOptions, and is never stopped by the lane.
+func NewDirect(client otlptrace.Client, cfg Config) Lane { return newDirectLane(client, cfg) }
+
+func newDirectLane(client otlptrace.Client, cfg Config) *directLane {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &directLane{
 		client:       client,
-		enc:          newSpanEncoder(cfg.resource, sdktrace.NewSpanLimits()),
-		batchSize:    cfg.batchSize,
-		batchTimeout: cfg.batchTimeout,
-		retryInitial: cfg.retryInitial,
-		retryMax:     cfg.retryMax,
-		onResult:     cfg.onResult,
-		q:            newSpanQueue(cfg.queueSize),
+		enc:          newSpanEncoder(cfg.Resource, sdktrace.NewSpanLimits()),
+		batchSize:    cfg.BatchSize,
+		batchTimeout: cfg.BatchTimeout,
+		deliverer:    deliverer{initial: cfg.RetryInitial, max: cfg.RetryMax, obs: cfg.Observer},
+		q:            newSpanQueue(cfg.QueueSize),
 		flushes:      make(chan flushRequest),
 		abortCtx:     ctx,
 		abortFn:      cancel,
@@ -73,27 +68,27 @@ func newDirectLane(client otlptrace.Client, cfg laneConfig) *directLane {
 	return l
 }
 
-// emit queues a copy of s, blocking while the queue is full. When ctx ends
+// Emit queues a copy of s, blocking while the queue is full. When ctx ends
 // or the lane is aborted first, the span is not queued; it still counts as
 // emitted, and the lane is aborted so that nothing after it can be
 // acknowledged either: the acknowledged count stays a prefix.
-func (l *directLane) emit(ctx context.Context, s *lifecycle.Span) error {
+func (l *directLane) Emit(ctx context.Context, s *lifecycle.Span) error {
 	err := l.q.push(ctx, l.abortCtx, s)
 	if err != nil {
-		l.abort()
+		l.Abort()
 		err = fmt.Errorf("queue span: %w", err)
 	}
 	l.n.Add(1)
 	return err
 }
 
-func (l *directLane) emitted() int64 { return l.n.Load() }
+func (l *directLane) Emitted() int64 { return l.n.Load() }
 
-func (l *directLane) acked() int64 { return l.ackN.Load() }
+func (l *directLane) Acked() int64 { return l.ackN.Load() }
 
-// flush asks the export goroutine to export what it holds and waits until
+// Flush asks the export goroutine to export what it holds and waits until
 // every span emitted so far was accepted.
-func (l *directLane) flush(ctx context.Context) error {
+func (l *directLane) Flush(ctx context.Context) error {
 	target := l.n.Load()
 	if l.ackN.Load() >= target {
 		return nil
@@ -104,7 +99,7 @@ func (l *directLane) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return errLaneAborted
+		return ErrAborted
 	}
 	select {
 	case <-req.done:
@@ -112,16 +107,16 @@ func (l *directLane) flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return errLaneAborted
+		return ErrAborted
 	}
 }
 
-func (l *directLane) abort() { l.abortFn() }
+func (l *directLane) Abort() { l.abortFn() }
 
-// close aborts the lane and waits for its export goroutine to return.
+// Close aborts the lane and waits for its export goroutine to return.
 // Spans still queued are abandoned (never acknowledged, so never committed
 // past): call flush first to drain.
-func (l *directLane) close(ctx context.Context) error {
+func (l *directLane) Close(ctx context.Context) error {
 	var err error
 	l.closeOne.Do(func() {
 		l.abortFn()
@@ -198,46 +193,35 @@ func (l *directLane) run() {
 	}
 }
 
-// exportBatch exports *batch until it is accepted and empties it; false
-// means the lane was aborted first.
+// exportBatch settles *batch (see deliverer) and empties it; false means
+// the lane was aborted first.
 func (l *directLane) exportBatch(batch *[]lifecycle.Span, timer *time.Timer) bool {
 	timer.Stop()
 	b := *batch
 	if len(b) == 0 {
 		return true
 	}
-	rs := l.enc.encode(b)
-	backoff := l.retryInitial
-	for {
-		err := l.client.UploadTraces(l.abortCtx, rs)
-		if err != nil {
+	upload := func(ctx context.Context, lo, hi int) error {
+		if err := l.client.UploadTraces(ctx, l.enc.encode(b[lo:hi])); err != nil {
 			// Worded as the SDK's exporter words it, so logs read the same
 			// on both paths.
-			err = fmt.Errorf("traces export: %w", err)
+			return fmt.Errorf("traces export: %w", err)
 		}
-		if l.onResult != nil {
-			l.onResult(len(b), err)
-		}
-		if err == nil && l.abortCtx.Err() != nil {
-			// Aborted while uploading: an emit may have failed since, and
-			// the batch may hold spans queued after that hole, which the
-			// acknowledged count must never pass. Not acknowledging an
-			// accepted batch only costs duplicates.
-			return false
-		}
-		if err == nil {
-			l.ackN.Add(int64(len(b)))
-			clear(b) // the spans' attributes can be collected
-			*batch = b[:0]
-			return true
-		}
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-l.abortCtx.Done():
-			t.Stop()
-			return false
-		}
-		backoff = min(2*backoff, l.retryMax)
+		return nil
 	}
+	base := l.ackN.Load() // batches are settled in order, one at a time
+	if err := l.deliverer.deliver(l.abortCtx, base, 0, len(b), upload, func(i int) *lifecycle.Span { return &b[i] }); err != nil {
+		return false
+	}
+	if l.abortCtx.Err() != nil {
+		// Aborted while uploading: an emit may have failed since, and the
+		// batch may hold spans queued after that hole, which the
+		// acknowledged count must never pass. Not acknowledging an
+		// accepted batch only costs duplicates.
+		return false
+	}
+	l.ackN.Add(int64(len(b)))
+	clear(b) // the spans' attributes can be collected
+	*batch = b[:0]
+	return true
 }
