@@ -17,6 +17,9 @@ const (
 	DefaultStartOffset        = "earliest"
 	DefaultCommitInterval     = time.Second
 	DefaultRevokeTimeout      = 10 * time.Second
+	DefaultSessionTimeout     = 45 * time.Second
+	DefaultRebalanceTimeout   = 60 * time.Second
+	DefaultHeartbeatInterval  = 3 * time.Second
 	DefaultShutdownTimeout    = 20 * time.Second
 	DefaultExportQueueSize    = 4096
 	DefaultExportBatchSize    = 512
@@ -61,6 +64,7 @@ var (
 	ErrDLQIsSource   = errors.New("dead-letter topic equals the source topic")
 	ErrBatchTooLarge = errors.New("export batch size exceeds export queue size")
 	ErrBadExportPath = errors.New("unknown export path")
+	ErrBadHeartbeat  = errors.New("heartbeat interval must be shorter than the session timeout")
 )
 
 // Config configures a Consumer. The zero value is not valid: start from
@@ -86,6 +90,28 @@ type Config struct {
 	// CommitInterval is how often acknowledged positions are committed. It
 	// bounds the duplicates a crash can cause.
 	CommitInterval time.Duration `mapstructure:"commit_interval"`
+	// InstanceID, when set, makes this member static (KIP-345): a member
+	// that restarts with the same ID (a pod name, say) gets its partitions
+	// back at once, without a rebalance and without waiting for the session
+	// timeout of its previous incarnation. Every member needs its own. A
+	// static member does not leave the group when it stops: its partitions
+	// wait for it for up to SessionTimeout, which is the point for a
+	// restart and the cost for a member that is gone for good.
+	InstanceID string `mapstructure:"instance_id"`
+	// SessionTimeout is how long the group waits for a member's heartbeat
+	// before it takes the member's partitions away: after a kill -9 of a
+	// dynamic member its partitions are idle for this long. With
+	// group_protocol "consumer" (KIP-848) the broker's
+	// group.consumer.session.timeout.ms decides instead.
+	SessionTimeout time.Duration `mapstructure:"session_timeout"`
+	// RebalanceTimeout is how long the group waits for every member to
+	// rejoin (after revoking what it must) during a rebalance; a member
+	// slower than that is removed from the group.
+	RebalanceTimeout time.Duration `mapstructure:"rebalance_timeout"`
+	// HeartbeatInterval is how often the member heartbeats; shorter than
+	// SessionTimeout (a third of it, usually). With KIP-848 the broker's
+	// group.consumer.heartbeat.interval.ms decides instead.
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat_interval"`
 	// RevokeTimeout bounds how long a revoked partition waits for its spans
 	// to be acknowledged before committing what was acknowledged.
 	RevokeTimeout time.Duration `mapstructure:"revoke_timeout"`
@@ -127,6 +153,9 @@ func DefaultConfig() Config {
 		StartOffset:        DefaultStartOffset,
 		CommitInterval:     DefaultCommitInterval,
 		RevokeTimeout:      DefaultRevokeTimeout,
+		SessionTimeout:     DefaultSessionTimeout,
+		RebalanceTimeout:   DefaultRebalanceTimeout,
+		HeartbeatInterval:  DefaultHeartbeatInterval,
 		ShutdownTimeout:    DefaultShutdownTimeout,
 		ExportQueueSize:    DefaultExportQueueSize,
 		ExportBatchSize:    DefaultExportBatchSize,
@@ -152,6 +181,21 @@ func (c Config) dlqTopic() string {
 func (c Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		return fmt.Errorf("brokers: %w", ErrNoBrokers)
+	}
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{"session_timeout", c.SessionTimeout},
+		{"rebalance_timeout", c.RebalanceTimeout},
+		{"heartbeat_interval", c.HeartbeatInterval},
+	} {
+		if d.v <= 0 {
+			return fmt.Errorf("%s %v: %w", d.key, d.v, ErrBadDuration)
+		}
+	}
+	if c.HeartbeatInterval >= c.SessionTimeout {
+		return fmt.Errorf("heartbeat_interval %v >= session_timeout %v: %w", c.HeartbeatInterval, c.SessionTimeout, ErrBadHeartbeat)
 	}
 	return c.ValidatePipeline()
 }

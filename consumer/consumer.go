@@ -211,7 +211,18 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	if cfg.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
 	}
-	kopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+	// The group timeouts come first so that WithKafkaOptions may override
+	// them; the options the contract needs come last and win.
+	kopts := []kgo.Opt{
+		kgo.ClientID("sessiontrace"),
+		kgo.SessionTimeout(cfg.SessionTimeout),
+		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
+		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+	}
+	if cfg.InstanceID != "" {
+		kopts = append(kopts, kgo.InstanceID(cfg.InstanceID))
+	}
+	kopts = append(kopts, c.kopts...)
 	kopts = append(kopts,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
