@@ -12,7 +12,8 @@
 //   - Duration is session.duration_seconds (the root's own end minus start
 //     when the attribute is missing). Median and p90 are exact nearest-rank
 //     quantiles: the value at rank ceil(q·n) of the sorted durations.
-//   - Matches are session.matches_played, bucketed 0, 1, 2, 3, 4 and 5+.
+//   - Matches are session.matches_played (games entered, so a crash during
+//     the first match counts 1), bucketed 0, 1, 2, 3, 4 and 5+.
 //   - End reasons and end types are session.end_reason and session.end_type;
 //     a share is the count over all sessions.
 //   - Phase shares divide the summed durations of the phase spans of finished
