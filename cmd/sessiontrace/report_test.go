@@ -197,8 +197,9 @@ func TestReportChromium(t *testing.T) {
 			t.Errorf("the rendered DOM has no %q", w)
 		}
 	}
-	if n := strings.Count(dom, "<svg"); n != 6 {
-		t.Errorf("the rendered DOM has %d charts, want 6", n)
+	// Six charts of the four answers, four of the time axis.
+	if n := strings.Count(dom, "<svg"); n != 10 {
+		t.Errorf("the rendered DOM has %d charts, want 10", n)
 	}
 	for _, u := range pageRequests(t, netlog) {
 		t.Errorf("the page requested %s", u)

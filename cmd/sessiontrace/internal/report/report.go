@@ -23,6 +23,11 @@
 //     and any gap between phases) is what is left of the session time after
 //     them. Loading runs beside the other phases, so its share is reported on
 //     its own line and is not part of that sum. Login spans last no time.
+//   - The time axis (Report.Timeline) puts each session in the hour or day
+//     of its start; see MaxHourlySpan for which.
+//   - A comparison gives every difference a 95% confidence interval and
+//     marks the rows whose interval includes zero as not significant; see
+//     Level for the methods.
 package report
 
 import (
@@ -30,6 +35,7 @@ import (
 	"context"
 	"math"
 	"slices"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -59,6 +65,7 @@ const All = "all"
 type session struct {
 	platform, version   string
 	endReason, endType  string
+	start               int64 // the root span's start, Unix nanoseconds
 	durationSeconds     float64
 	matches             int64
 	spanNanos           int64
@@ -114,6 +121,7 @@ func (c *Collector) add(sp *lifecycle.Span) {
 	}
 	s := session{
 		platform: Unknown, version: Unknown, endReason: Unknown, endType: Unknown,
+		start:           sp.Start,
 		durationSeconds: float64(sp.End-sp.Start) / 1e9,
 		spanNanos:       sp.End - sp.Start,
 	}
@@ -172,6 +180,14 @@ type Report struct {
 	// SessionSeconds is the summed duration of the finished sessions, the
 	// denominator of the phase shares.
 	SessionSeconds float64
+	// BucketWidth is Hour or Day (see MaxHourlySpan), and Timeline has one
+	// bucket per BucketWidth from the first session start to the last; both
+	// are empty without sessions.
+	BucketWidth time.Duration
+	Timeline    []TimeBucket
+
+	// sessions are kept for the intervals of a comparison.
+	sessions []session
 }
 
 // DurationRow is the session duration distribution of one group.
@@ -201,7 +217,10 @@ type Count struct {
 // Report aggregates what was collected. source names the input; open is the
 // number of sessions still open at its end (consumer.ReplayStats.Open).
 func (c *Collector) Report(source string, open int) *Report {
-	r := &Report{Source: source, Sessions: len(c.sessions), Open: open}
+	r := &Report{Source: source, Sessions: len(c.sessions), Open: open, sessions: c.sessions}
+	if w, first, last, ok := bucketWidth(c.sessions); ok {
+		r.BucketWidth, r.Timeline = w, timeline(c.sessions, w, first, last)
+	}
 	r.Durations = durationRows(c.sessions)
 
 	buckets := make([]float64, len(MatchBuckets))
@@ -264,22 +283,15 @@ func endTypesByVersion(sessions []session, order []Count) []VersionEndTypes {
 }
 
 func durationRows(sessions []session) []DurationRow {
-	type key struct{ platform, version string }
-	groups := map[key][]float64{}
-	for _, s := range sessions {
-		for _, k := range []key{{s.platform, s.version}, {s.platform, All}, {All, All}} {
-			groups[k] = append(groups[k], s.durationSeconds)
-		}
-	}
-	keys := make([]key, 0, len(groups))
+	groups := durationGroups(sessions)
+	keys := make([]groupKey, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b key) int { return compareGroups(a.platform, a.version, b.platform, b.version) })
+	slices.SortFunc(keys, func(a, b groupKey) int { return compareGroups(a.platform, a.version, b.platform, b.version) })
 	rows := make([]DurationRow, 0, len(keys))
 	for _, k := range keys {
 		d := groups[k]
-		slices.Sort(d)
 		rows = append(rows, DurationRow{Platform: k.platform, Version: k.version, Sessions: len(d),
 			Median: Quantile(d, 0.5), P90: Quantile(d, 0.9)})
 	}

@@ -1,0 +1,113 @@
+package report
+
+import (
+	"slices"
+	"time"
+)
+
+// The time axis. Sessions are placed in the bucket of their start (the root
+// span's start, UTC). The bucket is an hour when the first and the last
+// session start lie at most MaxHourlySpan apart, so that a week of traffic
+// still shows the hour a build went bad, and a UTC day otherwise. Buckets
+// are aligned to whole hours or days and run without gaps from the first
+// session's to the last one's, empty ones included, so that a step stays
+// where it happened.
+const (
+	// MaxHourlySpan is the longest span of session starts shown per hour.
+	MaxHourlySpan = 7 * 24 * time.Hour
+	// Hour and Day are the two bucket widths.
+	Hour = time.Hour
+	Day  = 24 * time.Hour
+)
+
+// TimeBucket is what the sessions that started in one bucket add up to.
+type TimeBucket struct {
+	// Start is the bucket's first instant (UTC).
+	Start time.Time
+	// Sessions counts the finished sessions that started in the bucket.
+	Sessions int
+	// Median is their nearest-rank median duration in seconds; NaN when
+	// the bucket is empty.
+	Median float64
+	// Crashes counts those whose session.end_type is crash; CrashShare is
+	// Crashes over Sessions (0 when empty).
+	Crashes    int
+	CrashShare float64
+	// MatchesPerSession is the mean session.matches_played (games
+	// entered); NaN when empty.
+	MatchesPerSession float64
+}
+
+// bucketWidth applies the rule above to the session starts of every input.
+func bucketWidth(inputs ...[]session) (width time.Duration, first, last int64, ok bool) {
+	for _, ss := range inputs {
+		for _, s := range ss {
+			if !ok || s.start < first {
+				first = s.start
+			}
+			if !ok || s.start > last {
+				last = s.start
+			}
+			ok = true
+		}
+	}
+	if !ok {
+		return 0, 0, 0, false
+	}
+	width = Hour
+	if time.Duration(last-first) > MaxHourlySpan {
+		width = Day
+	}
+	return width, first, last, true
+}
+
+// timeline buckets sessions by start over [first, last] with width.
+func timeline(sessions []session, width time.Duration, first, last int64) []TimeBucket {
+	from := time.Unix(0, first).UTC().Truncate(width)
+	n := int(time.Unix(0, last).UTC().Sub(from)/width) + 1
+	out := make([]TimeBucket, n)
+	durations := make([][]float64, n)
+	matches := make([]int64, n)
+	for i := range out {
+		out[i].Start = from.Add(time.Duration(i) * width)
+	}
+	for _, s := range sessions {
+		i := int(time.Unix(0, s.start).UTC().Sub(from) / width)
+		if i < 0 || i >= n {
+			continue // outside the range asked for; never for its own input
+		}
+		out[i].Sessions++
+		durations[i] = append(durations[i], s.durationSeconds)
+		matches[i] += s.matches
+		if s.endType == endTypeCrash {
+			out[i].Crashes++
+		}
+	}
+	for i := range out {
+		b := &out[i]
+		slices.Sort(durations[i])
+		b.Median = Quantile(durations[i], 0.5)
+		b.CrashShare = ratio(float64(b.Crashes), float64(b.Sessions))
+		b.MatchesPerSession = nan
+		if b.Sessions > 0 {
+			b.MatchesPerSession = float64(matches[i]) / float64(b.Sessions)
+		}
+	}
+	return out
+}
+
+// widthName is how the bucket width is named in the output.
+func widthName(width time.Duration) string {
+	if width == Day {
+		return "day"
+	}
+	return "hour"
+}
+
+// bucketLabel writes a bucket's start as the text output shows it.
+func bucketLabel(t time.Time, width time.Duration) string {
+	if width == Day {
+		return t.Format("2006-01-02")
+	}
+	return t.Format("2006-01-02T15:04Z")
+}
