@@ -20,10 +20,12 @@ type Comparison struct {
 	// with the end types in the order of EndTypes.
 	EndTypesByVersion []VersionDelta
 	// BucketWidth and Timeline are the time axis of both inputs together:
-	// the width follows from the span of all session starts (MaxHourlySpan),
-	// and each bucket holds what each side has in it.
-	BucketWidth time.Duration
-	Timeline    []TimeDelta
+	// the width follows from the span of all session starts, FirstStart to
+	// LastStart (MaxHourlySpan, MaxDailySpan), and each bucket holds what
+	// each side has in it.
+	BucketWidth           time.Duration
+	Timeline              []TimeDelta
+	FirstStart, LastStart time.Time
 }
 
 // TimeDelta pairs the sessions of both inputs that started in one bucket.
@@ -106,12 +108,15 @@ func Compare(base, cand *Report) *Comparison {
 		p.CI = ratioDiff(bm[p.Name], cm[p.Name])
 	}
 	c.EndTypesByVersion = pairVersions(base.EndTypesByVersion, cand.EndTypesByVersion, c.EndTypes)
-	if w, first, last, ok := bucketWidth(base.sessions, cand.sessions); ok {
+	if w, first, last, ok := bucketWidth(base.sessions, cand.sessions); ok && w > 0 {
+		c.FirstStart, c.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 		c.BucketWidth = w
 		bt, ct := timeline(base.sessions, w, first, last), timeline(cand.sessions, w, first, last)
 		for i := range bt {
 			c.Timeline = append(c.Timeline, TimeDelta{Start: bt[i].Start, Base: bt[i], Cand: ct[i]})
 		}
+	} else if ok {
+		c.FirstStart, c.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 	}
 	return c
 }

@@ -367,6 +367,8 @@ func WriteHTML(w io.Writer, r *Report) error {
 		// First: when something changed is the first question.
 		p.Sections = slices.Insert(p.Sections, 0, section{Title: tables[6].title, Note: tables[6].note + ".",
 			Chart: timeCharts(starts, r.BucketWidth, r.Timeline), Table: tables[6], Fold: true})
+	} else if r.Sessions > 0 {
+		p.Sections = slices.Insert(p.Sections, 0, section{Title: tables[6].title, Note: tables[6].note + "."})
 	}
 	return writePage(w, p)
 }
@@ -443,6 +445,8 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 		}
 		p.Sections = slices.Insert(p.Sections, 0, section{Title: tables[6].title, Note: tables[6].note + ".", Legend: legend,
 			Chart: timeCharts(starts, c.BucketWidth, base, cand), Table: tables[6], Fold: true})
+	} else if !c.FirstStart.IsZero() {
+		p.Sections = slices.Insert(p.Sections, 0, section{Title: tables[6].title, Note: tables[6].note + "."})
 	}
 	return writePage(w, p)
 }

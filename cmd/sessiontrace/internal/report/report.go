@@ -35,7 +35,10 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -150,11 +153,28 @@ func (c *Collector) add(sp *lifecycle.Span) {
 	c.sessions = append(c.sessions, s)
 }
 
+// nonEmpty is a producer's value as the report shows it: Unknown when
+// empty, and printable (see printable).
 func nonEmpty(s string) string {
 	if s == "" {
 		return Unknown
 	}
-	return s
+	return printable(s)
+}
+
+// printable returns s unchanged when it is valid UTF-8 of printable
+// characters, and otherwise as Go would quote it without the quotes:
+// control characters, invalid bytes, line and paragraph separators become
+// escapes such as \x1b, \n and \u2028 (and a backslash or quote beside
+// them is escaped too). Producers' values reach a terminal and an HTML page
+// through the report; an escape sequence must neither act on the terminal
+// nor break a table's columns.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // Report is the aggregate of one input.
@@ -182,9 +202,11 @@ type Report struct {
 	SessionSeconds float64
 	// BucketWidth is Hour or Day (see MaxHourlySpan), and Timeline has one
 	// bucket per BucketWidth from the first session start to the last; both
-	// are empty without sessions.
-	BucketWidth time.Duration
-	Timeline    []TimeBucket
+	// are empty without sessions, or when FirstStart and LastStart (of
+	// every session) lie more than MaxDailySpan apart.
+	BucketWidth           time.Duration
+	Timeline              []TimeBucket
+	FirstStart, LastStart time.Time
 
 	// sessions are kept for the intervals of a comparison.
 	sessions []session
@@ -217,9 +239,12 @@ type Count struct {
 // Report aggregates what was collected. source names the input; open is the
 // number of sessions still open at its end (consumer.ReplayStats.Open).
 func (c *Collector) Report(source string, open int) *Report {
-	r := &Report{Source: source, Sessions: len(c.sessions), Open: open, sessions: c.sessions}
+	r := &Report{Source: printable(source), Sessions: len(c.sessions), Open: open, sessions: c.sessions}
 	if w, first, last, ok := bucketWidth(c.sessions); ok {
-		r.BucketWidth, r.Timeline = w, timeline(c.sessions, w, first, last)
+		r.FirstStart, r.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		if w > 0 {
+			r.BucketWidth, r.Timeline = w, timeline(c.sessions, w, first, last)
+		}
 	}
 	r.Durations = durationRows(c.sessions)
 

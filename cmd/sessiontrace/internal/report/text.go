@@ -129,6 +129,9 @@ func writeTables(w io.Writer, heading []string, tables []table) error {
 		if t.note != "" {
 			b.WriteString(t.note + "\n")
 		}
+		if len(t.header) == 0 {
+			continue
+		}
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, strings.Join(t.header, "\t"))
 		for _, r := range t.rows {
@@ -203,7 +206,7 @@ func reportTables(r *Report) []table {
 		versionTable(r),
 		counts("End reasons", "END REASON", r.EndReasons),
 		ph,
-		timeTable(r.BucketWidth, r.Timeline),
+		timeTable(r.BucketWidth, r.Timeline, r.FirstStart, r.LastStart),
 	}
 }
 
@@ -213,11 +216,21 @@ func timeTitle(width time.Duration) string {
 }
 
 func timeNote(width time.Duration) string {
-	return fmt.Sprintf("per hour when the session starts span at most %d days, else per day; crash: share of the bucket's sessions that ended in a crash; matches: games entered per session",
-		int(MaxHourlySpan/Day))
+	return fmt.Sprintf("per hour when the session starts span at most %d days, else per UTC day (up to %d days); crash: share of the bucket's sessions that ended in a crash; matches: games entered per session",
+		int(MaxHourlySpan/Day), int(MaxDailySpan/Day))
 }
 
-func timeTable(width time.Duration, buckets []TimeBucket) table {
+// timeTable is the time axis; without one (sessions more than MaxDailySpan
+// apart), a note of the span instead.
+func timeTable(width time.Duration, buckets []TimeBucket, first, last time.Time) table {
+	if width == 0 {
+		t := table{title: "Over time", note: "no time axis"}
+		if !first.IsZero() {
+			t.note = fmt.Sprintf("left out: the sessions started from %s to %s, more than %d days apart",
+				first.Format(time.RFC3339), last.Format(time.RFC3339), int(MaxDailySpan/Day))
+		}
+		return t
+	}
 	t := table{title: timeTitle(width), note: timeNote(width),
 		header: []string{strings.ToUpper(widthName(width)), "SESSIONS", "MEDIAN", "CRASH", "MATCHES/SESSION"}}
 	for _, b := range buckets {
@@ -351,6 +364,9 @@ func comparisonTables(c *Comparison) []table {
 }
 
 func comparisonTimeTable(c *Comparison) table {
+	if c.BucketWidth == 0 {
+		return timeTable(0, nil, c.FirstStart, c.LastStart)
+	}
 	t := table{title: timeTitle(c.BucketWidth) + ", baseline -> candidate", note: timeNote(c.BucketWidth),
 		header: []string{strings.ToUpper(widthName(c.BucketWidth)), "SESSIONS", "MEDIAN", "CRASH", "MATCHES/SESSION"}}
 	for _, d := range c.Timeline {

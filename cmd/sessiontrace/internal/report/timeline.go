@@ -11,10 +11,13 @@ import (
 // still shows the hour a build went bad, and a UTC day otherwise. Buckets
 // are aligned to whole hours or days and run without gaps from the first
 // session's to the last one's, empty ones included, so that a step stays
-// where it happened.
+// where it happened. Session starts more than MaxDailySpan apart (a
+// producer's clock far off) get no time axis, only a note of their span.
 const (
 	// MaxHourlySpan is the longest span of session starts shown per hour.
 	MaxHourlySpan = 7 * 24 * time.Hour
+	// MaxDailySpan is the longest span of session starts shown at all.
+	MaxDailySpan = 400 * 24 * time.Hour
 	// Hour and Day are the two bucket widths.
 	Hour = time.Hour
 	Day  = 24 * time.Hour
@@ -38,7 +41,9 @@ type TimeBucket struct {
 	MatchesPerSession float64
 }
 
-// bucketWidth applies the rule above to the session starts of every input.
+// bucketWidth applies the rule above to the session starts of every input;
+// width is 0 when they span more than MaxDailySpan, and ok false without
+// sessions.
 func bucketWidth(inputs ...[]session) (width time.Duration, first, last int64, ok bool) {
 	for _, ss := range inputs {
 		for _, s := range ss {
@@ -54,8 +59,11 @@ func bucketWidth(inputs ...[]session) (width time.Duration, first, last int64, o
 	if !ok {
 		return 0, 0, 0, false
 	}
-	width = Hour
-	if time.Duration(last-first) > MaxHourlySpan {
+	span := uint64(last - first) // overflows int64 for starts centuries apart
+	switch {
+	case span <= uint64(MaxHourlySpan):
+		width = Hour
+	case span <= uint64(MaxDailySpan):
 		width = Day
 	}
 	return width, first, last, true

@@ -62,6 +62,8 @@ func TestTimelineBucketRule(t *testing.T) {
 			time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC), append(append([]int{1}, make([]int, 167)...), 1), 1},
 		{"more than a week is daily", []time.Duration{0, report.MaxHourlySpan + time.Minute}, report.Day,
 			time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), []int{1, 0, 0, 0, 0, 0, 0, 1}, 1},
+		{"more than 400 days has none", []time.Duration{0, report.MaxDailySpan + time.Hour}, 0, time.Time{}, nil, -1},
+		{"centuries apart has none", []time.Duration{0, 200 * 365 * 24 * time.Hour}, 0, time.Time{}, nil, -1},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			col := report.NewCollector()
@@ -86,6 +88,19 @@ func TestTimelineBucketRule(t *testing.T) {
 			}
 			if len(r.Timeline) != len(c.buckets) {
 				t.Fatalf("%d buckets, want %d", len(r.Timeline), len(c.buckets))
+			}
+			if !r.FirstStart.Equal(t0) || !r.LastStart.Equal(t0.Add(c.starts[len(c.starts)-1])) {
+				t.Errorf("session starts %s to %s, want %s to %s", r.FirstStart, r.LastStart, t0, t0.Add(c.starts[len(c.starts)-1]))
+			}
+			if c.width == 0 {
+				var out bytes.Buffer
+				if err := report.WriteText(&out, r); err != nil {
+					t.Fatal(err)
+				}
+				if !strings.Contains(out.String(), "Over time\nleft out: the sessions started from 2026-03-01T10:30:00Z") {
+					t.Errorf("the text report does not say why it has no time axis:\n%s", out.String())
+				}
+				return
 			}
 			for i, b := range r.Timeline {
 				if want := c.first.Add(time.Duration(i) * c.width); !b.Start.Equal(want) {
