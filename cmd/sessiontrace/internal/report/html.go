@@ -117,7 +117,7 @@ const (
 // the inputs side by side in each bucket's slot; a NaN value (an empty
 // bucket) draws nothing. Labels on the axis mark whole days, or hours when
 // there is room; every bar has a tooltip with its bucket and value.
-func timeChart(title string, starts []time.Time, width time.Duration, series [][]float64, format func(float64) string) template.HTML {
+func timeChart(title string, starts []time.Time, width time.Duration, series [][]float64, format func(float64) string, left float64) template.HTML {
 	top := 0.0
 	for _, vs := range series {
 		for _, v := range vs {
@@ -127,7 +127,6 @@ func timeChart(title string, starts []time.Time, width time.Duration, series [][
 		}
 	}
 	topLabel, zeroLabel := format(top), format(0)
-	left := math.Ceil(max(textWidth(topLabel), textWidth(zeroLabel)) + 10)
 	plotW := float64(chartWidth) - left - 8
 	n := max(len(starts), 1)
 	slot := plotW / float64(n)
@@ -210,8 +209,7 @@ func timeCharts(starts []time.Time, width time.Duration, sides ...[]TimeBucket) 
 		}
 		return out
 	}
-	var b strings.Builder
-	for _, c := range []struct {
+	charts := []struct {
 		title  string
 		f      func(TimeBucket) float64
 		format func(float64) string
@@ -220,9 +218,25 @@ func timeCharts(starts []time.Time, width time.Duration, sides ...[]TimeBucket) 
 		{"Median session duration", func(b TimeBucket) float64 { return b.Median }, FormatDuration},
 		{"Crash share", func(b TimeBucket) float64 { return b.CrashShare }, pct},
 		{"Matches per session (games entered)", func(b TimeBucket) float64 { return b.MatchesPerSession }, func(v float64) string { return fmt.Sprintf("%.2f", v) }},
-	} {
+	}
+	// One left margin for all four, wide enough for every scale label, so
+	// that their time axes line up and a step reads across them.
+	left := 0.0
+	for _, c := range charts {
+		for _, vs := range measure(c.f) {
+			for _, v := range vs {
+				if !math.IsNaN(v) {
+					left = max(left, textWidth(c.format(v)))
+				}
+			}
+		}
+		left = max(left, textWidth(c.format(0)))
+	}
+	left = math.Ceil(left + 10)
+	var b strings.Builder
+	for _, c := range charts {
 		fmt.Fprintf(&b, "<h3>%s</h3>\n", html.EscapeString(c.title))
-		b.WriteString(string(timeChart(c.title+" per "+widthName(width), starts, width, measure(c.f), c.format)))
+		b.WriteString(string(timeChart(c.title+" per "+widthName(width), starts, width, measure(c.f), c.format, left)))
 		b.WriteString("\n")
 	}
 	return template.HTML(b.String()) //nolint:gosec // built from escaped parts
@@ -267,7 +281,8 @@ p.note { color: #555; font-size: .92em; }
 svg { display: block; margin: .6em 0; font-size: 12px; }
 svg text { fill: #222; }
 table { border-collapse: collapse; margin: .6em 0 1em; font-size: .92em; }
-th, td { padding: .2em .7em; text-align: right; border-bottom: 1px solid #eee; }
+th, td { padding: .2em .7em; text-align: right; border-bottom: 1px solid #eee; white-space: nowrap; }
+div.table { overflow-x: auto; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f4f4f4; }
 .legend span { display: inline-block; margin-right: 1.2em; }
@@ -283,12 +298,12 @@ th { background: #f4f4f4; }
 {{end}}{{if .Legend}}<p class="legend">{{range .Legend}}<span><i style="background: {{.Colour}}"></i>{{.Label}}</span>{{end}}</p>
 {{end}}{{.Chart}}
 {{if .Table.Rows}}{{if .Fold}}<details><summary>the table ({{len .Table.Rows}} rows)</summary>
-{{end}}<table>
+{{end}}<div class="table"><table>
 <thead><tr>{{range .Table.Header}}<th>{{.}}</th>{{end}}</tr></thead>
 <tbody>
 {{range .Table.Rows}}<tr>{{range .}}<td>{{.}}</td>{{end}}</tr>
 {{end}}</tbody>
-</table>
+</table></div>
 {{if .Fold}}</details>
 {{end}}{{end}}</section>
 {{end}}</body>
@@ -383,9 +398,9 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 	for _, d := range c.Durations {
 		label := fmt.Sprintf("%s (%d -> %d)", groupLabel(d.Platform, d.Version), d.Base.Sessions, d.Cand.Sessions)
 		median = append(median, barRow{Label: label, Values: []float64{d.Base.Median, d.Cand.Median},
-			Texts: []string{FormatDuration(d.Base.Median), FormatDuration(d.Cand.Median) + "  " + formatDelta(d.Base.Median, d.Cand.Median) + mark(d.MedianCI)}})
+			Texts: barTexts(d.Base.Median, d.Cand.Median, d.MedianCI)})
 		p90 = append(p90, barRow{Label: label, Values: []float64{d.Base.P90, d.Cand.P90},
-			Texts: []string{FormatDuration(d.Base.P90), FormatDuration(d.Cand.P90) + "  " + formatDelta(d.Base.P90, d.Cand.P90) + mark(d.P90CI)}})
+			Texts: barTexts(d.Base.P90, d.Cand.P90, d.P90CI)})
 	}
 	pairs := func(ds []CountDelta, label func(string) string) []barRow {
 		rows := make([]barRow, 0, len(ds))
@@ -449,6 +464,22 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 		p.Sections = slices.Insert(p.Sections, 0, section{Title: tables[6].title, Note: tables[6].note + "."})
 	}
 	return writePage(w, p)
+}
+
+// barTexts are the texts of a duration's two bars: each side's value
+// ("no sessions" when it has none), the candidate's with the difference.
+func barTexts(base, cand float64, iv Interval) []string {
+	side := func(v float64) string {
+		if math.IsNaN(v) {
+			return "no sessions"
+		}
+		return FormatDuration(v)
+	}
+	c := side(cand)
+	if !math.IsNaN(base) && !math.IsNaN(cand) {
+		c += "  " + formatDelta(base, cand) + mark(iv)
+	}
+	return []string{side(base), c}
 }
 
 // mark is the n.s. mark of a chart's text, for a difference whose interval
