@@ -260,7 +260,7 @@ func TestReportChromium(t *testing.T) {
 	common := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--user-data-dir=" + filepath.Join(dir, "profile"), "--enable-logging=stderr", "--v=0",
-		"--window-size=1200,4200",
+		"--window-size=1200,9000",
 		// Any host the page asked for would fail to resolve, offline or not.
 		"--host-resolver-rules=MAP * ~NOTFOUND"}
 	runBrowser := func(args ...string) (stdout, stderr string) {
