@@ -179,3 +179,32 @@ func TestRatioDiff(t *testing.T) {
 		t.Errorf("one session gave an interval %+v", iv)
 	}
 }
+
+// TestCICell: the interval cells of the text tables, and the n.s. mark on
+// exactly the intervals that include zero.
+func TestCICell(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		iv       Interval
+		duration bool
+		want     string
+	}{
+		{"share above zero", Interval{Lo: 0.089, Hi: 0.097, OK: true}, false, "[+8.9, +9.7] pp"},
+		{"share across zero", Interval{Lo: -0.25, Hi: 0.686, OK: true}, false, "[-25.0, +68.6] pp n.s."},
+		{"share below zero", Interval{Lo: -0.2, Hi: -0.01, OK: true}, false, "[-20.0, -1.0] pp"},
+		{"zero is an end", Interval{Lo: 0, Hi: 0.1, OK: true}, false, "[+0.0, +10.0] pp n.s."},
+		{"duration below zero", Interval{Lo: -650, Hi: -24.5, OK: true}, true, "[-10m50s, -24.5s]"},
+		{"duration across zero", Interval{Lo: -176, Hi: 317, OK: true}, true, "[-2m56s, +5m17s] n.s."},
+		{"none", Interval{}, true, "-"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := shareCICell(c.iv)
+			if c.duration {
+				got = durationCI(c.iv)
+			}
+			if got != c.want {
+				t.Errorf("cell %q, want %q", got, c.want)
+			}
+		})
+	}
+}
