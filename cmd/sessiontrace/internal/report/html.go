@@ -108,6 +108,7 @@ func barChart(title string, rows []barRow, scale float64) template.HTML {
 }
 
 const (
+	timeChartWidth = 1000 // px: a week of hours gets about 5.8 px a bar
 	timePlotHeight = 110
 	timeAxisHeight = 22
 	timeTop        = 14
@@ -127,7 +128,7 @@ func timeChart(title string, starts []time.Time, width time.Duration, series [][
 		}
 	}
 	topLabel, zeroLabel := format(top), format(0)
-	plotW := float64(chartWidth) - left - 8
+	plotW := float64(timeChartWidth) - left - 8
 	n := max(len(starts), 1)
 	slot := plotW / float64(n)
 	var b strings.Builder
@@ -191,7 +192,7 @@ func timeChart(title string, starts []time.Time, width time.Duration, series [][
 	height := timeTop + timePlotHeight + timeAxisHeight
 	return template.HTML(fmt.Sprintf( //nolint:gosec // every interpolated string is escaped above
 		`<svg xmlns="http://www.w3.org/2000/svg" role="img" aria-label="%s" width="%d" height="%d" viewBox="0 0 %d %d">%s</svg>`,
-		html.EscapeString(title), chartWidth, height, chartWidth, height, b.String()))
+		html.EscapeString(title), timeChartWidth, height, timeChartWidth, height, b.String()))
 }
 
 // timeCharts are the four charts of a time axis, one per measure.
@@ -414,9 +415,18 @@ func WriteComparisonHTML(w io.Writer, c *Comparison) error {
 	var byVersion []barRow
 	for _, v := range c.EndTypesByVersion {
 		for _, e := range v.EndTypes {
-			byVersion = append(byVersion, barRow{Label: fmt.Sprintf("%s %s (%d -> %d)", v.Version, e.Name, v.BaseSessions, v.CandSessions),
+			row := barRow{Label: fmt.Sprintf("%s %s (%d -> %d)", v.Version, e.Name, v.BaseSessions, v.CandSessions),
 				Values: []float64{e.Base.Share, e.Cand.Share},
-				Texts:  []string{pct(e.Base.Share), pct(e.Cand.Share) + "  " + pp(e.Base.Share, e.Cand.Share) + mark(e.CI)}})
+				Texts:  []string{pct(e.Base.Share), pct(e.Cand.Share) + "  " + pp(e.Base.Share, e.Cand.Share) + mark(e.CI)}}
+			// A version one side does not have has no share there, and
+			// no difference.
+			if v.BaseSessions == 0 {
+				row.Values[0], row.Texts = nan, []string{"no sessions", pct(e.Cand.Share)}
+			}
+			if v.CandSessions == 0 {
+				row.Values[1], row.Texts = nan, []string{pct(e.Base.Share), "no sessions"}
+			}
+			byVersion = append(byVersion, row)
 		}
 	}
 	// The scale of every duration chart is the largest p90, so that the

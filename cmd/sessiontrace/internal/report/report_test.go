@@ -250,6 +250,11 @@ func TestHTMLSelfContained(t *testing.T) {
 					t.Errorf("page references %q", u)
 				}
 			}
+			// The hostile candidate has no version 1.0, whose baseline
+			// sessions are 66.7% graceful: no 0.0% and no -66.7 pp for it.
+			if c.name == "comparison" && (strings.Contains(page, "0.0%  -66.7 pp") || !strings.Contains(page, "no sessions")) {
+				t.Error("a version the candidate does not have shows a share and a difference")
+			}
 			if !strings.Contains(page, "<svg") || !strings.HasPrefix(page, "<!DOCTYPE html>") {
 				t.Errorf("page has no chart or no doctype:\n%.300s", page)
 			}

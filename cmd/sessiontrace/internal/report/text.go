@@ -231,13 +231,23 @@ func timeTable(width time.Duration, buckets []TimeBucket, first, last time.Time)
 		}
 		return t
 	}
-	t := table{title: timeTitle(width), note: timeNote(width),
+	t := table{title: timeTitle(width), note: timeNote(width) + bucketRange(width, len(buckets), buckets[0].Start),
 		header: []string{strings.ToUpper(widthName(width)), "SESSIONS", "MEDIAN", "CRASH", "MATCHES/SESSION"}}
 	for _, b := range buckets {
 		t.rows = append(t.rows, []string{bucketLabel(b.Start, width), fmt.Sprint(b.Sessions), FormatDuration(b.Median),
 			bucketShare(b), formatMean(b.MatchesPerSession)})
 	}
 	return t
+}
+
+// bucketRange says how many buckets there are and which the first and the
+// last are.
+func bucketRange(width time.Duration, n int, first time.Time) string {
+	unit := widthName(width) + "s"
+	if n == 1 {
+		unit = widthName(width)
+	}
+	return fmt.Sprintf("; %d %s, %s to %s", n, unit, bucketLabel(first, width), bucketLabel(first.Add(time.Duration(n-1)*width), width))
 }
 
 func bucketShare(b TimeBucket) string {
@@ -367,7 +377,8 @@ func comparisonTimeTable(c *Comparison) table {
 	if c.BucketWidth == 0 {
 		return timeTable(0, nil, c.FirstStart, c.LastStart)
 	}
-	t := table{title: timeTitle(c.BucketWidth) + ", baseline -> candidate", note: timeNote(c.BucketWidth),
+	t := table{title: timeTitle(c.BucketWidth) + ", baseline -> candidate",
+		note:   timeNote(c.BucketWidth) + bucketRange(c.BucketWidth, len(c.Timeline), c.Timeline[0].Start),
 		header: []string{strings.ToUpper(widthName(c.BucketWidth)), "SESSIONS", "MEDIAN", "CRASH", "MATCHES/SESSION"}}
 	for _, d := range c.Timeline {
 		t.rows = append(t.rows, []string{bucketLabel(d.Start, c.BucketWidth),
