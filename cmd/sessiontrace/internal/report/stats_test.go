@@ -193,6 +193,8 @@ func TestCICell(t *testing.T) {
 		{"share across zero", Interval{Lo: -0.25, Hi: 0.686, OK: true}, false, "[-25.0, +68.6] pp n.s."},
 		{"share below zero", Interval{Lo: -0.2, Hi: -0.01, OK: true}, false, "[-20.0, -1.0] pp"},
 		{"zero is an end", Interval{Lo: 0, Hi: 0.1, OK: true}, false, "[+0.0, +10.0] pp n.s."},
+		{"narrow share", Interval{Lo: 0.00011, Hi: 0.00042, OK: true}, false, "[+0.011, +0.042] pp"},
+		{"a little narrow", Interval{Lo: 0.0004, Hi: 0.0021, OK: true}, false, "[+0.04, +0.21] pp"},
 		{"duration below zero", Interval{Lo: -650, Hi: -24.5, OK: true}, true, "[-10m50s, -24.5s]"},
 		{"duration across zero", Interval{Lo: -176, Hi: 317, OK: true}, true, "[-2m56s, +5m17s] n.s."},
 		{"none", Interval{}, true, "-"},

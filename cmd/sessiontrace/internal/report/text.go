@@ -84,8 +84,18 @@ func ciCell(iv Interval, format func(float64) string, unit string) string {
 
 func durationCI(iv Interval) string { return ciCell(iv, signedDuration, "") }
 
+// shareCICell writes a share interval in percentage points, with one
+// decimal or, for a narrow interval, as many as it takes to show its width
+// (at most three), so that a significant one never reads [+0.0, +0.0].
 func shareCICell(iv Interval) string {
-	return ciCell(iv, func(v float64) string { return fmt.Sprintf("%+.1f", v*100) }, " pp")
+	digits := 1
+	switch w := (iv.Hi - iv.Lo) * 100; {
+	case w < 0.05:
+		digits = 3
+	case w < 0.5:
+		digits = 2
+	}
+	return ciCell(iv, func(v float64) string { return fmt.Sprintf("%+.*f", digits, v*100) }, " pp")
 }
 
 // ciNote explains the interval columns of a comparison table.
