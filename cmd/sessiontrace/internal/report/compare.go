@@ -108,15 +108,15 @@ func Compare(base, cand *Report) *Comparison {
 		p.CI = ratioDiff(bm[p.Name], cm[p.Name])
 	}
 	c.EndTypesByVersion = pairVersions(base.EndTypesByVersion, cand.EndTypesByVersion, c.EndTypes)
-	if w, first, last, ok := bucketWidth(base.sessions, cand.sessions); ok && w > 0 {
+	if w, first, last, ok := bucketWidth(base.sessions, cand.sessions); ok {
 		c.FirstStart, c.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
-		c.BucketWidth = w
-		bt, ct := timeline(base.sessions, w, first, last), timeline(cand.sessions, w, first, last)
-		for i := range bt {
-			c.Timeline = append(c.Timeline, TimeDelta{Start: bt[i].Start, Base: bt[i], Cand: ct[i]})
+		if w > 0 {
+			c.BucketWidth = w
+			bt, ct := timeline(base.sessions, w, first, last), timeline(cand.sessions, w, first, last)
+			for i := range bt {
+				c.Timeline = append(c.Timeline, TimeDelta{Start: bt[i].Start, Base: bt[i], Cand: ct[i]})
+			}
 		}
-	} else if ok {
-		c.FirstStart, c.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 	}
 	return c
 }

@@ -103,13 +103,15 @@ func ciNote(method string) string {
 	return fmt.Sprintf("95%% CI: %s; %s: the interval includes zero, so the difference may be noise", method, notSignificant)
 }
 
-const (
-	shareMethod = "Wilson score interval per side, combined by Newcombe's method"
-	phaseMethod = "normal interval of the difference of two ratio estimators (delta-method variance), at least 20 sessions a side"
-)
+// How each table's intervals are made, as its note says.
+const shareMethod = "Wilson score interval per side, combined by Newcombe's method"
 
-var durationMethod = fmt.Sprintf("percentile bootstrap of the difference, %d seeded resamples a side, at least %d sessions a side (else -)",
-	BootstrapResamples, MinSessions)
+var (
+	durationMethod = fmt.Sprintf("percentile bootstrap of the difference, %d seeded resamples a side, at least %d sessions a side (else -)",
+		BootstrapResamples, MinSessions)
+	phaseMethod = fmt.Sprintf("normal interval of the difference of two ratio estimators (delta-method variance), at least %d sessions a side (else -)",
+		MinSessions)
+)
 
 // sides writes "base -> cand".
 func sides[T any](base, cand T, format func(T) string) string {
