@@ -33,7 +33,9 @@ session duration by client.platform × client.version, matches played per sessio
 phase, and a time axis: for every hour of session start (UTC), or every UTC day when the first and
 last session start lie more than 7 days apart (up to 400 days; beyond that it only says the span),
 the sessions started, their median duration, crash share and games entered per session. Buckets
-run without gaps, so a bad build shows as a step at the hour it shipped.
+run without gaps, so a bad build shows as a step at the hour it shipped; the heading names the
+bucket where the crash share changes most (the largest two-proportion z over every split), when
+that change passes a Bonferroni threshold (family-wise 5%).
 
 Its input is a FILE (as for replay; "-" is stdin) or, with --topic, a range of a Kafka topic. With
 --baseline and --candidate it prints, row by row, how the candidate differs from the baseline

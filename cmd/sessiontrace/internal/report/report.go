@@ -207,6 +207,9 @@ type Report struct {
 	BucketWidth           time.Duration
 	Timeline              []TimeBucket
 	FirstStart, LastStart time.Time
+	// CrashStep is where the crash share of Timeline changes most, and
+	// whether that change is beyond chance (see Step).
+	CrashStep Step
 
 	// sessions are kept for the intervals of a comparison.
 	sessions []session
@@ -244,6 +247,7 @@ func (c *Collector) Report(source string, open int) *Report {
 		r.FirstStart, r.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
 		if w > 0 {
 			r.BucketWidth, r.Timeline = w, timeline(c.sessions, w, first, last)
+			r.CrashStep = crashStep(r.Timeline)
 		}
 	}
 	r.Durations = durationRows(c.sessions)

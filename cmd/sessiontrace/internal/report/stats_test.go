@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 )
 
 // TestWilson checks the Wilson score interval against the published values
@@ -208,5 +209,30 @@ func TestCICell(t *testing.T) {
 				t.Errorf("cell %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+// TestCrashStep checks the change point against a hand computation. Four
+// hours of 100 sessions with 3, 3, 30 and 30 crashes: splitting after the
+// second gives 6/200 = 3% before and 60/200 = 30% after, pooled p = 66/400
+// = 0.165, se = sqrt(0.165·0.835·(1/200 + 1/200)) = 0.037118 and z = 0.27 /
+// 0.037118 = 7.2741; the other two splits give z = 4.1997. Three splits
+// make the Bonferroni threshold Φ⁻¹(1 − 0.05/6) = 2.39398.
+func TestCrashStep(t *testing.T) {
+	hour := func(i, crashes int) TimeBucket {
+		return TimeBucket{Start: time.Date(2026, 1, 1, i, 0, 0, 0, time.UTC), Sessions: 100, Crashes: crashes}
+	}
+	s := crashStep([]TimeBucket{hour(0, 3), hour(1, 3), hour(2, 30), hour(3, 30)})
+	if !s.Found || !s.At.Equal(time.Date(2026, 1, 1, 2, 0, 0, 0, time.UTC)) || s.Splits != 3 ||
+		math.Abs(s.Z-7.2741) > 1e-4 || math.Abs(s.Threshold-2.39398) > 1e-5 ||
+		s.BeforeSessions != 200 || s.AfterSessions != 200 || s.BeforeShare != 0.03 || s.AfterShare != 0.3 {
+		t.Errorf("step %+v, want at 02:00, z 7.2741 over threshold 2.39398 of 3 splits, 3%% of 200 then 30%% of 200", s)
+	}
+	// The same crash share every hour has no step; neither has one hour.
+	if s := crashStep([]TimeBucket{hour(0, 5), hour(1, 5), hour(2, 5), hour(3, 5)}); s.Found || s.Z != 0 {
+		t.Errorf("a flat share: step %+v, want none", s)
+	}
+	if s := crashStep([]TimeBucket{hour(0, 5)}); s.Splits != 0 || s.Found {
+		t.Errorf("one hour: step %+v, want no split", s)
 	}
 }

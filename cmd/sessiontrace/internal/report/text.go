@@ -159,11 +159,33 @@ func writeTables(w io.Writer, heading []string, tables []table) error {
 }
 
 func heading(r *Report) []string {
-	return []string{
+	h := []string{
 		"sessiontrace report: " + r.Source,
 		fmt.Sprintf("finished sessions: %d; still open at the end of the input (left out of every figure): %d", r.Sessions, r.Open),
 		crashLine(r),
 	}
+	if line := stepLine(r.CrashStep, r.BucketWidth); line != "" {
+		h = append(h, line)
+	}
+	return h
+}
+
+// stepLine says when the crash share changed, if it did beyond chance.
+func stepLine(s Step, width time.Duration) string {
+	if s.Splits == 0 {
+		return ""
+	}
+	if !s.Found {
+		return fmt.Sprintf("crash share over time: no step (no split of the %ss passes |z| > %.2f, Bonferroni %.0f%%)",
+			widthName(width), s.Threshold, StepAlpha*100)
+	}
+	dir := "up"
+	if s.Z < 0 {
+		dir = "down"
+	}
+	return fmt.Sprintf("crash share over time: steps %s at %s, from %s of %d sessions before to %s of %d from then on (z %.1f, above %.2f: Bonferroni %.0f%% over %d splits)",
+		dir, bucketLabel(s.At, width), pct(s.BeforeShare), s.BeforeSessions, pct(s.AfterShare), s.AfterSessions,
+		s.Z, s.Threshold, StepAlpha*100, s.Splits)
 }
 
 // crashLine is the headline a bad build shows in: the crash share overall

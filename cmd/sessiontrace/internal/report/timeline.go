@@ -1,6 +1,7 @@
 package report
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -118,4 +119,59 @@ func bucketLabel(t time.Time, width time.Duration) string {
 		return t.Format("2006-01-02")
 	}
 	return t.Format("2006-01-02T15:04Z")
+}
+
+// StepAlpha is the family-wise significance level of CrashStep: the
+// threshold of each of the m possible splits is Bonferroni's, alpha/m.
+const StepAlpha = 0.05
+
+// Step is where a time axis's crash share changes most: the split of the
+// buckets into before and from-then-on whose two shares differ by the
+// largest two-proportion z statistic (pooled standard error). Found says
+// whether that z passes the Bonferroni threshold for testing every split,
+// so that noise alone reports a step in at most StepAlpha of inputs.
+type Step struct {
+	At                            time.Time // the first bucket after the split
+	BeforeShare, AfterShare       float64
+	BeforeSessions, AfterSessions int
+	Z, Threshold                  float64
+	Splits                        int // how many splits were tried
+	Found                         bool
+}
+
+// crashStep finds the Step of buckets' crash share; Splits is 0 when there
+// are fewer than two buckets with sessions.
+func crashStep(buckets []TimeBucket) Step {
+	var total, crashes int
+	for _, b := range buckets {
+		total += b.Sessions
+		crashes += b.Crashes
+	}
+	var best Step
+	n1, x1 := 0, 0
+	for k := 1; k < len(buckets); k++ {
+		n1 += buckets[k-1].Sessions
+		x1 += buckets[k-1].Crashes
+		n2, x2 := total-n1, crashes-x1
+		if n1 == 0 || n2 == 0 {
+			continue
+		}
+		best.Splits++
+		p := float64(x1+x2) / float64(total)
+		se := math.Sqrt(p * (1 - p) * (1/float64(n1) + 1/float64(n2)))
+		if se == 0 {
+			continue
+		}
+		p1, p2 := float64(x1)/float64(n1), float64(x2)/float64(n2)
+		if z := (p2 - p1) / se; math.Abs(z) > math.Abs(best.Z) {
+			best.At, best.Z = buckets[k].Start, z
+			best.BeforeShare, best.AfterShare, best.BeforeSessions, best.AfterSessions = p1, p2, n1, n2
+		}
+	}
+	if best.Splits > 0 {
+		// The two-sided normal quantile of alpha/m: Φ⁻¹(1 − alpha/(2m)).
+		best.Threshold = math.Sqrt2 * math.Erfinv(1-StepAlpha/float64(best.Splits))
+		best.Found = math.Abs(best.Z) > best.Threshold
+	}
+	return best
 }

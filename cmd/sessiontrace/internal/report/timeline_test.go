@@ -149,10 +149,23 @@ func TestTimelineShowsCrashSpike(t *testing.T) {
 			t.Errorf("hour %s (before the spike: %t): crash share %.1f%% of %d sessions", b.Start.Format(time.RFC3339), before, b.CrashShare*100, b.Sessions)
 		}
 	}
-	// The text report shows the step in its rows.
+	// The report says when: the largest change of the crash share is at the
+	// spike's hour, beyond chance. A week without the spike has none.
+	if s := r.CrashStep; !s.Found || !s.At.Equal(from) || s.Z <= 0 {
+		t.Errorf("crash step %+v, want one up at %s", s, from)
+	}
+	calm := cfg
+	calm.CrashSpike = simulate.CrashSpike{}
+	if s := simulated(t, calm, "calm week").CrashStep; s.Found {
+		t.Errorf("a week without a spike has a crash step: %+v", s)
+	}
+	// The text report shows the step in its heading and its rows.
 	var out bytes.Buffer
 	if err := report.WriteText(&out, r); err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "crash share over time: steps up at 2026-01-04T08:00Z, from ") {
+		t.Errorf("the text report does not say when the crash share stepped up:\n%.600s", out.String())
 	}
 	for _, row := range []int{spikeHour - 1, spikeHour} {
 		b := r.Timeline[row]
