@@ -37,20 +37,22 @@
 //     current phase; loading.finish closes it (loading.assets_count,
 //     loading.total_size_mb when present). While it is open the phase is
 //     loading.
-//   - game.enter opens session.phase.in_game (server.id, game.map,
-//     session.match_number = matches played + 1); game.leave closes it
-//     (game.result, game.score when present), counts a match played and puts
-//     the player in the menu (no span).
+//   - game.enter counts a match played (as the guide counts them: a game is
+//     played once entered) and opens session.phase.in_game (server.id,
+//     game.map, session.match_number = matches played, counting this one);
+//     game.leave closes it (game.result, game.score when present), counts a
+//     match completed and puts the player in the menu (no span).
 //   - Opening a phase while one is open: matchmaking and in_game exclude each
 //     other, so opening one closes an open one of the other kind with
 //     phase.ended_by "next_phase", and an open one of the same kind (entered
 //     again without leaving) with "superseded"; a loading.start while loading
 //     closes the old loading as "superseded". Loading never closes, nor is
 //     closed by, matchmaking or in_game. A game that did not end with
-//     game.leave does not count as a match played.
+//     game.leave counts as played, not completed.
 //   - session.disconnect ends the session: open phases close with
 //     phase.ended_by "disconnect", the root with session.duration_seconds
-//     (rounded to one decimal), session.matches_played, session.end_reason (the
+//     (rounded to one decimal), session.matches_played (games entered),
+//     session.matches_completed (games left), session.end_reason (the
 //     event's reason, "unknown" if absent), session.end_phase and
 //     session.end_type (see EndType).
 //

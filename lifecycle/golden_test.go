@@ -47,15 +47,16 @@ type goldenAttr struct {
 }
 
 type goldenOpen struct {
-	PlayerID      string `json:"player_id"`
-	SessionID     string `json:"session_id,omitempty"`
-	TraceID       string `json:"trace_id"`
-	Start         string `json:"start"`
-	Last          string `json:"last"`
-	Phase         string `json:"phase"`
-	FirstOffset   int64  `json:"first_offset"`
-	StartObserved bool   `json:"start_observed"`
-	MatchesPlayed int    `json:"matches_played"`
+	PlayerID         string `json:"player_id"`
+	SessionID        string `json:"session_id,omitempty"`
+	TraceID          string `json:"trace_id"`
+	Start            string `json:"start"`
+	Last             string `json:"last"`
+	Phase            string `json:"phase"`
+	FirstOffset      int64  `json:"first_offset"`
+	StartObserved    bool   `json:"start_observed"`
+	MatchesPlayed    int    `json:"matches_played"`
+	MatchesCompleted int    `json:"matches_completed"`
 }
 
 func rfc3339(ns int64) string { return time.Unix(0, ns).UTC().Format(time.RFC3339Nano) }
@@ -126,7 +127,7 @@ func runScenario(t *testing.T, events []*schema.Event) goldenFile {
 		g.Open = append(g.Open, goldenOpen{
 			PlayerID: s.PlayerID, SessionID: s.SessionID, TraceID: s.TraceID.String(),
 			Start: rfc3339(s.Start), Last: rfc3339(s.Last), Phase: s.Phase, FirstOffset: s.FirstOffset,
-			StartObserved: s.StartObserved, MatchesPlayed: s.MatchesPlayed,
+			StartObserved: s.StartObserved, MatchesPlayed: s.MatchesPlayed, MatchesCompleted: s.MatchesCompleted,
 		})
 	})
 	g.Stats = m.Stats()

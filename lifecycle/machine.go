@@ -34,7 +34,8 @@ type session struct {
 	profile uint16 // auth method, client version, platform
 	mainA   uint16 // matchmaking: game mode; in_game: server and attributes (games)
 	mainB   uint16 // in_game: map; matchmaking: the opening event's attributes (attrSets)
-	matches uint16 // games left; saturates at 65535
+	matches uint16 // games entered (session.matches_played); saturates at 65535
+	left    uint16 // games left with game.leave (session.matches_completed); saturates
 	phase   uint8
 	flags   uint8
 }
@@ -115,10 +116,11 @@ type OpenSession struct {
 	// session's first and latest events.
 	Start, Last int64
 	// Phase is what session.end_phase would say if the session ended now.
-	Phase         string
-	FirstOffset   int64
-	StartObserved bool // false when the session did not start with a login
-	MatchesPlayed int
+	Phase            string
+	FirstOffset      int64
+	StartObserved    bool // false when the session did not start with a login
+	MatchesPlayed    int  // games entered, as session.matches_played
+	MatchesCompleted int  // games left with game.leave, as session.matches_completed
 }
 
 // Machine turns the events of one partition into finished spans. It holds
@@ -223,15 +225,16 @@ func (m *Machine) OpenSessions(fn func(OpenSession)) {
 		s := m.slab.at(i)
 		p, sid := m.keys.get(s.key)
 		fn(OpenSession{
-			PlayerID:      string(p),
-			SessionID:     string(sid),
-			TraceID:       s.trace,
-			Start:         s.start,
-			Last:          s.last,
-			Phase:         m.endPhase(i, s),
-			FirstOffset:   s.firstOff,
-			StartObserved: s.flags&flagUnobserved == 0,
-			MatchesPlayed: int(s.matches),
+			PlayerID:         string(p),
+			SessionID:        string(sid),
+			TraceID:          s.trace,
+			Start:            s.start,
+			Last:             s.last,
+			Phase:            m.endPhase(i, s),
+			FirstOffset:      s.firstOff,
+			StartObserved:    s.flags&flagUnobserved == 0,
+			MatchesPlayed:    int(s.matches),
+			MatchesCompleted: int(s.left),
 		})
 	}
 }
@@ -538,6 +541,11 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		out = m.closeLoad(slot, s, t, ev.PlayerID, "", ev, out)
 	case schema.GameEnter:
 		out = m.closeMainFor(slot, s, t, ev.PlayerID, flagGame, out)
+		// A match counts when it is entered, as the guide counts it: a crash
+		// during the first match is one match played, none completed.
+		if s.matches < math.MaxUint16 {
+			s.matches++
+		}
 		s.seq++
 		s.mainSeq, s.mainStart = s.seq, t
 		attrs, key := m.keyedAttrs(ev.Attributes)
@@ -553,8 +561,8 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		s.phase = phInGame
 	case schema.GameLeave:
 		out = m.closeMain(slot, s, t, ev.PlayerID, "", ev, out)
-		if s.matches < math.MaxUint16 {
-			s.matches++
+		if s.left < math.MaxUint16 {
+			s.left++
 		}
 		s.phase = phMenu
 	case schema.SessionDisconnect:
@@ -655,7 +663,7 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 	} else {
 		attrs := make([]attribute.KeyValue, 0, 7+len(closing)+len(opening))
 		attrs = append(attrs, KeyPlayerID.String(player), KeyServerID.String(a), KeyGameMap.String(b),
-			KeyMatchNumber.Int64(int64(s.matches)+1))
+			KeyMatchNumber.Int64(int64(s.matches))) // counted at entry: this game's number
 		if closer != nil {
 			if closer.Result != "" {
 				attrs = append(attrs, KeyGameResult.String(closer.Result))
@@ -825,7 +833,7 @@ func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64,
 	} else if s.profile != 0 {
 		prof, opening = m.profiles.get(s.profile)
 	}
-	attrs := make([]attribute.KeyValue, 0, 11+len(closing)+len(opening))
+	attrs := make([]attribute.KeyValue, 0, 12+len(closing)+len(opening))
 	attrs = append(attrs, KeyPlayerID.String(player))
 	for _, kv := range [...]attribute.KeyValue{
 		KeyAuthMethod.String(prof.auth), KeyClientVersion.String(prof.version), KeyClientPlatform.String(prof.platform),
@@ -841,6 +849,7 @@ func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64,
 	attrs = append(attrs,
 		KeyDurationSeconds.Float64(math.Round(float64(uint64(end-s.start))/1e8)/10),
 		KeyMatchesPlayed.Int64(int64(s.matches)),
+		KeyMatchesCompleted.Int64(int64(s.left)),
 		KeyEndReason.String(reason),
 		KeyEndPhase.String(endPhase),
 		KeyEndType.String(EndType(reason)),

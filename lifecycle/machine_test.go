@@ -65,7 +65,8 @@ func TestFullJourney(t *testing.T) {
 	wantRoot := map[attribute.Key]any{
 		KeyPlayerID: "p1", KeyAuthMethod: "password", KeyClientVersion: "1.2.3", KeyClientPlatform: "pc",
 		KeyStartTime: "2026-01-02T03:04:05Z", KeyDurationSeconds: 700.0, KeyMatchesPlayed: int64(1),
-		KeyEndReason: "client_quit", KeyEndPhase: PhaseMenu, KeyEndType: "graceful",
+		KeyMatchesCompleted: int64(1),
+		KeyEndReason:        "client_quit", KeyEndPhase: PhaseMenu, KeyEndType: "graceful",
 	}
 	if len(root.Attrs) != len(wantRoot) {
 		t.Errorf("root has %d attributes, want %d: %v", len(root.Attrs), len(wantRoot), root.Attrs)
@@ -758,7 +759,7 @@ func TestLowestOffsetAndOpenSessions(t *testing.T) {
 		{PlayerID: "b", SessionID: "sb", TraceID: traceIDFor("b", "sb", ""), Start: sec(1), Last: sec(4),
 			Phase: PhaseMatchmaking, FirstOffset: 11, StartObserved: true},
 		{PlayerID: "c", TraceID: traceIDFor("c", "", events[2].EventID), Start: sec(2), Last: sec(2),
-			Phase: PhaseInGame, FirstOffset: 12, StartObserved: false},
+			Phase: PhaseInGame, FirstOffset: 12, StartObserved: false, MatchesPlayed: 1},
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("OpenSessions:\n got %+v\nwant %+v", got, want)
@@ -1050,5 +1051,68 @@ func TestGameWithoutServerOrAttributes(t *testing.T) {
 		if got := attr(games[i], "region"); got != want.region {
 			t.Errorf("game %d: region %v, want %v", i, got, want.region)
 		}
+	}
+}
+
+// TestMatchCounts pins the guide's counting: a match is played once entered
+// (session.matches_played, and session.match_number is that count at entry)
+// and completed once left (session.matches_completed).
+func TestMatchCounts(t *testing.T) {
+	type ev struct {
+		typ S.Type
+		at  float64
+	}
+	tests := []struct {
+		name              string
+		events            []ev
+		played, completed int64
+		matchNumbers      []int64 // of the in_game spans, in the order they end
+	}{
+		{
+			name:   "crash during the first match",
+			events: []ev{{S.SessionLogin, 0}, {S.GameEnter, 10}, {S.SessionDisconnect, 20}},
+			played: 1, completed: 0, matchNumbers: []int64{1},
+		},
+		{
+			name:   "one match left, crash in the second",
+			events: []ev{{S.SessionLogin, 0}, {S.GameEnter, 10}, {S.GameLeave, 20}, {S.GameEnter, 30}, {S.SessionDisconnect, 40}},
+			played: 2, completed: 1, matchNumbers: []int64{1, 2},
+		},
+		{
+			name:   "a game entered again without leaving",
+			events: []ev{{S.SessionLogin, 0}, {S.GameEnter, 10}, {S.GameEnter, 20}, {S.GameLeave, 30}, {S.SessionDisconnect, 40}},
+			played: 2, completed: 1, matchNumbers: []int64{1, 2},
+		},
+		{
+			name:   "no game",
+			events: []ev{{S.SessionLogin, 0}, {S.MatchmakingEnter, 10}, {S.SessionDisconnect, 20}},
+			played: 0, completed: 0,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var b evb
+			events := make([]*S.Event, len(tt.events))
+			for i, e := range tt.events {
+				events[i] = b.ev(e.typ, "p", e.at, withReason("crash"))
+			}
+			spans, _ := run(t, newMachine(t), events)
+			root := find(t, spans, SpanLifecycle)
+			if got := attr(root, KeyMatchesPlayed); got != tt.played {
+				t.Errorf("session.matches_played = %v, want %d", got, tt.played)
+			}
+			if got := attr(root, KeyMatchesCompleted); got != tt.completed {
+				t.Errorf("session.matches_completed = %v, want %d", got, tt.completed)
+			}
+			var numbers []int64
+			for _, s := range spans {
+				if s.Name == SpanPhaseInGame {
+					numbers = append(numbers, attr(s, KeyMatchNumber).(int64))
+				}
+			}
+			if !slices.Equal(numbers, tt.matchNumbers) {
+				t.Errorf("session.match_number of the in_game spans = %v, want %v", numbers, tt.matchNumbers)
+			}
+		})
 	}
 }

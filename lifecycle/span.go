@@ -47,11 +47,12 @@ const (
 	KeyStartTime      = attribute.Key("session.start_time")
 	KeyStartObserved  = attribute.Key("session.start_observed")
 	// Root, at end.
-	KeyDurationSeconds = attribute.Key("session.duration_seconds")
-	KeyMatchesPlayed   = attribute.Key("session.matches_played")
-	KeyEndReason       = attribute.Key("session.end_reason")
-	KeyEndPhase        = attribute.Key("session.end_phase")
-	KeyEndType         = attribute.Key("session.end_type")
+	KeyDurationSeconds  = attribute.Key("session.duration_seconds")
+	KeyMatchesPlayed    = attribute.Key("session.matches_played")    // games entered, as the guide counts them
+	KeyMatchesCompleted = attribute.Key("session.matches_completed") // games left with game.leave
+	KeyEndReason        = attribute.Key("session.end_reason")
+	KeyEndPhase         = attribute.Key("session.end_phase")
+	KeyEndType          = attribute.Key("session.end_type")
 	// Any phase still open when something else ended it.
 	KeyPhaseEndedBy = attribute.Key("phase.ended_by")
 	// session.phase.matchmaking

@@ -26,21 +26,35 @@ func newReportCmd(a *app) *cobra.Command {
 	var f reportFlags
 	cmd := &cobra.Command{
 		Use:   "report [FILE | --topic TOPIC [--from B] [--to B] | --baseline A --candidate B]",
-		Short: "Summarise recorded sessions: durations, matches, end reasons, time per phase",
-		Long: `report replays its input through the same pipeline as replay and prints four tables: median and
-p90 session duration by client.platform × client.version, matches played per session (0 to 5+), end
-types and end reasons with their shares, and the share of session time spent in each phase.
+		Short: "Summarise recorded sessions: durations, matches, end reasons, time per phase, over time; compare two with confidence intervals",
+		Long: `report replays its input through the same pipeline as replay and prints: median and p90
+session duration by client.platform × client.version, matches played per session (games entered,
+0 to 5+), end types and end reasons with their shares, the share of session time spent in each
+phase, and a time axis: for every hour of session start (UTC), or every UTC day when the first and
+last session start lie more than 7 days apart (up to 400 days; beyond that it only says the span),
+the sessions started, their median duration, crash share and games entered per session. Buckets
+run without gaps, so a bad build shows as a step at the hour it shipped; the heading names the
+bucket where the crash share changes most (the largest two-proportion z over every split), when
+that change passes a Bonferroni threshold (family-wise 5%).
 
 Its input is a FILE (as for replay; "-" is stdin) or, with --topic, a range of a Kafka topic. With
 --baseline and --candidate it prints, row by row, how the candidate differs from the baseline
 instead: two files, or with --topic two ranges FROM..TO of the topic, each bound as --from and --to
 take it (report --topic lifecycle --baseline 2026-11-01T00:00:00Z..2026-11-08T00:00:00Z
---candidate 2026-11-08T00:00:00Z..end compares the week before a patch with the days after it). --html FILE also writes the same as one self-contained HTML page with bar charts.
+--candidate 2026-11-08T00:00:00Z..end compares the week before a patch with the days after it).
+Every compared row has the sessions of each side and a 95% confidence interval of the difference,
+candidate minus baseline: shares of sessions by Wilson intervals combined with Newcombe's method,
+median and p90 durations by a percentile bootstrap (10000 resamples a side, seeded, so the output
+is the same every time; at least 20 sessions a side, else "-"), phase shares of session time by a
+delta-method interval (also 20 sessions a side). A row whose interval includes zero is marked
+"n.s.", not significant: the difference may be noise. --html FILE also writes the same as one
+self-contained HTML page with charts (inline SVG, no scripts, no external requests).
 
 Durations are exact nearest-rank quantiles of session.duration_seconds. Sessions still open at the
 end of the input are left out of every figure and counted; --close-open ends them as end_of_input
 instead, so that they count. Phase shares are phase span time over session time: matchmaking,
-in_game and other (menu, gaps) add up to 100%; loading runs beside them and is shown on its own.`,
+in_game and other (menu, gaps) add up to 100%; loading runs beside them and is shown on its own.
+Producers' values are printed with control characters escaped.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 	}
 	l := a.loader(cmd, "brokers", "topic")
@@ -48,8 +62,8 @@ in_game and other (menu, gaps) add up to 100%; loading runs beside them and is s
 	fl.StringVar(&f.html, "html", "", "also write the report as a self-contained HTML page to this file")
 	fl.StringVar(&f.baseline, "baseline", "", "compare: the baseline recording, a file, or with --topic a range FROM..TO (needs --candidate)")
 	fl.StringVar(&f.candidate, "candidate", "", "compare: the candidate recording, a file, or with --topic a range FROM..TO (needs --baseline)")
-	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time")
-	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the report starts), an offset or an RFC 3339 time")
+	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time (of the Kafka record timestamps, not the events' ts)")
+	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the report starts), an offset or an RFC 3339 time (of the Kafka record timestamps)")
 	fl.BoolVar(&f.closeOpen, "close-open", false, "end the sessions still open at the end of the input as end_of_input and count them (default: leave them out, only count them)")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		fromTopic := cmd.Flags().Changed("topic")

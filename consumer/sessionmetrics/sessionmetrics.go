@@ -1,8 +1,8 @@
 // Package sessionmetrics turns finished session spans into the OTel metrics
 // that answer the questions teams ask of all sessions at once: how long
 // sessions last by platform and client version, how many matches a session
-// plays, why sessions end, where session time goes, and how long
-// matchmaking takes.
+// plays (games entered, as session.matches_played counts them), why sessions
+// end, where session time goes, and how long matchmaking takes.
 //
 // A Recorder observes the spans a lifecycle.Machine finishes, at the moment
 // they finish (the consumer calls it where it hands them to the exporter), so
@@ -164,7 +164,7 @@ func New(mp metric.MeterProvider, cfg Config) (*Recorder, error) {
 	r.wait = hist(MetricMatchmakingWait, "s", "Matchmaking wait of found matches (matchmaking.wait_seconds), by game.mode.", waitBuckets)
 	var err error
 	r.matches, err = m.Int64Histogram(MetricSessionMatches, metric.WithUnit("{match}"),
-		metric.WithDescription("Matches played per ended session."), metric.WithExplicitBucketBoundaries(matchBuckets...))
+		metric.WithDescription("Matches played (games entered, session.matches_played) per ended session."), metric.WithExplicitBucketBoundaries(matchBuckets...))
 	errs = append(errs, err)
 	r.ended, err = m.Int64Counter(MetricSessionsEnded, metric.WithUnit("{session}"),
 		metric.WithDescription("Ended sessions, by session.end_reason, session.end_type and session.end_phase."))

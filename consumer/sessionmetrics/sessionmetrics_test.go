@@ -46,6 +46,7 @@ func TestGoldenScenarios(t *testing.T) {
 	tests := []struct {
 		scenario string
 		want     series
+		matches  point // checked with the totals when want is nil
 	}{
 		{
 			scenario: "full_journey",
@@ -101,6 +102,9 @@ func TestGoldenScenarios(t *testing.T) {
 		{
 			scenario: "disconnect_every_phase",
 			want:     nil, // checked for totals only, below
+			// five sessions; matches count games entered: p-ingame entered
+			// one and was disconnected in it, p-menu entered one and left.
+			matches: point{5, 2},
 		},
 	}
 	for _, tt := range tests {
@@ -121,6 +125,9 @@ func TestGoldenScenarios(t *testing.T) {
 				}
 				if c := total(got[sessionmetrics.MetricPhaseDuration]); c != uint64(len(spans)-roots) {
 					t.Errorf("%s: %d phases, want %d", sessionmetrics.MetricPhaseDuration, c, len(spans)-roots)
+				}
+				if g := got[sessionmetrics.MetricSessionMatches][""]; g != tt.matches {
+					t.Errorf("%s = count %d sum %g, want count %d sum %g", sessionmetrics.MetricSessionMatches, g.count, g.sum, tt.matches.count, tt.matches.sum)
 				}
 				return
 			}

@@ -3,6 +3,7 @@ package report
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // Comparison sets a candidate input beside a baseline, row by row.
@@ -18,6 +19,19 @@ type Comparison struct {
 	// EndTypesByVersion has a row per client version in either input, each
 	// with the end types in the order of EndTypes.
 	EndTypesByVersion []VersionDelta
+	// BucketWidth and Timeline are the time axis of both inputs together:
+	// the width follows from the span of all session starts, FirstStart to
+	// LastStart (MaxHourlySpan, MaxDailySpan), and each bucket holds what
+	// each side has in it.
+	BucketWidth           time.Duration
+	Timeline              []TimeDelta
+	FirstStart, LastStart time.Time
+}
+
+// TimeDelta pairs the sessions of both inputs that started in one bucket.
+type TimeDelta struct {
+	Start      time.Time
+	Base, Cand TimeBucket
 }
 
 // VersionDelta pairs the end type mix of one client version.
@@ -27,16 +41,24 @@ type VersionDelta struct {
 	EndTypes                   []CountDelta
 }
 
-// DurationDelta pairs the duration rows of one group.
+// DurationDelta pairs the duration rows of one group. MedianCI and P90CI
+// are bootstrap intervals of the candidate's quantile minus the baseline's,
+// in seconds (see Level).
 type DurationDelta struct {
 	Platform, Version string
 	Base, Cand        DurationRow
+	MedianCI, P90CI   Interval
 }
 
-// CountDelta pairs the counts of one row.
+// CountDelta pairs the counts of one row. BaseN and CandN are the sample
+// sizes behind the shares: the sessions of each side (of the version, in
+// VersionDelta). CI is the interval of the candidate's share minus the
+// baseline's (see Level).
 type CountDelta struct {
-	Name       string
-	Base, Cand Count
+	Name         string
+	Base, Cand   Count
+	BaseN, CandN int
+	CI           Interval
 }
 
 // Compare pairs the rows of base and cand.
@@ -62,15 +84,78 @@ func Compare(base, cand *Report) *Comparison {
 		}
 	}
 	slices.SortFunc(keys, func(a, b key) int { return compareGroups(a.platform, a.version, b.platform, b.version) })
+	baseGroups, candGroups := durationGroups(base.sessions), durationGroups(cand.sessions)
 	for _, k := range keys {
-		c.Durations = append(c.Durations, *rows[k])
+		d := *rows[k]
+		bg, cg := baseGroups[groupKey{k.platform, k.version}], candGroups[groupKey{k.platform, k.version}]
+		d.MedianCI = BootstrapQuantileDiff(bg, cg, 0.5, BootstrapResamples, seedFor("median", k.platform, k.version))
+		d.P90CI = BootstrapQuantileDiff(bg, cg, 0.9, BootstrapResamples, seedFor("p90", k.platform, k.version))
+		c.Durations = append(c.Durations, d)
 	}
 	c.EndTypes = pairCounts(base.EndTypes, cand.EndTypes, true)
 	c.EndReasons = pairCounts(base.EndReasons, cand.EndReasons, true)
 	c.Matches = pairCounts(base.Matches, cand.Matches, false)
+	for _, ds := range [][]CountDelta{c.EndTypes, c.EndReasons, c.Matches} {
+		for i := range ds {
+			shareCI(&ds[i], base.Sessions, cand.Sessions)
+		}
+	}
 	c.Phases = pairCounts(base.Phases, cand.Phases, false)
+	bm, cm := phaseMoments(base.sessions), phaseMoments(cand.sessions)
+	for i := range c.Phases {
+		p := &c.Phases[i]
+		p.BaseN, p.CandN = base.Sessions, cand.Sessions
+		p.CI = ratioDiff(bm[p.Name], cm[p.Name])
+	}
 	c.EndTypesByVersion = pairVersions(base.EndTypesByVersion, cand.EndTypesByVersion, c.EndTypes)
+	if w, first, last, ok := bucketWidth(base.sessions, cand.sessions); ok {
+		c.FirstStart, c.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		if w > 0 {
+			c.BucketWidth = w
+			bt, ct := timeline(base.sessions, w, first, last), timeline(cand.sessions, w, first, last)
+			for i := range bt {
+				c.Timeline = append(c.Timeline, TimeDelta{Start: bt[i].Start, Base: bt[i], Cand: ct[i]})
+			}
+		}
+	}
 	return c
+}
+
+// shareCI sets the sample sizes and the Newcombe interval of a share of
+// sessions.
+func shareCI(d *CountDelta, baseN, candN int) {
+	d.BaseN, d.CandN = baseN, candN
+	d.CI = Newcombe(d.Base.Value, float64(baseN), d.Cand.Value, float64(candN))
+}
+
+type groupKey struct{ platform, version string }
+
+// durationGroups returns the sorted durations of every duration row's group.
+func durationGroups(sessions []session) map[groupKey][]float64 {
+	groups := map[groupKey][]float64{}
+	for _, s := range sessions {
+		for _, k := range []groupKey{{s.platform, s.version}, {s.platform, All}, {All, All}} {
+			groups[k] = append(groups[k], s.durationSeconds)
+		}
+	}
+	for _, d := range groups {
+		slices.Sort(d)
+	}
+	return groups
+}
+
+// phaseMoments returns, per phase row, the sums of its ratio estimator: the
+// phase's seconds over the session's, per session.
+func phaseMoments(sessions []session) map[string]ratioMoments {
+	var mm, ig, other, ld ratioMoments
+	for _, s := range sessions {
+		x := float64(s.spanNanos) / 1e9
+		mm.add(float64(s.matchmaking)/1e9, x)
+		ig.add(float64(s.inGame)/1e9, x)
+		other.add(float64(max(s.spanNanos-s.matchmaking-s.inGame, 0))/1e9, x)
+		ld.add(float64(s.loading)/1e9, x)
+	}
+	return map[string]ratioMoments{PhaseMatchmaking: mm, PhaseInGame: ig, PhaseOther: other, PhaseLoading: ld}
 }
 
 func pairVersions(base, cand []VersionEndTypes, order []CountDelta) []VersionDelta {
@@ -104,7 +189,9 @@ func pairVersions(base, cand []VersionEndTypes, order []CountDelta) []VersionDel
 		b, c := find(base, v), find(cand, v)
 		d := VersionDelta{Version: v, BaseSessions: b.Sessions, CandSessions: c.Sessions}
 		for _, o := range order {
-			d.EndTypes = append(d.EndTypes, CountDelta{Name: o.Name, Base: share(b, o.Name), Cand: share(c, o.Name)})
+			e := CountDelta{Name: o.Name, Base: share(b, o.Name), Cand: share(c, o.Name)}
+			shareCI(&e, b.Sessions, c.Sessions)
+			d.EndTypes = append(d.EndTypes, e)
 		}
 		out = append(out, d)
 	}

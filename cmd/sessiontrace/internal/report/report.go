@@ -12,7 +12,8 @@
 //   - Duration is session.duration_seconds (the root's own end minus start
 //     when the attribute is missing). Median and p90 are exact nearest-rank
 //     quantiles: the value at rank ceil(q·n) of the sorted durations.
-//   - Matches are session.matches_played, bucketed 0, 1, 2, 3, 4 and 5+.
+//   - Matches are session.matches_played (games entered, so a crash during
+//     the first match counts 1), bucketed 0, 1, 2, 3, 4 and 5+.
 //   - End reasons and end types are session.end_reason and session.end_type;
 //     a share is the count over all sessions.
 //   - Phase shares divide the summed durations of the phase spans of finished
@@ -22,6 +23,11 @@
 //     and any gap between phases) is what is left of the session time after
 //     them. Loading runs beside the other phases, so its share is reported on
 //     its own line and is not part of that sum. Login spans last no time.
+//   - The time axis (Report.Timeline) puts each session in the hour or day
+//     of its start; see MaxHourlySpan for which.
+//   - A comparison gives every difference a 95% confidence interval and
+//     marks the rows whose interval includes zero as not significant; see
+//     Level for the methods.
 package report
 
 import (
@@ -29,6 +35,10 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -58,6 +68,7 @@ const All = "all"
 type session struct {
 	platform, version   string
 	endReason, endType  string
+	start               int64 // the root span's start, Unix nanoseconds
 	durationSeconds     float64
 	matches             int64
 	spanNanos           int64
@@ -113,6 +124,7 @@ func (c *Collector) add(sp *lifecycle.Span) {
 	}
 	s := session{
 		platform: Unknown, version: Unknown, endReason: Unknown, endType: Unknown,
+		start:           sp.Start,
 		durationSeconds: float64(sp.End-sp.Start) / 1e9,
 		spanNanos:       sp.End - sp.Start,
 	}
@@ -141,11 +153,28 @@ func (c *Collector) add(sp *lifecycle.Span) {
 	c.sessions = append(c.sessions, s)
 }
 
+// nonEmpty is a producer's value as the report shows it: Unknown when
+// empty, and printable (see printable).
 func nonEmpty(s string) string {
 	if s == "" {
 		return Unknown
 	}
-	return s
+	return printable(s)
+}
+
+// printable returns s unchanged when it is valid UTF-8 of printable
+// characters, and otherwise as Go would quote it without the quotes:
+// control characters, invalid bytes, line and paragraph separators become
+// escapes such as \x1b, \n and \u2028 (and a backslash or quote beside
+// them is escaped too). Producers' values reach a terminal and an HTML page
+// through the report; an escape sequence must neither act on the terminal
+// nor break a table's columns.
+func printable(s string) string {
+	if utf8.ValidString(s) && strings.IndexFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) < 0 {
+		return s
+	}
+	q := strconv.Quote(s)
+	return q[1 : len(q)-1]
 }
 
 // Report is the aggregate of one input.
@@ -171,6 +200,19 @@ type Report struct {
 	// SessionSeconds is the summed duration of the finished sessions, the
 	// denominator of the phase shares.
 	SessionSeconds float64
+	// BucketWidth is Hour or Day (see MaxHourlySpan), and Timeline has one
+	// bucket per BucketWidth from the first session start to the last; both
+	// are empty without sessions, or when FirstStart and LastStart (of
+	// every session) lie more than MaxDailySpan apart.
+	BucketWidth           time.Duration
+	Timeline              []TimeBucket
+	FirstStart, LastStart time.Time
+	// CrashStep is where the crash share of Timeline changes most, and
+	// whether that change is beyond chance (see Step).
+	CrashStep Step
+
+	// sessions are kept for the intervals of a comparison.
+	sessions []session
 }
 
 // DurationRow is the session duration distribution of one group.
@@ -200,7 +242,14 @@ type Count struct {
 // Report aggregates what was collected. source names the input; open is the
 // number of sessions still open at its end (consumer.ReplayStats.Open).
 func (c *Collector) Report(source string, open int) *Report {
-	r := &Report{Source: source, Sessions: len(c.sessions), Open: open}
+	r := &Report{Source: printable(source), Sessions: len(c.sessions), Open: open, sessions: c.sessions}
+	if w, first, last, ok := bucketWidth(c.sessions); ok {
+		r.FirstStart, r.LastStart = time.Unix(0, first).UTC(), time.Unix(0, last).UTC()
+		if w > 0 {
+			r.BucketWidth, r.Timeline = w, timeline(c.sessions, w, first, last)
+			r.CrashStep = crashStep(r.Timeline)
+		}
+	}
 	r.Durations = durationRows(c.sessions)
 
 	buckets := make([]float64, len(MatchBuckets))
@@ -263,22 +312,15 @@ func endTypesByVersion(sessions []session, order []Count) []VersionEndTypes {
 }
 
 func durationRows(sessions []session) []DurationRow {
-	type key struct{ platform, version string }
-	groups := map[key][]float64{}
-	for _, s := range sessions {
-		for _, k := range []key{{s.platform, s.version}, {s.platform, All}, {All, All}} {
-			groups[k] = append(groups[k], s.durationSeconds)
-		}
-	}
-	keys := make([]key, 0, len(groups))
+	groups := durationGroups(sessions)
+	keys := make([]groupKey, 0, len(groups))
 	for k := range groups {
 		keys = append(keys, k)
 	}
-	slices.SortFunc(keys, func(a, b key) int { return compareGroups(a.platform, a.version, b.platform, b.version) })
+	slices.SortFunc(keys, func(a, b groupKey) int { return compareGroups(a.platform, a.version, b.platform, b.version) })
 	rows := make([]DurationRow, 0, len(keys))
 	for _, k := range keys {
 		d := groups[k]
-		slices.Sort(d)
 		rows = append(rows, DurationRow{Platform: k.platform, Version: k.version, Sessions: len(d),
 			Median: Quantile(d, 0.5), P90: Quantile(d, 0.9)})
 	}

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -215,13 +217,13 @@ func TestHTMLSelfContained(t *testing.T) {
 		Name: lifecycle.SpanLifecycle, TraceID: tid, SpanID: trace.SpanID{1}, Start: 0, End: 60e9,
 		Attrs: []attribute.KeyValue{
 			lifecycle.KeyClientPlatform.String(`<script>alert(1)</script>`),
-			lifecycle.KeyClientVersion.String(`1.0"><img src=x>`),
-			lifecycle.KeyEndReason.String("crash"), lifecycle.KeyEndType.String("crash"),
+			lifecycle.KeyClientVersion.String("1.0\"><img src=x>\x00\x85\u2028\xff"),
+			lifecycle.KeyEndReason.String("crash\x1b[2J\r\nlevel=ERROR msg=forged\t"), lifecycle.KeyEndType.String("crash"),
 		},
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	hostile := col.Report("hostile <input>", 0)
+	hostile := col.Report("hostile <input>\x1b]0;title\x07", 0)
 	base := replayFile(t, baselineFile, false)
 	for _, c := range []struct {
 		name  string
@@ -237,6 +239,7 @@ func TestHTMLSelfContained(t *testing.T) {
 				t.Fatal(err)
 			}
 			page := b.String()
+			checkPrintable(t, page)
 			for _, bad := range []string{"<script", "<img", "<link", "<iframe", "@import", "url("} {
 				if strings.Contains(strings.ToLower(page), bad) {
 					t.Errorf("page contains %q", bad)
@@ -246,6 +249,11 @@ func TestHTMLSelfContained(t *testing.T) {
 				if u != "http://www.w3.org/2000/svg" {
 					t.Errorf("page references %q", u)
 				}
+			}
+			// The hostile candidate has no version 1.0, whose baseline
+			// sessions are 66.7% graceful: no 0.0% and no -66.7 pp for it.
+			if c.name == "comparison" && (strings.Contains(page, "0.0%  -66.7 pp") || !strings.Contains(page, "no sessions")) {
+				t.Error("a version the candidate does not have shows a share and a difference")
 			}
 			if !strings.Contains(page, "<svg") || !strings.HasPrefix(page, "<!DOCTYPE html>") {
 				t.Errorf("page has no chart or no doctype:\n%.300s", page)
@@ -276,5 +284,67 @@ func checkCounts(t *testing.T, what string, got, want []report.Count) {
 		if g.Name != w.Name || math.Abs(g.Value-w.Value) > 1e-9 || math.Abs(g.Share-w.Share) > 1e-12 {
 			t.Errorf("%s row %d: got %+v, want %+v", what, i, g, w)
 		}
+	}
+}
+
+// checkPrintable fails when out holds a control character other than a
+// newline or tab, invalid UTF-8, or a line a producer's value forged.
+func checkPrintable(t *testing.T, out string) {
+	t.Helper()
+	if !utf8.ValidString(out) {
+		t.Error("the output is not valid UTF-8")
+	}
+	for i, r := range out {
+		if r != '\n' && r != '\t' && !strconv.IsPrint(r) {
+			t.Errorf("the output has %U at byte %d: %q", r, i, out[max(i-40, 0):min(i+40, len(out))])
+			return
+		}
+	}
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "level=ERROR") {
+			t.Errorf("a producer's value forged the line %q", line)
+		}
+	}
+}
+
+// TestTextEscapesProducerValues: the text reports print producers' values
+// with their control characters escaped, in every table.
+func TestTextEscapesProducerValues(t *testing.T) {
+	col := report.NewCollector()
+	for i, v := range []string{"1.0\x1b[2J", "2.0\nlevel=ERROR msg=forged", "3.0\xff\u2028"} {
+		if err := col.Write(t.Context(), []lifecycle.Span{{
+			Name: lifecycle.SpanLifecycle, TraceID: trace.TraceID{byte(i + 1)}, SpanID: trace.SpanID{1}, Start: 0, End: 60e9,
+			Attrs: []attribute.KeyValue{
+				lifecycle.KeyClientPlatform.String("pc\t\r"), lifecycle.KeyClientVersion.String(v),
+				lifecycle.KeyEndReason.String("kicked\x07"), lifecycle.KeyEndType.String("enforcement"),
+			},
+		}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hostile := col.Report("stdin\x1b[31m", 0)
+	base := replayFile(t, baselineFile, false)
+	for _, c := range []struct {
+		name  string
+		write func(io.Writer) error
+	}{
+		{"report", func(w io.Writer) error { return report.WriteText(w, hostile) }},
+		{"comparison", func(w io.Writer) error { return report.WriteComparisonText(w, report.Compare(base, hostile)) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := c.write(&b); err != nil {
+				t.Fatal(err)
+			}
+			checkPrintable(t, strings.ReplaceAll(b.String(), "\t", "")) // tabwriter pads with spaces
+			for _, want := range []string{`1.0\x1b[2J`, `2.0\nlevel=ERROR`, `3.0\xff\u2028`, `pc\t\r`, `kicked\a`} {
+				if !strings.Contains(b.String(), want) {
+					t.Errorf("the output does not show %q escaped", want)
+				}
+			}
+			if strings.Contains(b.String(), "\t") {
+				t.Error("a raw tab in the output")
+			}
+		})
 	}
 }

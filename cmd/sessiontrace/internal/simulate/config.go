@@ -71,6 +71,10 @@ type CrashSpike struct {
 	// Probability is the share of that version's sessions that crash in a
 	// game (0 disables the spike).
 	Probability float64 `mapstructure:"probability"`
+	// From is when the spike begins, in simulated time: only sessions that
+	// log in at or after From can crash from it (a bad build rolled out at
+	// a known hour). The zero time, the default, means from the start.
+	From time.Time `mapstructure:"from"`
 }
 
 // Config says what traffic to generate. Mixes are maps from a value to its

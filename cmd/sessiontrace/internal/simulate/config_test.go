@@ -122,11 +122,14 @@ func TestConfigYAML(t *testing.T) {
 	want.MatchLength = DurationDist{Median: 20 * time.Minute, Sigma: 0.3, Min: 5 * time.Minute, Max: time.Hour}
 	want.Matches = CountDist{Min: 1, Mean: 2.5, Max: 6}
 	want.AbandonProbability = 0.05
-	want.CrashSpike = CrashSpike{ClientVersion: "1.5.1", Probability: 0.25}
+	want.CrashSpike = CrashSpike{ClientVersion: "1.5.1", Probability: 0.25, From: time.Date(2026, 3, 1, 19, 0, 0, 0, time.UTC)}
 	if !got.StartTime.Equal(want.StartTime) {
 		t.Errorf("start_time = %v, want %v", got.StartTime, want.StartTime)
 	}
-	got.StartTime = want.StartTime
+	if !got.CrashSpike.From.Equal(want.CrashSpike.From) {
+		t.Errorf("crash_spike.from = %v, want %v", got.CrashSpike.From, want.CrashSpike.From)
+	}
+	got.StartTime, got.CrashSpike.From = want.StartTime, want.CrashSpike.From
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
 	}

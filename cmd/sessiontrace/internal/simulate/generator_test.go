@@ -520,3 +520,39 @@ func BenchmarkWriteJSONL(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestCrashSpikeFrom: a spike that begins at a known time strikes only the
+// sessions that log in from then on.
+func TestCrashSpikeFrom(t *testing.T) {
+	cfg := smallConfig(300, 0)
+	cfg.Duration = 6 * time.Hour
+	from := cfg.StartTime.Add(3 * time.Hour)
+	cfg.CrashSpike = CrashSpike{ClientVersion: "1.5.0", Probability: 0.5, From: from}
+	type tally struct{ sessions, crashes int }
+	var before, after tally
+	eachSession(t, cfg, func(s session) {
+		first, last := s.first(), s.last()
+		if first.ClientVersion != "1.5.0" {
+			return
+		}
+		side := &before
+		if first.TS >= from.UnixNano() {
+			side = &after
+		}
+		side.sessions++
+		if last.Type == schema.SessionDisconnect && last.Reason == "crash" {
+			side.crashes++
+		}
+	})
+	if before.sessions < 300 || after.sessions < 300 {
+		t.Fatalf("too few sessions of 1.5.0 to tell: %d before the spike, %d after", before.sessions, after.sessions)
+	}
+	// Before: the mix's 3% (sd about 1% at 300 sessions). After: 50% plus
+	// 3% of the other half, 51.5%.
+	if got := float64(before.crashes) / float64(before.sessions); math.Abs(got-0.03) > 0.02 {
+		t.Errorf("before the spike 1.5.0 crashes in %.3f of %d sessions, want 0.03", got, before.sessions)
+	}
+	if got := float64(after.crashes) / float64(after.sessions); math.Abs(got-0.515) > 0.08 {
+		t.Errorf("after the spike 1.5.0 crashes in %.3f of %d sessions, want 0.515", got, after.sessions)
+	}
+}

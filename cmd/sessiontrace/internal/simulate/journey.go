@@ -89,7 +89,9 @@ func (g *Generator) startSession(p *player) {
 	p.matchesLeft = g.cfg.Matches.draw(r)
 	p.reason = g.reasons.draw(r)
 
-	if s := g.cfg.CrashSpike; s.Probability > 0 && p.version == s.ClientVersion && r.Float64() < s.Probability {
+	// Only sessions that log in once the spike has begun can crash from it.
+	if s := g.cfg.CrashSpike; s.Probability > 0 && p.version == s.ClientVersion &&
+		(s.From.IsZero() || p.next >= s.From.UnixNano()) && r.Float64() < s.Probability {
 		p.reason = "crash"
 		p.matchesLeft = max(p.matchesLeft, 1)
 		p.crashMatch = 1 + r.IntN(p.matchesLeft)
