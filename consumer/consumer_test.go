@@ -36,7 +36,12 @@ func runChild() int {
 		return 2
 	}
 	cfg := pathConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"), os.Getenv("CHILD_EXPORT_PATH"))
-	opts := append(out.options(), WithKafkaOptions(kgo.SessionTimeout(6*time.Second), kgo.HeartbeatInterval(500*time.Millisecond)))
+	cfg.InstanceID = os.Getenv("CHILD_INSTANCE_ID")
+	session := 6 * time.Second
+	if d, err := time.ParseDuration(os.Getenv("CHILD_SESSION_TIMEOUT")); err == nil {
+		session = d
+	}
+	opts := append(out.options(), WithKafkaOptions(kgo.SessionTimeout(session), kgo.HeartbeatInterval(500*time.Millisecond)))
 	c, err := New(cfg, out.exp, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -214,11 +219,12 @@ func TestPartitionsMovingBetweenConsumers(t *testing.T) {
 	})
 }
 
-func startChild(t *testing.T, brokers []string, topic, group, path, otlp string) *exec.Cmd {
+func startChild(t *testing.T, brokers []string, topic, group, path, otlp string, env ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"=1",
 		"CHILD_BROKERS="+strings.Join(brokers, ","), "CHILD_TOPIC="+topic, "CHILD_GROUP="+group, "CHILD_EXPORT_PATH="+path, "CHILD_OTLP="+otlp)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
