@@ -312,10 +312,10 @@ func reportReplay(w io.Writer, s consumer.ReplayStats, closed bool) {
 		}
 		sid := ""
 		if o.SessionID != "" {
-			sid = " session " + o.SessionID
+			sid = " session " + safeText(o.SessionID)
 		}
-		fmt.Fprintf(w, "  %s%s  trace %s  since %s  in %s  first offset %d\n", o.PlayerID, sid, o.TraceID,
-			time.Unix(0, o.Start).UTC().Format(time.RFC3339), o.Phase, o.FirstOffset)
+		fmt.Fprintf(w, "  %s%s  trace %s  since %s  in %s  first offset %d\n", safeText(o.PlayerID), sid, o.TraceID,
+			time.Unix(0, o.Start).UTC().Format(time.RFC3339), safeText(string(o.Phase)), o.FirstOffset)
 	}
 }
 
@@ -327,7 +327,7 @@ func formatCounts(m map[string]int) string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+		parts[i] = fmt.Sprintf("%s=%d", safeText(k), m[k])
 	}
 	return strings.Join(parts, " ")
 }
