@@ -64,7 +64,7 @@ var keyDocs = map[string]string{
 	"http.address":                    "Address of `/healthz`, `/readyz` and `/metrics` (consume only); empty disables the endpoint.",
 	"log.level":                       "`debug`, `info`, `warn` or `error`.",
 	"log.format":                      "`text` or `json` (to stderr).",
-	"metrics.otlp":                    "Also push every metric (the session metrics and the consumer's own) over OTLP/gRPC to the span endpoint, with its TLS, headers and compression; `/metrics` serves them either way.",
+	"metrics.otlp":                    "Also push every metric (the session metrics and the consumer's own) over OTLP/gRPC to the span endpoint, with its TLS, headers and compression; `/metrics` serves them either way. An endpoint that answers Unimplemented for metrics (a traces-only collector) is reported once in the log and not pushed to again.",
 	"metrics.interval":                "How often metrics are pushed over OTLP (and once more at shutdown).",
 	"metrics.max_client_versions":     "Distinct `client.version` values kept in the session metrics; later ones are counted as `other`, so a bad producer cannot explode cardinality.",
 	"metrics.max_values":              "The same cap for `client.platform`, `session.end_reason`, `game.mode` and `loading.type`.",
