@@ -43,8 +43,14 @@ func newReplayCmd(a *app) *cobra.Command {
 		Use:   "replay [FILE | --topic TOPIC [--from B] [--to B]]",
 		Short: "Run recorded records through the pipeline, without a consumer group",
 		Long: `replay runs recorded records through the same decoder and session state machine as consume, without
-joining a group and without committing. Its input is a FILE (JSONL of event values, or the kcat -J
-envelopes 'sessiontrace record' writes; "-" is stdin) or, with --topic, a range of a Kafka topic.
+joining a group and without committing. Its input is a FILE (JSONL of event values, or kcat -J
+envelopes as kcat or 'sessiontrace record' writes them; "-" is stdin) or, with --topic, a range of a
+Kafka topic. A recording replays exactly as the range it was recorded from: a record whose value is
+over kafka.limits.max_record_bytes is counted as too_large without being held in memory, and bytes
+that are not UTF-8 stay as they are, so such a record is malformed_json as on the topic.
+
+--from and --to are offsets or Kafka record timestamps (when a record was produced), not the events'
+own "ts": a topic filled by a replay or a backfill has record times long after its events' times.
 
 --output otlp exports to the configured OTLP endpoint; json prints one finished span per line with
 OTLP JSON field names; tree prints a readable tree per session. The same input gives the same spans,
@@ -56,8 +62,8 @@ Sessions still open at the end of the input are reported; --close-open ends them
 	l := a.loader(cmd, "brokers", "topic", "otlp-endpoint", "otlp-insecure")
 	fl := cmd.Flags()
 	fl.StringVarP(&f.output, "output", "o", outputTree, "where spans go: otlp (the configured endpoint), json (stdout, OTLP JSON lines) or tree (stdout)")
-	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time")
-	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the replay starts), an offset or an RFC 3339 time")
+	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time (of the Kafka record timestamp, not the event's ts)")
+	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the replay starts), an offset or an RFC 3339 time (of the Kafka record timestamp)")
 	fl.BoolVar(&f.closeOpen, "close-open", false, "end the sessions still open at the end of the input as end_of_input (default: only report them)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress line on stderr: auto (only on a terminal), always or never")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -88,7 +94,7 @@ Sessions still open at the end of the input are reported; --close-open ends them
 		if fromTopic {
 			src, err = newTopicSource(cfg.Kafka, f.from, f.to)
 		} else {
-			src, err = newFileSource(args[0], cmd.InOrStdin())
+			src, err = newFileSource(args[0], cmd.InOrStdin(), cfg.Kafka.Limits.MaxRecordBytes)
 		}
 		if err != nil {
 			return err
@@ -114,9 +120,16 @@ type fileSource struct {
 	count *countingReader
 }
 
-func newFileSource(path string, stdin io.Reader) (*fileSource, error) {
+// newFileSource reads the record file at path ("-": stdin). Values over
+// maxValue bytes (the decoder's max_record_bytes; 0 for its default) are not
+// kept: they come as oversized records, rejected as too_large.
+func newFileSource(path string, stdin io.Reader, maxValue ...int) (*fileSource, error) {
+	var opts []recordio.Option
+	if len(maxValue) > 0 {
+		opts = append(opts, recordio.WithMaxValueBytes(maxValue[0]))
+	}
 	if path == "-" {
-		return &fileSource{r: recordio.NewReader(stdin, "stdin")}, nil
+		return &fileSource{r: recordio.NewReader(stdin, "stdin", opts...)}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -132,7 +145,7 @@ func newFileSource(path string, stdin io.Reader) (*fileSource, error) {
 		return nil, fmt.Errorf("replay: %s is a directory, not a record file", path)
 	}
 	cr := &countingReader{r: f}
-	return &fileSource{r: recordio.NewReader(cr, path), f: f, size: st.Size(), count: cr}, nil
+	return &fileSource{r: recordio.NewReader(cr, path, opts...), f: f, size: st.Size(), count: cr}, nil
 }
 
 func (s *fileSource) each(ctx context.Context, fn func(recordio.Record) error) error {
@@ -262,9 +275,7 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 	stopProgress := startProgress(stderr, f.progress, &records, src.progress)
 	runErr := src.each(ctx, func(rec recordio.Record) error {
 		records.Add(1)
-		return rp.Process(ctx, consumer.Record{
-			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
-		})
+		return rp.Process(ctx, replayRecord(rec))
 	})
 	stopProgress()
 	// Finish even after a failure, so the sink is closed and what was
@@ -281,6 +292,17 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 	}
 	reportReplay(stderr, stats, f.closeOpen)
 	return nil
+}
+
+// replayRecord is what the Replayer takes of a record: a value the file
+// reader did not keep because it is over max_record_bytes (the reader's
+// limit, see newFileSource) is rejected as too_large, as the consumer
+// rejects it.
+func replayRecord(rec recordio.Record) consumer.Record {
+	return consumer.Record{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+		ValueTooLarge: rec.OversizedValue > 0,
+	}
 }
 
 // reportReplay prints the summary of a replay on stderr, so stdout carries

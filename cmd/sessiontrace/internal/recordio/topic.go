@@ -185,14 +185,19 @@ func directOnly(cl *kgo.Client) error {
 }
 
 func fromKgo(r *kgo.Record) Record {
-	return Record{
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Timestamp: r.Timestamp,
-		Key:       r.Key,
-		Value:     r.Value,
+	rec := Record{
+		Topic:         r.Topic,
+		Partition:     r.Partition,
+		Offset:        r.Offset,
+		Timestamp:     r.Timestamp,
+		LogAppendTime: r.Attrs.TimestampType() == 1,
+		Key:           r.Key,
+		Value:         r.Value,
 	}
+	for _, h := range r.Headers {
+		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: h.Value})
+	}
+	return rec
 }
 
 // resolve turns the bounds into [from, to) offsets per partition.

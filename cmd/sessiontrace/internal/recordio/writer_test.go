@@ -26,8 +26,11 @@ func TestWriterRoundTrip(t *testing.T) {
 			Value: []byte("{}")}},
 		{name: "sub-millisecond time is truncated", rec: Record{Topic: "t", Timestamp: ts.Add(999 * time.Microsecond), Value: []byte("{}")},
 			want: Record{Topic: "t", Timestamp: ts, Value: []byte("{}")}},
-		{name: "invalid utf-8 becomes U+FFFD", rec: Record{Topic: "t", Value: []byte("a\xffb")},
-			want: Record{Topic: "t", Value: []byte("a\uFFFDb")}},
+		{name: "invalid utf-8 is kept, in base64", rec: Record{Topic: "t", Key: []byte("\xc3"), Value: []byte("a\xffb\x00")}},
+		{name: "headers", rec: Record{Topic: "t", Offset: 2, Headers: []Header{{"trace", []byte("abc")}, {"empty", []byte{}}, {"none", nil}, {"", []byte("x")}}}},
+		{name: "binary headers", rec: Record{Topic: "t", Offset: 3, Headers: []Header{{"k\xff", []byte{0, 0xfe}}, {"plain", nil}}, Value: []byte("{}")}},
+		{name: "log append time", rec: Record{Topic: "t", Timestamp: ts, LogAppendTime: true, Value: []byte("{}")}},
+		{name: "every byte value", rec: Record{Topic: "t", Key: allBytes(), Value: allBytes()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,6 +87,14 @@ func TestWriterMatchesEncodingJSON(t *testing.T) {
 	if s != ws {
 		t.Errorf("decoded %q, encoding/json gives %q", s, ws)
 	}
+}
+
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
 }
 
 type failWriter struct{}
