@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "sessiontrace: %v\n", err)
+	fmt.Fprintf(stderr, "sessiontrace: %s\n", errorText(err.Error()))
 	// Cobra reports an unknown subcommand as a plain error.
 	if strings.HasPrefix(err.Error(), "unknown command") {
 		err = fmt.Errorf("%w: %w", errUsage, err)

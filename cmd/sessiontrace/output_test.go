@@ -82,6 +82,19 @@ func TestSafeText(t *testing.T) {
 	}
 }
 
+func TestErrorText(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"replay: topic t: EOF", "replay: topic t: EOF"},
+		{"a\nb", "a\n  b"},
+		{"key \x1b[2J\r\x00 é\u202e \xff", `key \x1b[2J\r\x00 é\u202e \xff`},
+		{"tab\tkept", "tab\tkept"},
+	} {
+		if got := errorText(c.in); got != c.want {
+			t.Errorf("errorText(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
 // adversarialSpans are a root and a phase with every attribute type the
 // lifecycle writes, and the adversarial strings as keys and values.
 func adversarialSpans() []lifecycle.Span {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/kafkacheck"
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 )
 
@@ -145,14 +146,18 @@ func simulateToKafka(ctx context.Context, k kafkaConfig, gen *simulate.Generator
 	}
 	// A generator should work against a fresh broker: let the first
 	// produce create the topic where the broker allows it.
-	cl, err := k.kafkaClient(kgo.AllowAutoTopicCreation())
+	var check kafkacheck.Checker
+	cl, err := k.kafkaClient(kgo.AllowAutoTopicCreation(), kgo.WithHooks(&check))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	n, err := simulate.Publish(ctx, cl, k.Topic, gen, rate)
-	if err != nil {
-		return n, fmt.Errorf("simulate: publish to %s: %w", k.Topic, err)
+	// A produce waits as long as it takes for a broker that accepts it, so
+	// ask first: wrong credentials or a topic that cannot be written fail
+	// here, in seconds, with the broker's reason.
+	if err := check.Topic(ctx, cl, k.Topic, true); err != nil {
+		return 0, fmt.Errorf("simulate: publish to %s: %w", k.Topic, err)
 	}
-	return n, nil
+	// Publish's errors name the operation and topic already.
+	return simulate.Publish(ctx, cl, k.Topic, gen, rate)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -49,4 +50,29 @@ func plural(n, one, many string) string {
 		return strings.TrimSpace(safeText(n) + " " + many)
 	}
 	return n + " " + many
+}
+
+// errorText formats an error message for the terminal: control characters,
+// invalid UTF-8 and invisible format characters are escaped as in safeText,
+// and the lines after the first (joined errors) are indented, so that text
+// from a broker or a producer inside an error cannot pass for a line of its
+// own.
+func errorText(msg string) string {
+	var b strings.Builder
+	for i := 0; i < len(msg); {
+		r, size := utf8.DecodeRuneInString(msg[i:])
+		switch {
+		case r == '\n':
+			b.WriteString("\n  ")
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, msg[i])
+		case r == '\t' || r != utf8.RuneError && strconv.IsPrint(r):
+			b.WriteString(msg[i : i+size])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		i += size
+	}
+	return b.String()
 }
