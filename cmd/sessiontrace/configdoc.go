@@ -184,10 +184,12 @@ func formatDefault(v any) string {
 
 func newConfigDocCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:    "config-doc",
-		Short:  "Print the configuration reference as Markdown",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:   "config-doc",
+		Short: "Print the configuration reference (every key, its variable, flag and default) as Markdown",
+		Long: `config-doc prints the configuration reference as a Markdown table: every configuration key, the
+SESSIONTRACE_* environment variable and the flag that set it, its default and what it does. The
+README's Configuration section is this output.`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return writeConfigDoc(cmd.OutOrStdout())
 		},

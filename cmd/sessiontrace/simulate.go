@@ -73,7 +73,11 @@ versions and disconnect reasons, and optionally a crash spike for one client ver
 the same flags give the same events. Records are keyed by player ID.
 
 With --output FILE the events are written as JSONL (one event per line, "-" is stdout), which
-'sessiontrace replay FILE' reads; otherwise they are published to --topic on --brokers.`,
+'sessiontrace replay FILE' reads; otherwise they are published to --topic on --brokers, with the
+time of publishing as their Kafka record timestamps: the simulated times are in each event's "ts",
+so the times of record and replay --from/--to select by when events were published, not by "ts".
+Before publishing it checks, within 10 s, that the brokers accept the credentials and know (or
+create) the topic.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "topic")
