@@ -25,8 +25,10 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl"
 )
 
-// Timeout bounds Check.Topic, unless its context ends sooner.
-const Timeout = 10 * time.Second
+// DefaultTimeout bounds Checker.Topic unless Checker.Timeout says
+// otherwise: long enough for a loaded broker's first metadata answer, short
+// enough that a command that cannot work says so in seconds.
+const DefaultTimeout = 10 * time.Second
 
 // saslAuthenticateKey is the Kafka API key of SaslAuthenticate.
 const saslAuthenticateKey = 36
@@ -35,7 +37,17 @@ const saslAuthenticateKey = 36
 // authentication. Register it on the client with kgo.WithHooks(checker);
 // the zero value is ready to use, and it is safe for concurrent use.
 type Checker struct {
+	// Timeout bounds Topic; zero means DefaultTimeout.
+	Timeout time.Duration
+
 	saslBroken atomic.Bool // a connection broke during SASL authentication
+}
+
+func (c *Checker) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return DefaultTimeout
 }
 
 // OnBrokerRead implements kgo.HookBrokerRead: a read that fails during
@@ -46,13 +58,13 @@ func (c *Checker) OnBrokerRead(_ kgo.BrokerMetadata, key int16, _ int, _, _ time
 	}
 }
 
-// Topic checks, within Timeout, that a broker answers cl with its
+// Topic checks, within the Timeout, that a broker answers cl with its
 // credentials and that topic exists and may be described. With create, a
 // missing topic is asked for as a producer asks for it (the broker creates
 // it when auto.create.topics.enable is on). The error names the cause:
 // authentication, authorization, an unknown topic, or no answer.
 func (c *Checker) Topic(ctx context.Context, cl *kgo.Client, topic string, create bool) error {
-	ctx, cancel := context.WithTimeout(ctx, Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout())
 	defer cancel()
 	if err := cl.Ping(ctx); err != nil {
 		return c.explain(ctx, cl, err)
@@ -102,7 +114,7 @@ func (c *Checker) explain(ctx context.Context, cl *kgo.Client, err error) error 
 	case errors.Is(err, kerr.ClusterAuthorizationFailed), errors.Is(err, kerr.TopicAuthorizationFailed):
 		return fmt.Errorf("not authorized%s: %w", asUser(cl), err)
 	case ctx.Err() != nil:
-		return fmt.Errorf("no broker of %v answered within %s: %w", cl.OptValue(kgo.SeedBrokers), Timeout, err)
+		return fmt.Errorf("no broker of %v answered within %s: %w", cl.OptValue(kgo.SeedBrokers), c.timeout(), err)
 	default:
 		return fmt.Errorf("brokers %v: %w", cl.OptValue(kgo.SeedBrokers), err)
 	}
