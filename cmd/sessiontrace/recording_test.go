@@ -173,5 +173,21 @@ func TestRecordingIsFaithful(t *testing.T) {
 		if raw, err := os.ReadFile(out); err == nil && bytes.Contains(raw, []byte("\uFFFD")) {
 			t.Errorf("the recording has U+FFFD in it")
 		}
+
+		// The same over a range that cuts sessions in two, both ends.
+		part := filepath.Join(t.TempDir(), "range.jsonl")
+		bounds := []string{"--from", "5", "--to", "30"}
+		mustSucceed(t, runCLI(t, nil, append([]string{"record", "--brokers", bs, "--topic", topic, "--output", part}, bounds...)...), "record a range")
+		rangeFile := runCLI(t, nil, "replay", "-o", "json", part)
+		mustSucceed(t, rangeFile, "replay the recorded range")
+		rangeTopic := runCLI(t, nil, append([]string{"replay", "-o", "json", "--brokers", bs, "--topic", topic}, bounds...)...)
+		mustSucceed(t, rangeTopic, "replay --topic over the range")
+		if !slices.Equal(sortedLines(rangeFile.stdout), sortedLines(rangeTopic.stdout)) {
+			t.Errorf("the recorded range and the topic range replay into different spans")
+		}
+		if f, tp := summary(t, rangeFile.stderr), summary(t, rangeTopic.stderr); !slices.Equal(f, tp) || slices.Equal(f, summary(t, fromFile.stderr)) {
+			t.Errorf("the recorded range and the topic range replay differently, or like the whole topic:\nrecording:\n%s\ntopic:\n%s",
+				strings.Join(f, "\n"), strings.Join(tp, "\n"))
+		}
 	})
 }

@@ -49,14 +49,18 @@ Kafka topic. A recording replays exactly as the range it was recorded from: a re
 over kafka.limits.max_record_bytes is counted as too_large without being held in memory, and bytes
 that are not UTF-8 stay as they are, so such a record is malformed_json as on the topic.
 
---from and --to are offsets or Kafka record timestamps (when a record was produced), not the events'
-own "ts": a topic filled by a replay or a backfill has record times long after its events' times.
+--from and --to are offsets or Kafka record timestamps (set by the producer, or by the broker on a
+LogAppendTime topic), not the events' own "ts": a topic filled by a replay, a backfill or
+'sessiontrace simulate' has record times long after its events' times.
 
---output otlp exports to the configured OTLP endpoint; json prints one finished span per line with
-OTLP JSON field names; tree prints a readable tree per session. The same input gives the same spans,
-IDs and timestamps included, and the same OTLP payloads byte for byte.
+--output otlp exports to the configured OTLP endpoint (and, with metrics.otlp on, the default, the
+session metrics of the replayed sessions once at the end); json prints one finished span per line
+with OTLP JSON field names; tree prints a readable tree per session, producer text escaped. The same
+input gives the same spans, IDs and timestamps included, and the same OTLP payloads byte for byte.
 
-Sessions still open at the end of the input are reported; --close-open ends them as end_of_input.`,
+The summary on stderr counts the records the consumer would dead-letter, by reason (nothing is
+written to Kafka), and the anomalies. Sessions still open at the end of the input are listed;
+--close-open ends them as end_of_input.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 	}
 	l := a.loader(cmd, "brokers", "topic", "otlp-endpoint", "otlp-insecure")
