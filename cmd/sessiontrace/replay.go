@@ -98,7 +98,7 @@ written to Kafka), and the anomalies. Sessions still open at the end of the inpu
 		if fromTopic {
 			src, err = newTopicSource(cfg.Kafka, f.from, f.to)
 		} else {
-			src, err = newFileSource(args[0], cmd.InOrStdin(), cfg.Kafka.Limits.MaxRecordBytes)
+			src, err = newFileSource(args[0], cmd.InOrStdin(), recordio.WithMaxValueBytes(cfg.Kafka.Limits.MaxRecordBytes))
 		}
 		if err != nil {
 			return err
@@ -124,14 +124,11 @@ type fileSource struct {
 	count *countingReader
 }
 
-// newFileSource reads the record file at path ("-": stdin). Values over
-// maxValue bytes (the decoder's max_record_bytes; 0 for its default) are not
-// kept: they come as oversized records, rejected as too_large.
-func newFileSource(path string, stdin io.Reader, maxValue ...int) (*fileSource, error) {
-	var opts []recordio.Option
-	if len(maxValue) > 0 {
-		opts = append(opts, recordio.WithMaxValueBytes(maxValue[0]))
-	}
+// newFileSource reads the record file at path ("-": stdin) with the reader
+// options opts. Replay passes recordio.WithMaxValueBytes with the decoder's
+// max_record_bytes, so that a value over it is not kept but comes as an
+// oversized record, rejected as too_large (see replayRecord).
+func newFileSource(path string, stdin io.Reader, opts ...recordio.Option) (*fileSource, error) {
 	if path == "-" {
 		return &fileSource{r: recordio.NewReader(stdin, "stdin", opts...)}, nil
 	}
@@ -301,7 +298,8 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 // replayRecord is what the Replayer takes of a record: a value the file
 // reader did not keep because it is over max_record_bytes (the reader's
 // limit, see newFileSource) is rejected as too_large, as the consumer
-// rejects it.
+// rejects it. Every path that replays records into a Replayer should build
+// them here.
 func replayRecord(rec recordio.Record) consumer.Record {
 	return consumer.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
