@@ -57,13 +57,20 @@ func plural(n, one, many string) string {
 // and the lines after the first (joined errors) are indented, so that text
 // from a broker or a producer inside an error cannot pass for a line of its
 // own.
-func errorText(msg string) string {
+func errorText(msg string) string { return escapeText(msg, "\n  ") }
+
+// lineText is errorText on one line: a newline is written as \n.
+func lineText(msg string) string { return escapeText(msg, `\n`) }
+
+// escapeText escapes what is not printable in msg, writing newline for
+// each line break.
+func escapeText(msg, newline string) string {
 	var b strings.Builder
 	for i := 0; i < len(msg); {
 		r, size := utf8.DecodeRuneInString(msg[i:])
 		switch {
 		case r == '\n':
-			b.WriteString("\n  ")
+			b.WriteString(newline)
 		case r == utf8.RuneError && size == 1:
 			fmt.Fprintf(&b, `\x%02x`, msg[i])
 		case r == '\t' || r != utf8.RuneError && strconv.IsPrint(r):
