@@ -21,7 +21,7 @@ func scanKcat(line []byte) (rec Record, ok bool) {
 		return Record{}, false
 	}
 	s.ws()
-	if s.i != len(s.b) || !h.seen[2] || !h.payloadSet {
+	if s.i != len(s.b) || !h.seen[fieldOffset] || !h.payloadSet {
 		return Record{}, false
 	}
 	if err := h.finish(&rec); err != nil {
@@ -40,8 +40,8 @@ func scanKcat(line []byte) (rec Record, ok bool) {
 func scanKcatHead(prefix []byte) (rec Record, base64 bool, payloadAt int, ok, envelope bool) {
 	s := kscan{b: prefix}
 	var h kcatHead
-	if !s.fields(&rec, &h, true) || !h.seen[2] || h.payloadAt == 0 {
-		return Record{}, false, 0, false, h.seen[2]
+	if !s.fields(&rec, &h, true) || !h.seen[fieldOffset] || h.payloadAt == 0 {
+		return Record{}, false, 0, false, h.seen[fieldOffset]
 	}
 	base64 = h.payloadEnc == encodingBase64
 	h.payloadEnc = "" // the payload is not there to decode
@@ -51,9 +51,26 @@ func scanKcatHead(prefix []byte) (rec Record, base64 bool, payloadAt int, ok, en
 	return rec, base64, h.payloadAt, true, true
 }
 
+// The members of an envelope that may appear once, as indices of
+// kcatHead.seen.
+const (
+	fieldTopic = iota
+	fieldPartition
+	fieldOffset
+	fieldTS
+	fieldKey
+	fieldPayload
+	fieldTSType
+	fieldHeaders
+	fieldKeyEncoding
+	fieldPayloadEncoding
+	fieldHeadersEncoding
+	fieldCount
+)
+
 // kcatHead is what fields saw besides the record's own fields.
 type kcatHead struct {
-	seen                          [11]bool
+	seen                          [fieldCount]bool
 	payloadSet                    bool
 	payloadAt                     int // with stopAtPayload: where the payload string's bytes start
 	ts                            int64
@@ -116,7 +133,7 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 		idx := -1
 		switch string(key) {
 		case "topic":
-			idx = 0
+			idx = fieldTopic
 			v, null, ok := s.stringOrNull()
 			if !ok {
 				return false
@@ -125,28 +142,28 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 				rec.Topic = string(v)
 			}
 		case "partition":
-			idx = 1
+			idx = fieldPartition
 			n, ok := s.nonNegInt()
 			if !ok || n > 1<<31-1 {
 				return false
 			}
 			rec.Partition = int32(n)
 		case "offset":
-			idx = 2
+			idx = fieldOffset
 			n, ok := s.nonNegInt()
 			if !ok {
 				return false
 			}
 			rec.Offset = n
 		case "ts":
-			idx = 3
+			idx = fieldTS
 			n, ok := s.nonNegInt()
 			if !ok {
 				return false
 			}
 			h.ts, h.tsSet = n, true
 		case "key":
-			idx = 4
+			idx = fieldKey
 			v, null, ok := s.stringOrNull()
 			if !ok {
 				return false
@@ -155,13 +172,13 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 				rec.Key = v
 			}
 		case "payload":
-			idx = 5
+			idx = fieldPayload
 			if stopAtPayload {
 				if s.peek() != '"' {
 					return false
 				}
 				h.payloadAt = s.i + 1
-				return !h.seen[5]
+				return !h.seen[fieldPayload]
 			}
 			v, null, ok := s.stringOrNull()
 			if !ok {
@@ -172,7 +189,7 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 				rec.Value = v
 			}
 		case "tstype":
-			idx = 6
+			idx = fieldTSType
 			v, _, ok := s.stringOrNull()
 			if !ok {
 				return false
@@ -183,7 +200,7 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 				return false
 			}
 		case "headers":
-			idx = 7
+			idx = fieldHeaders
 			if !s.stringArray(h) {
 				return false
 			}
@@ -194,11 +211,11 @@ func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
 			}
 			switch string(key) {
 			case "key_encoding":
-				idx, h.keyEnc = 8, encodingBase64
+				idx, h.keyEnc = fieldKeyEncoding, encodingBase64
 			case "payload_encoding":
-				idx, h.payloadEnc = 9, encodingBase64
+				idx, h.payloadEnc = fieldPayloadEncoding, encodingBase64
 			default:
-				idx, h.headerEnc = 10, encodingBase64
+				idx, h.headerEnc = fieldHeadersEncoding, encodingBase64
 			}
 		default:
 			return false
