@@ -23,6 +23,11 @@ type Record struct {
 	Offset    int64
 	Key       []byte
 	Value     []byte
+	// ValueTooLarge marks a record whose value was longer than the
+	// decoder's max_record_bytes and was therefore not kept (a recording
+	// need not hold a huge value in memory to replay it): it is rejected as
+	// too_large, as the consumer rejects it, whatever Value holds.
+	ValueTooLarge bool
 }
 
 // Sink receives the spans a replay finishes, in the order they finish.
@@ -146,6 +151,10 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		r.started = time.Now()
 	}
 	r.stats.Records++
+	if rec.ValueTooLarge {
+		r.stats.Rejected[string(schema.ReasonTooLarge)]++
+		return nil
+	}
 	if err := r.dec.Decode(rec.Key, rec.Value, &r.ev); err != nil {
 		reason := string(schema.ReasonMalformed)
 		var se *schema.Error

@@ -68,7 +68,7 @@ var keyDocs = map[string]string{
 	"http.address":                    "Address of `/healthz`, `/readyz` and `/metrics` (consume only); empty disables the endpoint.",
 	"log.level":                       "`debug`, `info`, `warn` or `error`.",
 	"log.format":                      "`text` or `json` (to stderr).",
-	"metrics.otlp":                    "Also push every metric (the session metrics and the consumer's own) over OTLP/gRPC to the span endpoint, with its TLS, headers and compression; `/metrics` serves them either way.",
+	"metrics.otlp":                    "Also push every metric (the session metrics and the consumer's own) over OTLP/gRPC to the span endpoint, with its TLS, headers and compression; `/metrics` serves them either way. An endpoint that answers Unimplemented for metrics (a traces-only collector) is reported once in the log and not pushed to again.",
 	"metrics.interval":                "How often metrics are pushed over OTLP (and once more at shutdown).",
 	"metrics.max_client_versions":     "Distinct `client.version` values kept in the session metrics; later ones are counted as `other`, so a bad producer cannot explode cardinality.",
 	"metrics.max_values":              "The same cap for `client.platform`, `session.end_reason`, `game.mode` and `loading.type`.",
@@ -188,10 +188,12 @@ func formatDefault(v any) string {
 
 func newConfigDocCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:    "config-doc",
-		Short:  "Print the configuration reference as Markdown",
-		Hidden: true,
-		Args:   cobra.NoArgs,
+		Use:   "config-doc",
+		Short: "Print the configuration reference (every key, its variable, flag and default) as Markdown",
+		Long: `config-doc prints the configuration reference as a Markdown table: every configuration key, the
+SESSIONTRACE_* environment variable and the flag that set it, its default and what it does. The
+README's Configuration section is this output.`,
+		Args: usageArgs(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return writeConfigDoc(cmd.OutOrStdout())
 		},

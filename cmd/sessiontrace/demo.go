@@ -48,8 +48,10 @@ func newDemoCmd(a *app) *cobra.Command {
 		Long: `demo needs no configuration, no Kafka and no collector. In one process it starts an in-process
 Kafka-compatible broker (kfake) and an OTLP/gRPC receiver on 127.0.0.1, publishes simulated
 sessions, runs the real consumer group against them, and prints each session's trace as its root
-span arrives, then a summary. It stops by itself once every simulated session has arrived, or after
---timeout.`,
+span arrives, then a summary. Trees come in arrival order: sessions end, and their partitions are
+exported, concurrently, so they are not sorted by start time and the order may change from one run
+to the next (the trees themselves do not). It stops by itself once every simulated session has
+arrived, or after --timeout.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	d := simulate.DefaultConfig()
@@ -177,8 +179,9 @@ func demo(ctx context.Context, sc simulate.Config, f demoFlags, stdout io.Writer
 	}
 	defer stopConsumer()
 
-	fmt.Fprintf(out, "demo: broker %s, OTLP receiver %s; publishing %d sessions of %d players (seed %d)\n\n",
+	fmt.Fprintf(out, "demo: broker %s, OTLP receiver %s; publishing %d sessions of %d players (seed %d)\n",
 		brokers[0], recv.Addr(), sc.Sessions, sc.Players, sc.Seed)
+	fmt.Fprintf(out, "session trees follow in the order their root spans arrive, not by start time\n\n")
 	out.Flush()
 	gen, err := simulate.New(sc)
 	if err != nil {

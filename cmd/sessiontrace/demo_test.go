@@ -15,7 +15,7 @@ func TestDemo(t *testing.T) {
 		trees int
 		want  []string
 	}{
-		{"defaults", []string{"demo"}, demoShow, []string{"summary: 300 of 300 sessions", "end types: "}},
+		{"defaults", []string{"demo"}, demoShow, []string{"summary: 300 of 300 sessions", "end types: ", "in the order their root spans arrive"}},
 		{"all trees", []string{"demo", "--sessions", "40", "--players", "10", "--show", "-1", "--seed", "3"}, 40, []string{"summary: 40 of 40 sessions"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -27,6 +27,9 @@ func TestDemo(t *testing.T) {
 			}
 			if !strings.Contains(r.stdout, "├─ session.phase.login") && !strings.Contains(r.stdout, "└─ session.phase.login") {
 				t.Errorf("no phase spans in the trees:\n%s", r.stdout)
+			}
+			if strings.Contains(r.stdout, " 1 matches") {
+				t.Errorf("a tree says \"1 matches\":\n%s", r.stdout)
 			}
 			for _, w := range c.want {
 				if !strings.Contains(r.stdout, w) {

@@ -106,7 +106,8 @@ func (h *health) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if ok, msg := h.exporter.answering(); !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: the OTLP endpoint rejected the last export: %s\n", msg)
+		// The message is the collector's: escaped, it stays one line.
+		fmt.Fprintf(w, "not ready: the OTLP endpoint rejected the last export: %s\n", lineText(msg))
 		return
 	}
 	fmt.Fprintln(w, "ready")

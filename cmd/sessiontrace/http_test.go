@@ -18,10 +18,14 @@ import (
 type failingExporter struct {
 	sdktrace.SpanExporter
 	fail bool
+	msg  string // the error's text; "connection refused" when empty
 }
 
 func (f *failingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if f.fail {
+		if f.msg != "" {
+			return errors.New(f.msg)
+		}
 		return errors.New("connection refused")
 	}
 	return f.SpanExporter.ExportSpans(ctx, spans)
@@ -63,6 +67,24 @@ func TestReadyz(t *testing.T) {
 				t.Errorf("got %d %q, want %d containing %q", rec.Code, rec.Body.String(), c.code, c.body)
 			}
 		})
+	}
+}
+
+// TestReadyzEscapesTheCollectorsMessage: the collector's error text is
+// printed escaped, on one line.
+func TestReadyzEscapesTheCollectorsMessage(t *testing.T) {
+	closed := make(chan struct{})
+	close(closed)
+	inner := &failingExporter{SpanExporter: tracetest.NewInMemoryExporter(), fail: true,
+		msg: "quota\x1b[2J exceeded\nready\xff"}
+	w := &watchedExporter{SpanExporter: inner}
+	_ = w.ExportSpans(t.Context(), nil)
+	h := &health{ready: closed, stopping: make(chan struct{}), exporter: w}
+	rec := httptest.NewRecorder()
+	h.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	body := rec.Body.String()
+	if strings.Count(body, "\n") != 1 || strings.ContainsAny(body, "\x1b\xff") || !strings.Contains(body, `quota\x1b[2J exceeded\nready\xff`) {
+		t.Errorf("body %q: want the message escaped on one line", body)
 	}
 }
 

@@ -6,9 +6,11 @@
 //	consume    the production mode: a consumer group exporting over OTLP
 //	replay     run a recorded file or a topic range through the same pipeline
 //	simulate   publish realistic game-server traffic to Kafka or a file
-//	record     copy a topic range to a file that replay reads
+//	record     copy a topic range to a file that replay reads, byte for byte
+//	report     session statistics of a recording or a topic range, or a comparison of two
 //	demo       everything in one process, with no configuration at all
 //	bench      throughput, CPU, allocations, memory and latency beside a bare franz-go loop
+//	config-doc print the configuration reference
 //
 // Configuration comes from a YAML file (--config), SESSIONTRACE_* environment
 // variables and flags, in increasing precedence; `sessiontrace config-doc`
@@ -56,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "sessiontrace: %v\n", err)
+	fmt.Fprintf(stderr, "sessiontrace: %s\n", errorText(err.Error()))
 	// Cobra reports an unknown subcommand as a plain error.
 	if strings.HasPrefix(err.Error(), "unknown command") {
 		err = fmt.Errorf("%w: %w", errUsage, err)

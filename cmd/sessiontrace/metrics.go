@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,8 +14,11 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/resource"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
@@ -80,7 +84,8 @@ func newMetrics(ctx context.Context, cfg config, res *resource.Resource, log *sl
 			return nil, err
 		}
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("opentelemetry", "error", err) }))
-		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(cfg.Metrics.Interval))))
+		guarded := &metricsUnimplementedGuard{Exporter: exp, endpoint: cfg.OTLP.Endpoint, log: log}
+		opts = append(opts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(guarded, sdkmetric.WithInterval(cfg.Metrics.Interval))))
 	}
 	mp := sdkmetric.NewMeterProvider(opts...)
 	rec, err := sessionmetrics.New(mp, cfg.Metrics.Config)
@@ -88,6 +93,36 @@ func newMetrics(ctx context.Context, cfg config, res *resource.Resource, log *sl
 		return nil, fmt.Errorf("%w: %w", errInvalidConfig, err)
 	}
 	return &processMetrics{registry: reg, provider: mp, sessions: rec}, nil
+}
+
+// metricsUnimplementedGuard stops pushing metrics to an endpoint that does
+// not serve the OTLP metrics service (a traces-only collector answers
+// Unimplemented): it says so in one line, once, and then drops every export
+// instead of logging a failure every metrics.interval.
+type metricsUnimplementedGuard struct {
+	sdkmetric.Exporter
+	endpoint string
+	log      *slog.Logger
+	off      atomic.Bool
+}
+
+// Export implements sdkmetric.Exporter.
+func (g *metricsUnimplementedGuard) Export(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	if g.off.Load() {
+		return nil
+	}
+	err := g.Exporter.Export(ctx, rm)
+	if err == nil || status.Code(err) != codes.Unimplemented {
+		return err
+	}
+	if g.off.CompareAndSwap(false, true) {
+		attrs := []any{"hint", "set metrics.otlp to false to not try; /metrics is not affected"}
+		if g.endpoint != "" {
+			attrs = append([]any{"endpoint", g.endpoint}, attrs...)
+		}
+		g.log.Warn("the OTLP endpoint does not accept metrics (Unimplemented): metrics are no longer pushed over OTLP", attrs...)
+	}
+	return nil
 }
 
 // shutdown pushes the last OTLP export and stops the readers.

@@ -22,17 +22,21 @@ func newRecordCmd(a *app) *cobra.Command {
 		Use:   "record --brokers B --topic T [--from B] [--to B] [--output FILE]",
 		Short: "Copy a topic, or a range of it, to a file that replay reads",
 		Long: `record reads every partition of a topic between two bounds, without joining a consumer group, and
-writes the records as kcat -J envelopes (topic, partition, offset, timestamp, key, payload), one per
-line, so that 'sessiontrace replay FILE' replays them with their partitions and offsets kept.
+writes the records as kcat -J envelopes (topic, partition, offset, timestamp, headers, key, payload),
+one per line, so that 'sessiontrace replay FILE' replays them exactly as 'replay --topic' replays the
+same range. The copy is byte-faithful: a key, payload or headers that are not valid UTF-8 are written
+in base64, marked by "key_encoding", "payload_encoding" or "headers_encoding": "base64" beside them;
+text stays text, as kcat writes it.
 
 Bounds: start, end (the end when the copy starts, so it finishes while producers keep writing), an
-offset applied to every partition, or an RFC 3339 time.`,
+offset applied to every partition, or an RFC 3339 time, which means the Kafka record timestamp (when
+the record was produced, or appended by the broker), not the event's own "ts".`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "topic")
 	fl := cmd.Flags()
-	fl.StringVar(&from, "from", "start", "first record to copy: start, end, an offset (every partition) or an RFC 3339 time")
-	fl.StringVar(&to, "to", "end", "where to stop (exclusive): start, end, an offset or an RFC 3339 time")
+	fl.StringVar(&from, "from", "start", "first record to copy: start, end, an offset (every partition) or an RFC 3339 time (of the Kafka record timestamp, not the event's ts)")
+	fl.StringVar(&to, "to", "end", "where to stop (exclusive): start, end, an offset or an RFC 3339 time (of the Kafka record timestamp)")
 	fl.StringVarP(&output, "output", "o", "-", `file to write ("-" is stdout); an existing file is replaced`)
 	fl.StringVar(&progress, "progress", "auto", "progress line on stderr: auto (only on a terminal), always or never")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {

@@ -43,21 +43,31 @@ func newReplayCmd(a *app) *cobra.Command {
 		Use:   "replay [FILE | --topic TOPIC [--from B] [--to B]]",
 		Short: "Run recorded records through the pipeline, without a consumer group",
 		Long: `replay runs recorded records through the same decoder and session state machine as consume, without
-joining a group and without committing. Its input is a FILE (JSONL of event values, or the kcat -J
-envelopes 'sessiontrace record' writes; "-" is stdin) or, with --topic, a range of a Kafka topic.
+joining a group and without committing. Its input is a FILE (JSONL of event values, or kcat -J
+envelopes as kcat or 'sessiontrace record' writes them; "-" is stdin) or, with --topic, a range of a
+Kafka topic. A recording replays exactly as the range it was recorded from: a record whose value is
+over kafka.limits.max_record_bytes is counted as too_large without being held in memory, and bytes
+that are not UTF-8 stay as they are, so such a record is malformed_json as on the topic.
 
---output otlp exports to the configured OTLP endpoint; json prints one finished span per line with
-OTLP JSON field names; tree prints a readable tree per session. The same input gives the same spans,
-IDs and timestamps included, and the same OTLP payloads byte for byte.
+--from and --to are offsets or Kafka record timestamps (set by the producer, or by the broker on a
+LogAppendTime topic), not the events' own "ts": a topic filled by a replay, a backfill or
+'sessiontrace simulate' has record times long after its events' times.
 
-Sessions still open at the end of the input are reported; --close-open ends them as end_of_input.`,
+--output otlp exports to the configured OTLP endpoint (and, with metrics.otlp on, the default, the
+session metrics of the replayed sessions once at the end); json prints one finished span per line
+with OTLP JSON field names; tree prints a readable tree per session, producer text escaped. The same
+input gives the same spans, IDs and timestamps included, and the same OTLP payloads byte for byte.
+
+The summary on stderr counts the records the consumer would dead-letter, by reason (nothing is
+written to Kafka), and the anomalies. Sessions still open at the end of the input are listed;
+--close-open ends them as end_of_input.`,
 		Args: usageArgs(cobra.MaximumNArgs(1)),
 	}
 	l := a.loader(cmd, "brokers", "topic", "otlp-endpoint", "otlp-insecure")
 	fl := cmd.Flags()
 	fl.StringVarP(&f.output, "output", "o", outputTree, "where spans go: otlp (the configured endpoint), json (stdout, OTLP JSON lines) or tree (stdout)")
-	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time")
-	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the replay starts), an offset or an RFC 3339 time")
+	fl.StringVar(&f.from, "from", "start", "with --topic: first record to read: start, end, an offset (every partition) or an RFC 3339 time (of the Kafka record timestamp, not the event's ts)")
+	fl.StringVar(&f.to, "to", "end", "with --topic: where to stop (exclusive): start, end (the end when the replay starts), an offset or an RFC 3339 time (of the Kafka record timestamp)")
 	fl.BoolVar(&f.closeOpen, "close-open", false, "end the sessions still open at the end of the input as end_of_input (default: only report them)")
 	fl.StringVar(&f.progress, "progress", "auto", "progress line on stderr: auto (only on a terminal), always or never")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -88,7 +98,7 @@ Sessions still open at the end of the input are reported; --close-open ends them
 		if fromTopic {
 			src, err = newTopicSource(cfg.Kafka, f.from, f.to)
 		} else {
-			src, err = newFileSource(args[0], cmd.InOrStdin())
+			src, err = newFileSource(args[0], cmd.InOrStdin(), recordio.WithMaxValueBytes(cfg.Kafka.Limits.MaxRecordBytes))
 		}
 		if err != nil {
 			return err
@@ -114,9 +124,13 @@ type fileSource struct {
 	count *countingReader
 }
 
-func newFileSource(path string, stdin io.Reader) (*fileSource, error) {
+// newFileSource reads the record file at path ("-": stdin) with the reader
+// options opts. Replay passes recordio.WithMaxValueBytes with the decoder's
+// max_record_bytes, so that a value over it is not kept but comes as an
+// oversized record, rejected as too_large (see replayRecord).
+func newFileSource(path string, stdin io.Reader, opts ...recordio.Option) (*fileSource, error) {
 	if path == "-" {
-		return &fileSource{r: recordio.NewReader(stdin, "stdin")}, nil
+		return &fileSource{r: recordio.NewReader(stdin, "stdin", opts...)}, nil
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -132,7 +146,7 @@ func newFileSource(path string, stdin io.Reader) (*fileSource, error) {
 		return nil, fmt.Errorf("replay: %s is a directory, not a record file", path)
 	}
 	cr := &countingReader{r: f}
-	return &fileSource{r: recordio.NewReader(cr, path), f: f, size: st.Size(), count: cr}, nil
+	return &fileSource{r: recordio.NewReader(cr, path, opts...), f: f, size: st.Size(), count: cr}, nil
 }
 
 func (s *fileSource) each(ctx context.Context, fn func(recordio.Record) error) error {
@@ -262,9 +276,7 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 	stopProgress := startProgress(stderr, f.progress, &records, src.progress)
 	runErr := src.each(ctx, func(rec recordio.Record) error {
 		records.Add(1)
-		return rp.Process(ctx, consumer.Record{
-			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
-		})
+		return rp.Process(ctx, replayRecord(rec))
 	})
 	stopProgress()
 	// Finish even after a failure, so the sink is closed and what was
@@ -281,6 +293,18 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 	}
 	reportReplay(stderr, stats, f.closeOpen)
 	return nil
+}
+
+// replayRecord is what the Replayer takes of a record: a value the file
+// reader did not keep because it is over max_record_bytes (the reader's
+// limit, see newFileSource) is rejected as too_large, as the consumer
+// rejects it. Every path that replays records into a Replayer should build
+// them here.
+func replayRecord(rec recordio.Record) consumer.Record {
+	return consumer.Record{
+		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+		ValueTooLarge: rec.OversizedValue > 0,
+	}
 }
 
 // reportReplay prints the summary of a replay on stderr, so stdout carries
@@ -312,10 +336,10 @@ func reportReplay(w io.Writer, s consumer.ReplayStats, closed bool) {
 		}
 		sid := ""
 		if o.SessionID != "" {
-			sid = " session " + o.SessionID
+			sid = " session " + safeText(o.SessionID)
 		}
-		fmt.Fprintf(w, "  %s%s  trace %s  since %s  in %s  first offset %d\n", o.PlayerID, sid, o.TraceID,
-			time.Unix(0, o.Start).UTC().Format(time.RFC3339), o.Phase, o.FirstOffset)
+		fmt.Fprintf(w, "  %s%s  trace %s  since %s  in %s  first offset %d\n", safeText(o.PlayerID), sid, o.TraceID,
+			time.Unix(0, o.Start).UTC().Format(time.RFC3339), safeText(string(o.Phase)), o.FirstOffset)
 	}
 }
 
@@ -327,7 +351,7 @@ func formatCounts(m map[string]int) string {
 	slices.Sort(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%s=%d", k, m[k])
+		parts[i] = fmt.Sprintf("%s=%d", safeText(k), m[k])
 	}
 	return strings.Join(parts, " ")
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/kafkacheck"
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 )
 
@@ -72,7 +73,11 @@ versions and disconnect reasons, and optionally a crash spike for one client ver
 the same flags give the same events. Records are keyed by player ID.
 
 With --output FILE the events are written as JSONL (one event per line, "-" is stdout), which
-'sessiontrace replay FILE' reads; otherwise they are published to --topic on --brokers.`,
+'sessiontrace replay FILE' reads; otherwise they are published to --topic on --brokers, with the
+time of publishing as their Kafka record timestamps: the simulated times are in each event's "ts",
+so the times of record and replay --from/--to select by when events were published, not by "ts".
+Before publishing it checks, within 10 s, that the brokers accept the credentials and know (or
+create) the topic.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "topic")
@@ -145,14 +150,18 @@ func simulateToKafka(ctx context.Context, k kafkaConfig, gen *simulate.Generator
 	}
 	// A generator should work against a fresh broker: let the first
 	// produce create the topic where the broker allows it.
-	cl, err := k.kafkaClient(kgo.AllowAutoTopicCreation())
+	var check kafkacheck.Checker
+	cl, err := k.kafkaClient(kgo.AllowAutoTopicCreation(), kgo.WithHooks(&check))
 	if err != nil {
 		return 0, err
 	}
 	defer cl.Close()
-	n, err := simulate.Publish(ctx, cl, k.Topic, gen, rate)
-	if err != nil {
-		return n, fmt.Errorf("simulate: publish to %s: %w", k.Topic, err)
+	// A produce waits as long as it takes for a broker that accepts it, so
+	// ask first: wrong credentials or a topic that cannot be written fail
+	// here, in seconds, with the broker's reason.
+	if err := check.Topic(ctx, cl, k.Topic, true); err != nil {
+		return 0, fmt.Errorf("simulate: publish to %s: %w", k.Topic, err)
 	}
-	return n, nil
+	// Publish's errors name the operation and topic already.
+	return simulate.Publish(ctx, cl, k.Topic, gen, rate)
 }

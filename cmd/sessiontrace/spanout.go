@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
@@ -70,7 +71,8 @@ func appendSpanJSON(b []byte, s *lifecycle.Span) []byte {
 func appendAnyValue(b []byte, v attribute.Value) []byte {
 	switch v.Type() {
 	case attribute.BOOL:
-		return strconv.AppendBool(append(b, `{"boolValue":`...), v.AsBool()) //nolint:gocritic // one expression
+		b = strconv.AppendBool(append(b, `{"boolValue":`...), v.AsBool())
+		return append(b, '}')
 	case attribute.INT64:
 		b = append(b, `{"intValue":"`...)
 		b = strconv.AppendInt(b, v.AsInt64(), 10)
@@ -90,14 +92,59 @@ func appendAnyValue(b []byte, v attribute.Value) []byte {
 		return append(b, '}')
 	default:
 		b = append(b, `{"stringValue":`...)
-		b = appendJSONString(b, v.Emit())
+		b = appendJSONString(b, v.String())
 		return append(b, '}')
 	}
 }
 
+// appendJSONString appends s as a JSON string that is also safe to print:
+// besides what JSON requires, it escapes every rune that is not printable
+// (C1 controls, bidi overrides, line separators, other invisible format
+// characters) as \uXXXX, and writes invalid UTF-8 bytes as \ufffd, one per
+// byte, as encoding/json does.
 func appendJSONString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c == '\n':
+				b = append(b, `\n`...)
+			case c == '\r':
+				b = append(b, `\r`...)
+			case c == '\t':
+				b = append(b, `\t`...)
+			case c < 0x20 || c == 0x7f:
+				b = appendUnicodeEscape(b, rune(c))
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, `\ufffd`...)
+		case !strconv.IsPrint(r):
+			if r1, r2 := utf16.EncodeRune(r); r1 != utf8.RuneError {
+				b = appendUnicodeEscape(appendUnicodeEscape(b, r1), r2)
+			} else {
+				b = appendUnicodeEscape(b, r)
+			}
+		default:
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}
+
+func appendUnicodeEscape(b []byte, r rune) []byte {
+	const hexDigits = "0123456789abcdef"
+	return append(b, '\\', 'u', hexDigits[r>>12&0xf], hexDigits[r>>8&0xf], hexDigits[r>>4&0xf], hexDigits[r&0xf])
 }
 
 // jsonSink writes every finished span as one OTLP JSON line.
@@ -211,10 +258,10 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 	if root != nil {
 		origin = root.Start
 		a := attrMap(root.Attrs)
-		fmt.Fprintf(w, "%s %s  trace %s  %s  %ss  %s (%s) in %s, %s matches",
-			root.Name, a["player.id"], root.TraceID, time.Unix(0, root.Start).UTC().Format(time.RFC3339),
-			a["session.duration_seconds"], a["session.end_type"], a["session.end_reason"], a["session.end_phase"],
-			a["session.matches_played"])
+		fmt.Fprintf(w, "%s %s  trace %s  %s  %ss  %s (%s) in %s, %s",
+			safeText(root.Name), safeText(a["player.id"]), root.TraceID, time.Unix(0, root.Start).UTC().Format(time.RFC3339),
+			safeText(a["session.duration_seconds"]), safeText(a["session.end_type"]), safeText(a["session.end_reason"]),
+			safeText(a["session.end_phase"]), plural(a["session.matches_played"], "match", "matches"))
 		if a["session.start_observed"] == "false" {
 			fmt.Fprint(w, "  (login not observed)")
 		}
@@ -222,11 +269,11 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 	} else if len(phases) > 0 {
 		origin = phases[0].Start
 		a := attrMap(phases[0].Attrs)
-		fmt.Fprintf(w, "(open session) %s  trace %s  root not ended yet\n", a["player.id"], phases[0].TraceID)
+		fmt.Fprintf(w, "(open session) %s  trace %s  root not ended yet\n", safeText(a["player.id"]), phases[0].TraceID)
 	}
 	nameWidth := 0
 	for _, p := range phases {
-		nameWidth = max(nameWidth, len(p.Name))
+		nameWidth = max(nameWidth, len(safeText(p.Name)))
 	}
 	for i, p := range phases {
 		branch := "├─"
@@ -238,9 +285,9 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 			if kv.Key == lifecycle.KeyPlayerID {
 				continue
 			}
-			attrs = append(attrs, string(kv.Key)+"="+kv.Value.Emit())
+			attrs = append(attrs, safeText(string(kv.Key))+"="+safeText(kv.Value.String()))
 		}
-		line := fmt.Sprintf("  %s %-*s %+9.1fs %8.1fs  %s", branch, nameWidth, p.Name,
+		line := fmt.Sprintf("  %s %-*s %+9.1fs %8.1fs  %s", branch, nameWidth, safeText(p.Name),
 			float64(p.Start-origin)/1e9, float64(p.End-p.Start)/1e9, strings.Join(attrs, " "))
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
@@ -249,7 +296,7 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 func attrMap(kvs []attribute.KeyValue) map[string]string {
 	m := make(map[string]string, len(kvs))
 	for _, kv := range kvs {
-		m[string(kv.Key)] = kv.Value.Emit()
+		m[string(kv.Key)] = kv.Value.String()
 	}
 	return m
 }

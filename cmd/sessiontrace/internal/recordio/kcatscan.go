@@ -11,115 +11,227 @@ import (
 // accepts only what it fully understands and returns ok=false for anything
 // else, including every malformed line, which then takes parseKcatJSON: that
 // path owns the error messages, and FuzzScanKcat checks that both paths agree
-// on every line the scanner accepts.
+// on every valid UTF-8 line the scanner accepts. Unlike encoding/json it
+// keeps bytes that are not UTF-8 inside strings as they are, which is how
+// kcat writes binary keys and values.
 func scanKcat(line []byte) (rec Record, ok bool) {
-	if !utf8.Valid(line) {
-		return Record{}, false // encoding/json would substitute U+FFFD
-	}
 	s := kscan{b: line}
-	if !s.byte('{') {
+	var h kcatHead
+	if !s.fields(&rec, &h, false) {
 		return Record{}, false
 	}
-	var seen [6]bool
-	var payloadSet bool
-	var ts int64 = -1
+	s.ws()
+	if s.i != len(s.b) || !h.seen[fieldOffset] || !h.payloadSet {
+		return Record{}, false
+	}
+	if err := h.finish(&rec); err != nil {
+		return Record{}, false
+	}
+	return rec, true
+}
+
+// scanKcatHead reads the fields of an envelope that come before its
+// payload string, for a line too long to keep: it returns the record's
+// metadata, the payload's encoding and the index of the first byte inside
+// the payload string. ok is false unless the payload is a string preceded
+// only by fields the scanner understands, and the offset was seen.
+// envelope says whether the line looks like an envelope even when ok is
+// false: it had an offset before anything the scanner could not read.
+func scanKcatHead(prefix []byte) (rec Record, base64 bool, payloadAt int, ok, envelope bool) {
+	s := kscan{b: prefix}
+	var h kcatHead
+	if !s.fields(&rec, &h, true) || !h.seen[fieldOffset] || h.payloadAt == 0 {
+		return Record{}, false, 0, false, h.seen[fieldOffset]
+	}
+	base64 = h.payloadEnc == encodingBase64
+	h.payloadEnc = "" // the payload is not there to decode
+	if err := h.finish(&rec); err != nil {
+		return Record{}, false, 0, false, true
+	}
+	return rec, base64, h.payloadAt, true, true
+}
+
+// The members of an envelope that may appear once, as indices of
+// kcatHead.seen.
+const (
+	fieldTopic = iota
+	fieldPartition
+	fieldOffset
+	fieldTS
+	fieldKey
+	fieldPayload
+	fieldTSType
+	fieldHeaders
+	fieldKeyEncoding
+	fieldPayloadEncoding
+	fieldHeadersEncoding
+	fieldCount
+)
+
+// kcatHead is what fields saw besides the record's own fields.
+type kcatHead struct {
+	seen                          [fieldCount]bool
+	payloadSet                    bool
+	payloadAt                     int // with stopAtPayload: where the payload string's bytes start
+	ts                            int64
+	tsSet                         bool
+	keyEnc, payloadEnc, headerEnc string
+	headers                       [][]byte
+	headerNull                    []bool
+}
+
+// finish sets the timestamp and headers and decodes what was base64.
+func (h *kcatHead) finish(rec *Record) error {
+	if h.tsSet {
+		rec.Timestamp = time.UnixMilli(h.ts).UTC()
+	} else {
+		rec.LogAppendTime = false
+	}
+	if len(h.headers)%2 != 0 {
+		return errHeaders
+	}
+	var err error
+	if rec.Key, err = decodeField("key", h.keyEnc, rec.Key); err != nil {
+		return err
+	}
+	if rec.Value, err = decodeField("payload", h.payloadEnc, rec.Value); err != nil {
+		return err
+	}
+	for i := 0; i < len(h.headers); i += 2 {
+		if h.headerNull[i] {
+			return errHeaders // a header always has a name
+		}
+		k, err := decodeField("headers", h.headerEnc, h.headers[i])
+		if err != nil {
+			return err
+		}
+		var v []byte
+		if !h.headerNull[i+1] {
+			if v, err = decodeField("headers", h.headerEnc, h.headers[i+1]); err != nil {
+				return err
+			}
+		}
+		rec.Headers = append(rec.Headers, Header{Key: string(k), Value: v})
+	}
+	return nil
+}
+
+// fields reads the members of an envelope object. With stopAtPayload it
+// stops inside the payload string, noting where its bytes start.
+func (s *kscan) fields(rec *Record, h *kcatHead, stopAtPayload bool) bool {
+	if !s.byte('{') {
+		return false
+	}
 	if s.peek() == '}' {
-		return Record{}, false // no offset, no payload: the slow path says so
+		return false // no offset, no payload: the slow path says so
 	}
 	for {
 		key, ok := s.plainKey()
 		if !ok || !s.byte(':') {
-			return Record{}, false
+			return false
 		}
 		idx := -1
 		switch string(key) {
 		case "topic":
-			idx = 0
+			idx = fieldTopic
 			v, null, ok := s.stringOrNull()
 			if !ok {
-				return Record{}, false
+				return false
 			}
 			if !null {
 				rec.Topic = string(v)
 			}
 		case "partition":
-			idx = 1
+			idx = fieldPartition
 			n, ok := s.nonNegInt()
 			if !ok || n > 1<<31-1 {
-				return Record{}, false
+				return false
 			}
 			rec.Partition = int32(n)
 		case "offset":
-			idx = 2
+			idx = fieldOffset
 			n, ok := s.nonNegInt()
 			if !ok {
-				return Record{}, false
+				return false
 			}
 			rec.Offset = n
 		case "ts":
-			idx = 3
+			idx = fieldTS
 			n, ok := s.nonNegInt()
 			if !ok {
-				return Record{}, false
+				return false
 			}
-			ts = n
+			h.ts, h.tsSet = n, true
 		case "key":
-			idx = 4
+			idx = fieldKey
 			v, null, ok := s.stringOrNull()
 			if !ok {
-				return Record{}, false
+				return false
 			}
 			if !null {
 				rec.Key = v
 			}
 		case "payload":
-			idx = 5
+			idx = fieldPayload
+			if stopAtPayload {
+				if s.peek() != '"' {
+					return false
+				}
+				h.payloadAt = s.i + 1
+				return !h.seen[fieldPayload]
+			}
 			v, null, ok := s.stringOrNull()
 			if !ok {
-				return Record{}, false
+				return false
 			}
-			payloadSet = true
+			h.payloadSet = true
 			if !null {
 				rec.Value = v
 			}
 		case "tstype":
-			if _, _, ok := s.stringOrNull(); !ok {
-				return Record{}, false
+			idx = fieldTSType
+			v, _, ok := s.stringOrNull()
+			if !ok {
+				return false
 			}
+			rec.LogAppendTime = string(v) == "logappend"
 		case "broker":
 			if !s.integer() {
-				return Record{}, false
+				return false
 			}
 		case "headers":
-			if !s.stringArray() {
-				return Record{}, false
+			idx = fieldHeaders
+			if !s.stringArray(h) {
+				return false
+			}
+		case "key_encoding", "payload_encoding", "headers_encoding":
+			v, null, ok := s.stringOrNull()
+			if !ok || null || string(v) != encodingBase64 {
+				return false // the slow path names what is wrong
+			}
+			switch string(key) {
+			case "key_encoding":
+				idx, h.keyEnc = fieldKeyEncoding, encodingBase64
+			case "payload_encoding":
+				idx, h.payloadEnc = fieldPayloadEncoding, encodingBase64
+			default:
+				idx, h.headerEnc = fieldHeadersEncoding, encodingBase64
 			}
 		default:
-			return Record{}, false
+			return false
 		}
 		if idx >= 0 {
-			if seen[idx] {
-				return Record{}, false // encoding/json keeps the last; leave that to it
+			if h.seen[idx] {
+				return false // encoding/json keeps the last; leave that to it
 			}
-			seen[idx] = true
+			h.seen[idx] = true
 		}
 		s.ws()
 		if s.byte(',') {
 			continue
 		}
-		if !s.byte('}') {
-			return Record{}, false
-		}
-		break
+		return s.byte('}')
 	}
-	s.ws()
-	if s.i != len(s.b) || !seen[2] || !payloadSet {
-		return Record{}, false
-	}
-	if ts >= 0 {
-		rec.Timestamp = time.UnixMilli(ts).UTC()
-	}
-	return rec, true
 }
 
 type kscan struct {
@@ -155,15 +267,15 @@ func (s *kscan) byte(c byte) bool {
 	return true
 }
 
-// plainKey reads a member name made of lower-case ASCII letters only, so
-// that encoding/json's case-insensitive field matching cannot map it to a
-// field differently.
+// plainKey reads a member name made of lower-case ASCII letters and
+// underscores only, so that encoding/json's case-insensitive field matching
+// cannot map it to a field differently.
 func (s *kscan) plainKey() ([]byte, bool) {
 	if !s.byte('"') {
 		return nil, false
 	}
 	start := s.i
-	for s.i < len(s.b) && s.b[s.i] >= 'a' && s.b[s.i] <= 'z' {
+	for s.i < len(s.b) && (s.b[s.i] >= 'a' && s.b[s.i] <= 'z' || s.b[s.i] == '_') {
 		s.i++
 	}
 	if s.i >= len(s.b) || s.b[s.i] != '"' {
@@ -330,8 +442,9 @@ func (s *kscan) integer() bool {
 	return ok
 }
 
-// stringArray reads kcat's default header list: strings and nulls.
-func (s *kscan) stringArray() bool {
+// stringArray reads kcat's header list, names and values in turn: strings
+// and nulls.
+func (s *kscan) stringArray(h *kcatHead) bool {
 	if !s.byte('[') {
 		return false
 	}
@@ -339,9 +452,12 @@ func (s *kscan) stringArray() bool {
 		return true
 	}
 	for {
-		if _, _, ok := s.stringOrNull(); !ok {
+		v, null, ok := s.stringOrNull()
+		if !ok {
 			return false
 		}
+		h.headers = append(h.headers, v)
+		h.headerNull = append(h.headerNull, null)
 		if s.byte(',') {
 			continue
 		}

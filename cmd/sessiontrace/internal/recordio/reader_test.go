@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -123,8 +124,11 @@ func TestReaderJSONLFields(t *testing.T) {
 
 func equalRecord(a, b Record) bool {
 	return a.Topic == b.Topic && a.Partition == b.Partition && a.Offset == b.Offset &&
-		a.Timestamp.Equal(b.Timestamp) && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) &&
-		(a.Key == nil) == (b.Key == nil) && (a.Value == nil) == (b.Value == nil)
+		a.Timestamp.Equal(b.Timestamp) && a.LogAppendTime == b.LogAppendTime && bytes.Equal(a.Key, b.Key) && bytes.Equal(a.Value, b.Value) &&
+		(a.Key == nil) == (b.Key == nil) && (a.Value == nil) == (b.Value == nil) &&
+		a.OversizedValue == b.OversizedValue && slices.EqualFunc(a.Headers, b.Headers, func(x, y Header) bool {
+		return x.Key == y.Key && bytes.Equal(x.Value, y.Value) && (x.Value == nil) == (y.Value == nil)
+	})
 }
 
 func TestReaderMalformed(t *testing.T) {
@@ -179,43 +183,66 @@ func TestReaderMalformed(t *testing.T) {
 	}
 }
 
-func TestReaderLineLimit(t *testing.T) {
+// TestReaderOversized: a line longer than the Reader keeps is a record
+// with its metadata and OversizedValue, never an error or a whole line in
+// memory, when its length is that of its value; otherwise an error naming
+// the line, after which reading goes on.
+func TestReaderOversized(t *testing.T) {
+	const max = 100
 	const small = `{"player_id":"p1"}`
+	big := strings.Repeat("x", 6*max+envelopeBytes)
+	escaped := strings.Repeat(`\u0001`, max+envelopeBytes/6+1) // the most a byte can take escaped
 	tests := []struct {
 		name    string
-		max     int
 		in      string
+		want    []Record
 		wantErr []int // one-based lines that must fail, in order
-		wantOK  int   // records read
 	}{
-		{"exactly at the limit", len(small), small + "\n" + small, nil, 2},
-		{"at the limit with crlf", len(small), small + "\r\n" + small + "\r\n", nil, 2},
-		{"one over", len(small) - 1, small + "\n", []int{1}, 0},
-		{"long line then a good one", 64, `{"player_id":"` + strings.Repeat("x", 200_000) + `"}` + "\n" + small + "\n", []int{1}, 1},
-		{"long last line without newline", 64, small + "\n" + strings.Repeat("y", 100), []int{2}, 1},
+		{name: "jsonl event", in: `{"player_id":"` + big + `"}` + "\n" + small + "\n",
+			want: []Record{{Offset: 0, OversizedValue: int64(len(big) + len(`{"player_id":""}`))}, {Offset: 1, Key: []byte("p1"), Value: []byte(small)}}},
+		{name: "jsonl with crlf and no final newline", in: small + "\r\n" + `{"a":"` + big + `"}`,
+			want: []Record{{Offset: 0, Key: []byte("p1"), Value: []byte(small)}, {Offset: 1, OversizedValue: int64(len(big) + len(`{"a":""}`))}}},
+		{name: "jsonl not an object", in: small + "\n" + big + "\n" + small + "\n",
+			want: []Record{{Offset: 0, Key: []byte("p1"), Value: []byte(small)}, {Offset: 2, Key: []byte("p1"), Value: []byte(small)}}, wantErr: []int{2}},
+		{name: "kcat text payload", in: `{"topic":"t","partition":2,"offset":9,"tstype":"logappend","ts":1000,"broker":-1,"headers":["h","v"],"key":"k","payload":"` + big + `"}` + "\n",
+			want: []Record{{Topic: "t", Partition: 2, Offset: 9, Timestamp: time.UnixMilli(1000), LogAppendTime: true,
+				Headers: []Header{{"h", []byte("v")}}, Key: []byte("k"), OversizedValue: int64(len(big) / 6)}}},
+		{name: "kcat escaped payload", in: `{"offset":3,"key":null,"payload":"` + escaped + `"}` + "\n",
+			want: []Record{{Offset: 3, OversizedValue: int64(len(escaped) / 6)}}},
+		{name: "kcat base64 payload", in: `{"offset":4,"key_encoding":"base64","key":"/w==","payload_encoding":"base64","payload":"` + big + `"}` + "\n",
+			want: []Record{{Offset: 4, Key: []byte{0xff}, OversizedValue: int64(len(big)/4*3 - 2)}}},
+		{name: "kcat huge key", in: `{"offset":5,"key":"` + big + `","payload":"{}"}` + "\n" + `{"offset":6,"payload":"{}"}` + "\n",
+			want: []Record{{Offset: 6, Value: []byte("{}")}}, wantErr: []int{1}},
+		{name: "kcat payload not closed", in: `{"offset":7,"payload":"` + big + "\n",
+			wantErr: []int{1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := NewReader(strings.NewReader(tt.in), "big.jsonl", WithMaxLineBytes(tt.max))
+			r := NewReader(strings.NewReader(tt.in), "big.jsonl", WithMaxValueBytes(max))
+			var got []Record
 			var errLines []int
-			ok := 0
 			for {
-				_, err := r.Next()
+				rec, err := r.Next()
 				if errors.Is(err, io.EOF) {
 					break
 				}
 				if err != nil {
 					var le *LineError
-					if !errors.As(err, &le) || !errors.Is(err, ErrLineTooLong) {
-						t.Fatalf("Next() error = %v, want a LineError wrapping ErrLineTooLong", err)
+					if !errors.As(err, &le) {
+						t.Fatalf("Next() error = %v, want a LineError", err)
 					}
 					errLines = append(errLines, le.Line)
 					continue
 				}
-				ok++
+				got = append(got, rec)
 			}
-			if ok != tt.wantOK || !equalInts(errLines, tt.wantErr) {
-				t.Errorf("read %d records, errors on lines %v; want %d records, errors on %v", ok, errLines, tt.wantOK, tt.wantErr)
+			if !slices.EqualFunc(got, tt.want, equalRecord) || !equalInts(errLines, tt.wantErr) {
+				t.Errorf("read %+v, errors on lines %v\nwant %+v, errors on %v", got, errLines, tt.want, tt.wantErr)
+			}
+			for _, rec := range got {
+				if rec.OversizedValue != 0 && (rec.OversizedValue <= max || rec.Value != nil) {
+					t.Errorf("oversized record %+v: want a nil value and a length above %d", rec, max)
+				}
 			}
 		})
 	}

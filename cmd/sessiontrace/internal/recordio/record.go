@@ -6,9 +6,22 @@
 //   - JSONL of event values: every line is one v1 event object, as a game
 //     server would produce it. The record key is the event's player_id.
 //   - The envelope `kcat -J` prints, one per line: topic, partition, offset,
-//     timestamp, key and payload, key and payload as JSON strings. This is
-//     what Writer produces, so a recorded topic replays with its partitions
-//     and offsets kept.
+//     timestamp, headers, key and payload, key and payload as JSON strings.
+//     This is what Writer produces, so a recorded topic replays with its
+//     partitions and offsets kept.
+//
+// A recording is byte-faithful. JSON strings carry only UTF-8, so Writer
+// writes a key, a value or the headers that are not valid UTF-8 in base64
+// and says so beside them with "key_encoding", "payload_encoding" or
+// "headers_encoding" set to "base64"; kcat and jq show those fields as
+// ordinary members. Text stays text, as kcat writes it. For plain kcat -J
+// output, which writes such bytes raw inside its strings, Reader keeps the
+// raw bytes as they are.
+//
+// A value longer than the Reader's WithMaxValueBytes is not kept: the
+// record comes back with OversizedValue set (a lower bound of its length)
+// and a nil Value, so that a replay counts it as too large, as the consumer
+// does, without holding it in memory.
 package recordio
 
 import "time"
@@ -27,7 +40,24 @@ type Record struct {
 	Timestamp time.Time
 	// Key is the record key; nil when absent.
 	Key []byte
-	// Value is the record value; nil for a tombstone.
+	// Value is the record value; nil for a tombstone, and for a value too
+	// large to keep (see OversizedValue).
+	Value []byte
+	// Headers are the record headers, in order; nil when there are none.
+	Headers []Header
+	// LogAppendTime says that Timestamp was set by the broker (kcat's
+	// "tstype":"logappend") rather than by the producer.
+	LogAppendTime bool
+	// OversizedValue is non-zero for a record whose value was longer than
+	// the Reader's WithMaxValueBytes: Value is then nil and OversizedValue
+	// is a lower bound of the value's length in bytes, above that limit.
+	OversizedValue int64
+}
+
+// Header is one record header. A nil Value is a header without a value
+// (kcat prints it as null).
+type Header struct {
+	Key   string
 	Value []byte
 }
 

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/kafkacheck"
 )
 
 type boundKind uint8
@@ -96,13 +98,20 @@ func ReadTopic(ctx context.Context, opts []kgo.Opt, topic string, from, to Bound
 	if topic == "" {
 		return errors.New("recordio: read topic: no topic given")
 	}
-	all := append(append([]kgo.Opt(nil), opts...), kgo.KeepControlRecords())
+	var check kafkacheck.Checker
+	all := append(append([]kgo.Opt(nil), opts...), kgo.KeepControlRecords(), kgo.WithHooks(&check))
 	cl, err := kgo.NewClient(all...)
 	if err != nil {
 		return fmt.Errorf("recordio: read topic %s: new client: %w", topic, err)
 	}
 	defer cl.Close()
 	if err := directOnly(cl); err != nil {
+		return fmt.Errorf("recordio: read topic %s: %w", topic, err)
+	}
+	// Listing offsets and fetching retry for as long as the context lets
+	// them; wrong credentials or a missing topic should fail in seconds,
+	// with the broker's reason.
+	if err := check.Topic(ctx, cl, topic, false); err != nil {
 		return fmt.Errorf("recordio: read topic %s: %w", topic, err)
 	}
 
@@ -185,14 +194,19 @@ func directOnly(cl *kgo.Client) error {
 }
 
 func fromKgo(r *kgo.Record) Record {
-	return Record{
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Timestamp: r.Timestamp,
-		Key:       r.Key,
-		Value:     r.Value,
+	rec := Record{
+		Topic:         r.Topic,
+		Partition:     r.Partition,
+		Offset:        r.Offset,
+		Timestamp:     r.Timestamp,
+		LogAppendTime: r.Attrs.TimestampType() == 1,
+		Key:           r.Key,
+		Value:         r.Value,
 	}
+	for _, h := range r.Headers {
+		rec.Headers = append(rec.Headers, Header{Key: h.Key, Value: h.Value})
+	}
+	return rec
 }
 
 // resolve turns the bounds into [from, to) offsets per partition.

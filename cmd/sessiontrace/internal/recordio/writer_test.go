@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestWriterRoundTrip(t *testing.T) {
@@ -26,8 +27,11 @@ func TestWriterRoundTrip(t *testing.T) {
 			Value: []byte("{}")}},
 		{name: "sub-millisecond time is truncated", rec: Record{Topic: "t", Timestamp: ts.Add(999 * time.Microsecond), Value: []byte("{}")},
 			want: Record{Topic: "t", Timestamp: ts, Value: []byte("{}")}},
-		{name: "invalid utf-8 becomes U+FFFD", rec: Record{Topic: "t", Value: []byte("a\xffb")},
-			want: Record{Topic: "t", Value: []byte("a\uFFFDb")}},
+		{name: "invalid utf-8 is kept, in base64", rec: Record{Topic: "t", Key: []byte("\xc3"), Value: []byte("a\xffb\x00")}},
+		{name: "headers", rec: Record{Topic: "t", Offset: 2, Headers: []Header{{"trace", []byte("abc")}, {"empty", []byte{}}, {"none", nil}, {"", []byte("x")}}}},
+		{name: "binary headers", rec: Record{Topic: "t", Offset: 3, Headers: []Header{{"k\xff", []byte{0, 0xfe}}, {"plain", nil}}, Value: []byte("{}")}},
+		{name: "log append time", rec: Record{Topic: "t", Timestamp: ts, LogAppendTime: true, Value: []byte("{}")}},
+		{name: "every byte value", rec: Record{Topic: "t", Key: allBytes(), Value: allBytes()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -86,6 +90,14 @@ func TestWriterMatchesEncodingJSON(t *testing.T) {
 	}
 }
 
+func allBytes() []byte {
+	b := make([]byte, 256)
+	for i := range b {
+		b[i] = byte(i)
+	}
+	return b
+}
+
 type failWriter struct{}
 
 func (failWriter) Write([]byte) (int, error) { return 0, errors.New("disk full") }
@@ -100,4 +112,38 @@ func TestWriterError(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("error = %v, want the writer's error", err)
 	}
+}
+
+// FuzzWriterRoundTrip: whatever the bytes of key, value and headers, the
+// line is one valid JSON object and reads back as the same record.
+func FuzzWriterRoundTrip(f *testing.F) {
+	f.Add([]byte("player-1"), []byte(`{"type":"session.login"}`), "h", []byte("v"), false)
+	f.Add([]byte("\xff"), []byte("\x00\x1b[2J\n\u2028"), "bin\xfe", []byte{0xc3}, true)
+	f.Add([]byte{}, []byte{}, "", []byte(nil), false)
+	f.Fuzz(func(t *testing.T, key, value []byte, hk string, hv []byte, nilValue bool) {
+		rec := Record{Topic: "t", Partition: 1, Offset: 2, Key: key, Value: value, Headers: []Header{{hk, hv}}}
+		if nilValue {
+			rec.Value = nil
+		}
+		var buf bytes.Buffer
+		w := NewWriter(&buf)
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		line := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+		if !json.Valid(line) || bytes.ContainsAny(line, "\n\r") || !utf8.Valid(line) {
+			t.Fatalf("not one valid UTF-8 JSON line: %q", buf.Bytes())
+		}
+		got := readAll(t, NewReader(&buf, "fuzz"))
+		if len(got) != 1 || !equalRecord(got[0], rec) {
+			t.Fatalf("read back %+v, want %+v", got, rec)
+		}
+		slow, err := parseKcatJSON(line)
+		if err != nil || !equalRecord(slow, rec) {
+			t.Fatalf("encoding/json reads %+v (%v), want %+v", slow, err, rec)
+		}
+	})
 }

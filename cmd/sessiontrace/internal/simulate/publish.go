@@ -52,7 +52,7 @@ func Publish(ctx context.Context, cl *kgo.Client, topic string, gen *Generator, 
 		mu.Lock()
 		defer mu.Unlock()
 		if firstErr == nil {
-			firstErr = fmt.Errorf("simulate: publish to %s: record of %s: %w", topic, r.Key, err)
+			firstErr = fmt.Errorf("simulate: publish to %s: record of %q: %w", topic, r.Key, err)
 			failed.Store(true)
 		}
 	}
