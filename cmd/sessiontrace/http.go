@@ -101,7 +101,9 @@ func (h *health) readyz(w http.ResponseWriter, _ *http.Request) {
 	}
 	if ok, why := h.ready(); !ok {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: %s\n", why)
+		// The reason quotes brokers' and collectors' errors: escaped, it
+		// stays one line.
+		fmt.Fprintf(w, "not ready: %s\n", lineText(why))
 		return
 	}
 	if ok, msg := h.exporter.answering(); !ok {

@@ -37,7 +37,7 @@ func TestReadyz(t *testing.T) {
 	open := make(chan struct{})
 	ready := func() (bool, string) { return true, "" }
 	unassigned := func() (bool, string) { return false, "no partitions assigned" }
-	refused := func() (bool, string) { return false, "kafka refuses the consumer: SASL_AUTHENTICATION_FAILED" }
+	refused := func() (bool, string) { return false, "kafka refuses the consumer: SASL_AUTHENTICATION_FAILED\x1b[2J\nforged" }
 	for _, c := range []struct {
 		name     string
 		ready    func() (bool, string)
@@ -47,7 +47,7 @@ func TestReadyz(t *testing.T) {
 		body     string
 	}{
 		{"not assigned", unassigned, open, nil, http.StatusServiceUnavailable, "not ready: no partitions assigned"},
-		{"kafka refuses", refused, open, []bool{true}, http.StatusServiceUnavailable, "SASL_AUTHENTICATION_FAILED"},
+		{"kafka refuses, escaped on one line", refused, open, []bool{true}, http.StatusServiceUnavailable, `SASL_AUTHENTICATION_FAILED\x1b[2J\nforged`},
 		{"assigned, nothing exported yet", ready, open, nil, http.StatusOK, "ready"},
 		{"last export accepted", ready, open, []bool{false, true}, http.StatusOK, "ready"},
 		{"last export failed", ready, open, []bool{true, false}, http.StatusServiceUnavailable, "connection refused"},
@@ -73,13 +73,11 @@ func TestReadyz(t *testing.T) {
 // TestReadyzEscapesTheCollectorsMessage: the collector's error text is
 // printed escaped, on one line.
 func TestReadyzEscapesTheCollectorsMessage(t *testing.T) {
-	closed := make(chan struct{})
-	close(closed)
 	inner := &failingExporter{SpanExporter: tracetest.NewInMemoryExporter(), fail: true,
 		msg: "quota\x1b[2J exceeded\nready\xff"}
 	w := &watchedExporter{SpanExporter: inner}
 	_ = w.ExportSpans(t.Context(), nil)
-	h := &health{ready: closed, stopping: make(chan struct{}), exporter: w}
+	h := &health{ready: func() (bool, string) { return true, "" }, stopping: make(chan struct{}), exporter: w}
 	rec := httptest.NewRecorder()
 	h.readyz(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	body := rec.Body.String()
