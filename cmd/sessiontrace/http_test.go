@@ -37,7 +37,9 @@ func TestReadyz(t *testing.T) {
 	open := make(chan struct{})
 	ready := func() (bool, string) { return true, "" }
 	unassigned := func() (bool, string) { return false, "no partitions assigned" }
-	refused := func() (bool, string) { return false, "kafka refuses the consumer: SASL_AUTHENTICATION_FAILED\x1b[2J\nforged" }
+	refused := func() (bool, string) {
+		return false, "kafka refuses the consumer: SASL_AUTHENTICATION_FAILED\x1b[2J\nforged"
+	}
 	for _, c := range []struct {
 		name     string
 		ready    func() (bool, string)
