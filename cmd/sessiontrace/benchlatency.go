@@ -18,8 +18,8 @@ import (
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 	"github.com/sessiontrace/sessiontrace/consumer"
-	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/consumer/export"
+	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
