@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc/codes"
@@ -31,7 +33,7 @@ func TestExportRefusalsNeverWedgeAPartition(t *testing.T) {
 				poisoned = id // the same span on every run: the least phase span ID
 			}
 		}
-		var requests atomic.Int64
+		var requests, partials atomic.Int64
 		rcv.Respond(func(req *coltracepb.ExportTraceServiceRequest) receiver.Answer {
 			for _, rs := range req.GetResourceSpans() {
 				for _, ss := range rs.GetScopeSpans() {
@@ -43,15 +45,37 @@ func TestExportRefusalsNeverWedgeAPartition(t *testing.T) {
 				}
 			}
 			if requests.Add(1)%3 == 0 {
+				partials.Add(1)
 				return receiver.Answer{Rejected: 1, Message: "one span over the limit"}
 			}
 			return receiver.Answer{}
 		})
 		s.produce(t, brokers, topic)
-		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()))
+		reader := sdkmetric.NewManualReader()
+		r := startConsumer(t, pathConfig(brokers, topic, group, path), exporter(t, rcv.Addr()),
+			WithMeterProvider(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))))
 		waitSpans(t, rcv, len(s.spans)-1, 60*time.Second)
 		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 30*time.Second)
 		r.shutdown(t)
+
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(t.Context(), &rm); err != nil {
+			t.Fatal(err)
+		}
+		rejected := map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				if sum, ok := m.Data.(metricdata.Sum[int64]); ok && m.Name == "sessiontrace.spans.rejected" {
+					for _, dp := range sum.DataPoints {
+						reason, _ := dp.Attributes.Value("reason")
+						rejected[reason.AsString()] += dp.Value
+					}
+				}
+			}
+		}
+		if rejected["export_rejected"] != 1 || rejected["partial_success"] != partials.Load() || partials.Load() == 0 {
+			t.Errorf("sessiontrace.spans.rejected by reason %v, want export_rejected 1 and partial_success %d", rejected, partials.Load())
+		}
 
 		got := map[trace.SpanID]int{}
 		for _, sp := range rcv.Spans() {
