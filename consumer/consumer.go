@@ -80,7 +80,8 @@ func WithResource(r *resource.Resource) Option {
 // through (Config.ExportPath "direct", the default). Give it the client the
 // process's SDK exporter is built on (otlptrace.New(ctx, client)), so both
 // paths share the connection, TLS, headers, compression, timeout and the
-// OTEL_EXPORTER_OTLP_* settings. The client must be started; the Consumer
+// OTEL_EXPORTER_OTLP_* settings. Build it with export.ClientOptions (the
+// lanes see partial successes only through them) and start it; the Consumer
 // and OTLPSink never stop it.
 func WithOTLPClient(c otlptrace.Client) Option {
 	return optionFunc(func(p *pipeline) { p.client = c })

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/simulate"
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
@@ -47,7 +48,9 @@ func newCountingExporter(exp sdktrace.SpanExporter) *countingExporter {
 // ExportSpans exports through the wrapped exporter and counts what it
 // accepted.
 func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
-	if err := e.SpanExporter.ExportSpans(ctx, spans); err != nil {
+	// A partial success is an accepted request: the lane acknowledges it.
+	err := e.SpanExporter.ExportSpans(ctx, spans)
+	if err != nil && export.Classify(err) != export.PartialSuccess {
 		return err
 	}
 	if l := e.latency.Load(); l != nil {
@@ -59,7 +62,7 @@ func (e *countingExporter) ExportSpans(ctx context.Context, spans []sdktrace.Rea
 		}
 	}
 	e.accepted(int64(len(spans)))
-	return nil
+	return err
 }
 
 // accepted counts n accepted spans and wakes wait.
@@ -81,7 +84,8 @@ type countingClient struct {
 // UploadTraces uploads through the wrapped client and counts (and, in the
 // latency phase, times) what the endpoint accepted.
 func (c *countingClient) UploadTraces(ctx context.Context, rss []*tracepb.ResourceSpans) error {
-	if err := c.Client.UploadTraces(ctx, rss); err != nil {
+	err := c.Client.UploadTraces(ctx, rss)
+	if err != nil && export.Classify(err) != export.PartialSuccess {
 		return err
 	}
 	rss = decodedSpans(rss)
@@ -95,7 +99,7 @@ func (c *countingClient) UploadTraces(ctx context.Context, rss []*tracepb.Resour
 		l.addResourceSpans(time.Now(), rss)
 	}
 	c.e.accepted(int64(n))
-	return nil
+	return err
 }
 
 // decodedSpans returns rss with every span as a message. The direct export

@@ -75,6 +75,11 @@ func TestConfigFile(t *testing.T) {
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded config differs:\n got %+v\nwant %+v", cfg, want)
 	}
+	// Validation reads the headers file, which is not on this machine.
+	cfg.OTLP.HeadersFile = filepath.Join(t.TempDir(), "otlp-headers")
+	if err := os.WriteFile(cfg.OTLP.HeadersFile, []byte("x-api-key=k\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	if err := cfg.validateConsume(); err != nil {
 		t.Errorf("validate: %v", err)
 	}

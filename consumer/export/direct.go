@@ -19,7 +19,7 @@ import (
 // uploads them through the process's otlptrace.Client, settling each as its
 // outcome class says. It keeps the Lane contract with the SDK path's
 // batching: a batch is exported when it holds batchSize spans or when its
-// first span has waited batchTimeout, and flush exports the partial batch
+// first span has waited batchTimeout, and Flush exports the partial batch
 // at once, so a replay (no timeout) sends the same requests on both paths.
 type directLane struct {
 	client       otlptrace.Client
@@ -30,17 +30,17 @@ type directLane struct {
 
 	q       *spanQueue
 	flushes chan flushRequest
-	n       atomic.Int64 // spans handed to emit (atomic: flush may run on another goroutine)
-	ackN    atomic.Int64 // spans accepted, a prefix of those emitted
+	n       atomic.Int64 // spans handed to Emit (atomic: Flush may run on another goroutine)
+	ackN    atomic.Int64 // spans settled, a prefix of those emitted
 
-	abortCtx context.Context // cancelled by abort: the export goroutine stops, uploads are cancelled
+	abortCtx context.Context // cancelled by Abort: the export goroutine stops, uploads are cancelled
 	abortFn  context.CancelFunc
 	done     chan struct{} // closed when the export goroutine returned
 	closeOne sync.Once
 }
 
 // flushRequest asks the export goroutine to export, now, every span up to
-// the emitted count target; done is closed once they were accepted.
+// the emitted count target; done is closed once they were settled.
 type flushRequest struct {
 	target int64
 	done   chan struct{}
@@ -115,7 +115,7 @@ func (l *directLane) Abort() { l.abortFn() }
 
 // Close aborts the lane and waits for its export goroutine to return.
 // Spans still queued are abandoned (never acknowledged, so never committed
-// past): call flush first to drain.
+// past): call Flush first to drain.
 func (l *directLane) Close(ctx context.Context) error {
 	var err error
 	l.closeOne.Do(func() {
@@ -169,7 +169,7 @@ func (l *directLane) run() {
 				return
 			}
 		case req := <-l.flushes:
-			// Every span up to target was queued before flush was called:
+			// Every span up to target was queued before Flush was called:
 			// take them all, exporting full batches on the way.
 			for taken < req.target {
 				before := taken
@@ -214,7 +214,7 @@ func (l *directLane) exportBatch(batch *[]lifecycle.Span, timer *time.Timer) boo
 		return false
 	}
 	if l.abortCtx.Err() != nil {
-		// Aborted while uploading: an emit may have failed since, and the
+		// Aborted while uploading: an Emit may have failed since, and the
 		// batch may hold spans queued after that hole, which the
 		// acknowledged count must never pass. Not acknowledging an
 		// accepted batch only costs duplicates.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,5 +200,69 @@ func TestWaitCount(t *testing.T) {
 				t.Fatalf("WaitCount = %v, want %v", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestRespond checks each answer Respond can give, as a raw gRPC client
+// sees it, and that accepted requests are recorded whole, refused ones not.
+func TestRespond(t *testing.T) {
+	cases := []struct {
+		name        string
+		answer      Answer
+		wantCode    codes.Code
+		wantPartial *coltracepb.ExportTracePartialSuccess
+		wantCount   int
+	}{
+		{"accept", Answer{}, codes.OK, nil, 3},
+		{"partial success", Answer{Rejected: 2, Message: "too big"}, codes.OK, &coltracepb.ExportTracePartialSuccess{RejectedSpans: 2, ErrorMessage: "too big"}, 3},
+		{"warning", Answer{Message: "slow down"}, codes.OK, &coltracepb.ExportTracePartialSuccess{ErrorMessage: "slow down"}, 3},
+		{"invalid argument", Answer{Code: codes.InvalidArgument, Message: "bad span"}, codes.InvalidArgument, nil, 0},
+		{"unauthenticated", Answer{Code: codes.Unauthenticated, Message: "who are you"}, codes.Unauthenticated, nil, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startReceiver(t)
+			client := dial(t, r.Addr())
+			var seen int
+			r.Respond(func(req *coltracepb.ExportTraceServiceRequest) Answer {
+				seen = len(req.GetResourceSpans()[0].GetScopeSpans()[0].GetSpans())
+				return tc.answer
+			})
+			resp, err := client.Export(deadline(t, 10*time.Second), makeRequest(0, 3))
+			if got := status.Code(err); got != tc.wantCode {
+				t.Fatalf("code %v (%v), want %v", got, err, tc.wantCode)
+			}
+			if seen != 3 {
+				t.Errorf("Respond saw %d spans, want 3", seen)
+			}
+			if err == nil && !proto.Equal(resp.GetPartialSuccess(), tc.wantPartial) {
+				t.Errorf("partial success %v, want %v", resp.GetPartialSuccess(), tc.wantPartial)
+			}
+			if got := r.Count(); got != tc.wantCount {
+				t.Errorf("Count = %d, want %d", got, tc.wantCount)
+			}
+			r.Respond(nil)
+			if _, err := client.Export(deadline(t, 10*time.Second), makeRequest(10, 1)); err != nil {
+				t.Errorf("after Respond(nil): %v", err)
+			}
+		})
+	}
+}
+
+// TestMaxRequestBytes checks that a request over the limit fails as gRPC
+// fails it, and a smaller one passes.
+func TestMaxRequestBytes(t *testing.T) {
+	r, err := Start("127.0.0.1:0", WithMaxRequestBytes(1024))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(r.Close)
+	client := dial(t, r.Addr())
+	_, err = client.Export(deadline(t, 10*time.Second), makeRequest(0, 100))
+	if s, _ := status.FromError(err); s.Code() != codes.ResourceExhausted || !strings.Contains(s.Message(), "larger than max") {
+		t.Fatalf("large request: %v, want ResourceExhausted larger than max", err)
+	}
+	if _, err := client.Export(deadline(t, 10*time.Second), makeRequest(0, 1)); err != nil {
+		t.Fatalf("small request: %v", err)
 	}
 }
