@@ -44,9 +44,10 @@ const (
 	// benchMaxOpenSessions bounds --open-sessions; the simulator holds about
 	// 300 bytes per player while the sessions are built.
 	benchMaxOpenSessions = 10_000_000
-	// benchSessionTarget is DESIGN.md §6's memory target per open session.
+	// benchSessionTarget is the memory target per open session (at most 128 bytes at a million sessions).
 	benchSessionTarget = 128
-	// latencySlack is what DESIGN.md §6 allows on top of the batch timeout.
+	// latencySlack is what the latency target allows on top of the batch
+	// timeout: a root span arrives within export_batch_timeout + 1 s.
 	latencySlack = time.Second
 	// throughputBatchTimeout caps kafka.export_batch_timeout in the
 	// throughput phase. Under load every batch fills before it times out;

@@ -361,7 +361,7 @@ func TestMixProportions(t *testing.T) {
 	}
 }
 
-// endPhase walks a session as DESIGN.md §1 defines session.end_phase: the
+// endPhase walks a session as lifecycle's package doc defines session.end_phase: the
 // last phase entered, loading while a loading screen is open, menu after a
 // game.
 func endPhase(events []schema.Event) string {
