@@ -125,4 +125,3 @@ var paths = []struct {
 	{"direct", func(out *otlpOut, cfg Config) Lane { return NewDirect(out.client, cfg) }},
 	{"sdk", func(out *otlpOut, cfg Config) Lane { return NewSDK(out.exp, cfg) }},
 }
-
