@@ -53,6 +53,11 @@ func (p *pipeline) observer(topic string, partition int32, attrs metric.Measurem
 			}
 		},
 		Partial: func(rejected int64, msg string) {
+			if rejected == 0 { // OTLP's way of sending a warning
+				p.exportLog.info("export/partial_success_warning", "the OTLP endpoint accepted a request with a warning",
+					"topic", topic, "partition", partition, "message", msg)
+				return
+			}
 			p.metrics.spansRejected.Add(context.Background(), rejected, partialAttrs)
 			p.exportLog.warn("export/partial_success", "the OTLP endpoint accepted a request but rejected some of its spans; they are not sent again",
 				"topic", topic, "partition", partition, "rejected", rejected, "message", msg)

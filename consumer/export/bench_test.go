@@ -52,7 +52,7 @@ func BenchmarkSpanEncode(b *testing.B) {
 		c := &collector{}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(c), sdktrace.WithIDGenerator(idGenerator{}),
 			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
-		em := newEmitter(tp.Tracer(ScopeName))
+		em := newEmitter(tp.Tracer(scopeName))
 		ctx := context.Background()
 		b.ReportAllocs()
 		i := 0
@@ -70,7 +70,7 @@ func BenchmarkSpanEncode(b *testing.B) {
 		c := &collector{}
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(c), sdktrace.WithIDGenerator(idGenerator{}),
 			sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
-		em := newEmitter(tp.Tracer(ScopeName))
+		em := newEmitter(tp.Tracer(scopeName))
 		for i := range batch {
 			if err := em.Emit(context.Background(), &spans[i%len(spans)]); err != nil {
 				b.Fatal(err)

@@ -99,7 +99,7 @@ func (l *directLane) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return ErrAborted
+		return errAborted
 	}
 	select {
 	case <-req.done:
@@ -107,7 +107,7 @@ func (l *directLane) Flush(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-l.done:
-		return ErrAborted
+		return errAborted
 	}
 }
 

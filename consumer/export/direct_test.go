@@ -75,8 +75,8 @@ func TestDirectLaneBlocksAndAborts(t *testing.T) {
 	var aborted int
 	for err := range errs {
 		if err != nil {
-			if !errors.Is(err, ErrAborted) {
-				t.Errorf("emit = %v, want ErrAborted", err)
+			if !errors.Is(err, errAborted) {
+				t.Errorf("emit = %v, want errAborted", err)
 			}
 			aborted++
 		}
@@ -87,8 +87,8 @@ func TestDirectLaneBlocksAndAborts(t *testing.T) {
 	if l.Emitted() != n || l.Acked() != 0 {
 		t.Errorf("emitted %d, acked %d; want %d and 0", l.Emitted(), l.Acked(), n)
 	}
-	if err := l.Flush(t.Context()); !errors.Is(err, ErrAborted) {
-		t.Errorf("flush after abort = %v, want ErrAborted", err)
+	if err := l.Flush(t.Context()); !errors.Is(err, errAborted) {
+		t.Errorf("flush after abort = %v, want errAborted", err)
 	}
 	if err := l.Close(t.Context()); err != nil {
 		t.Errorf("close: %v", err)
@@ -214,7 +214,7 @@ func sdkRequest(t *testing.T, res *resource.Resource, spans []lifecycle.Span) []
 	c := &collector{}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(c), sdktrace.WithIDGenerator(idGenerator{}),
 		sdktrace.WithSampler(sdktrace.AlwaysSample()), sdktrace.WithResource(res))
-	em := newEmitter(tp.Tracer(ScopeName))
+	em := newEmitter(tp.Tracer(scopeName))
 	for i := range spans {
 		if err := em.Emit(t.Context(), &spans[i]); err != nil {
 			t.Fatal(err)

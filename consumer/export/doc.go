@@ -40,6 +40,12 @@
 //	                header (grpc-go's Internal             would lose spans; the class tells the caller
 //	                "header key ...")                      to report not ready and to log it loudly
 //
+// Splitting costs about 2k·log2(n) extra requests for k refused spans in a
+// batch of n. An endpoint that refuses every request as InvalidArgument (a
+// resource it rejects, say) gets every span reported as rejected, one
+// request each: the class says the data is at fault, and the lane believes
+// it.
+//
 // A partial success is visible only through the interceptor ClientOptions
 // installs: otlptracegrpc folds it into an error of an internal type.
 // ClientOptions also bounds gRPC's reconnect backoff by the lane's retry

@@ -15,9 +15,9 @@ import (
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// ScopeName is the instrumentation scope of every exported span, on both
+// scopeName is the instrumentation scope of every exported span, on both
 // export paths (the SDK lane's tracer is named after it).
-const ScopeName = "github.com/sessiontrace/sessiontrace"
+const scopeName = "github.com/sessiontrace/sessiontrace"
 
 // OTLP span flags as the SDK's OTLP transform writes them: the W3C sampled
 // flag, "has is_remote" always, and "is remote" when the parent is (every
@@ -91,7 +91,7 @@ func newSpanEncoder(res *resource.Resource, limits sdktrace.SpanLimits) *spanEnc
 	e := &spanEncoder{limits: limits}
 	e.rs.Resource = &resourcepb.Resource{Attributes: keyValues(res.Iter())}
 	e.rs.SchemaUrl = res.SchemaURL()
-	e.ss.Scope = &commonpb.InstrumentationScope{Name: ScopeName}
+	e.ss.Scope = &commonpb.InstrumentationScope{Name: scopeName}
 	e.rs.ScopeSpans = []*tracepb.ScopeSpans{&e.ss}
 	e.out = []*tracepb.ResourceSpans{&e.rs}
 	return e

@@ -11,7 +11,6 @@ import (
 
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -126,5 +125,3 @@ var paths = []struct {
 	{"direct", func(out *otlpOut, cfg Config) Lane { return NewDirect(out.client, cfg) }},
 	{"sdk", func(out *otlpOut, cfg Config) Lane { return NewSDK(out.exp, cfg) }},
 }
-
-var _ sdktrace.SpanExporter = (*otlptrace.Exporter)(nil)

@@ -10,9 +10,9 @@ import (
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// ErrAborted is what Flush and Emit return when the lane was aborted before
+// errAborted is what Flush and Emit return when the lane was aborted before
 // the spans they wait for were accepted.
-var ErrAborted = errors.New("export lane aborted")
+var errAborted = errors.New("export lane aborted")
 
 // Lane is one partition's export path. NewDirect and NewSDK build the two
 // implementations; both keep the same contract:

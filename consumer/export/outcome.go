@@ -69,6 +69,7 @@ type PartialSuccessError struct {
 	Message  string
 }
 
+// Error describes the partial success, with the endpoint's message.
 func (e *PartialSuccessError) Error() string {
 	return fmt.Sprintf("OTLP partial success: %d spans rejected: %s", e.Rejected, e.Message)
 }

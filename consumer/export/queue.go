@@ -73,7 +73,7 @@ func (q *spanQueue) push(ctx, abort context.Context, s *lifecycle.Span) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-abort.Done():
-			return ErrAborted
+			return errAborted
 		}
 	}
 }

@@ -97,7 +97,7 @@ func TestSpanQueueBlocksWhenFull(t *testing.T) {
 	}
 	aborted, abort := context.WithCancel(ctx)
 	abort()
-	if err := q.push(ctx, aborted, &s); !errors.Is(err, ErrAborted) {
+	if err := q.push(ctx, aborted, &s); !errors.Is(err, errAborted) {
 		t.Fatalf("push into an aborted lane = %v", err)
 	}
 }

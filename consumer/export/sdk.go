@@ -39,7 +39,7 @@ func newAckExporter(inner sdktrace.SpanExporter, d deliverer) *ackExporter {
 // blocks instead of anything being dropped.
 func (e *ackExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnlySpan) error {
 	if e.abortCtx.Err() != nil {
-		return ErrAborted
+		return errAborted
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -61,7 +61,7 @@ func (e *ackExporter) ExportSpans(ctx context.Context, spans []sdktrace.ReadOnly
 	if e.abortCtx.Err() != nil {
 		// Aborted while uploading: spans queued after a hole may be in this
 		// batch. Not acknowledging an accepted batch only costs duplicates.
-		return ErrAborted
+		return errAborted
 	}
 	e.acked.Add(int64(len(spans)))
 	return nil
@@ -126,7 +126,7 @@ func newSDKLane(inner sdktrace.SpanExporter, cfg Config) *sdkLane {
 	return &sdkLane{
 		tp:      tp,
 		exp:     exp,
-		emitter: newEmitter(tp.Tracer(ScopeName)),
+		emitter: newEmitter(tp.Tracer(scopeName)),
 	}
 }
 
@@ -137,7 +137,7 @@ func newSDKLane(inner sdktrace.SpanExporter, cfg Config) *sdkLane {
 func (l *sdkLane) Emit(ctx context.Context, s *lifecycle.Span) error {
 	if l.exp.abortCtx.Err() != nil {
 		l.n.Add(1)
-		return fmt.Errorf("queue span: %w", ErrAborted)
+		return fmt.Errorf("queue span: %w", errAborted)
 	}
 	err := l.emitter.Emit(ctx, s)
 	l.n.Add(1)
@@ -166,7 +166,7 @@ func (l *sdkLane) Flush(ctx context.Context) error {
 		return err
 	}
 	if l.exp.acked.Load() < target {
-		return ErrAborted
+		return errAborted
 	}
 	return nil
 }
