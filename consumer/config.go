@@ -116,6 +116,9 @@ type Config struct {
 	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
 	// Limits bound what one record may carry.
 	Limits schema.Limits `mapstructure:"limits"`
+	// Mapping, when set, decodes the topic's records in the producer's own
+	// shape (JSON or CloudEvents) instead of the v1 contract.
+	Mapping *schema.Mapping `mapstructure:"mapping"`
 }
 
 // DefaultConfig returns a Config with every default set and no brokers.
@@ -218,6 +221,11 @@ func (c Config) ValidatePipeline() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)
+	}
+	if c.Mapping != nil {
+		if _, err := schema.CompileMapping(*c.Mapping, c.Limits); err != nil {
+			return fmt.Errorf("mapping: %w", err)
+		}
 	}
 	return nil
 }

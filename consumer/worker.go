@@ -49,7 +49,8 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	dec   *schema.Decoder
+	dec   schema.RecordDecoder
+	rec   schema.Record // scratch: the record as the decoder reads it
 	m     *lifecycle.Machine
 	lane  export.Lane
 	ev    schema.Event
@@ -107,7 +108,7 @@ type position struct {
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
-	dec, err := schema.NewDecoder(p.cfg.Limits)
+	dec, err := schema.NewRecordDecoder(p.cfg.Limits, p.cfg.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
 	}
@@ -257,7 +258,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 
 	var reason, detail string
 	spans := w.spans[:0]
-	if err := w.dec.Decode(r.Key, r.Value, &w.ev); err != nil {
+	if err := w.dec.DecodeRecord(w.record(r), &w.ev); errors.Is(err, schema.ErrIgnored) {
+		pm.add(pm.ignored, 1)
+	} else if err != nil {
 		reason, detail = string(schema.ReasonMalformed), err.Error()
 		var se *schema.Error
 		if errors.As(err, &se) {
@@ -322,6 +325,17 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.open = w.m.Open()
 	w.mu.Unlock()
+}
+
+// record returns r as the decoder reads it, in scratch space reused from
+// record to record.
+func (w *worker) record(r *kgo.Record) *schema.Record {
+	w.rec.Key, w.rec.Value = r.Key, r.Value
+	w.rec.Headers = w.rec.Headers[:0]
+	for _, h := range r.Headers {
+		w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
+	}
+	return &w.rec
 }
 
 // sendDeadLetter writes r to the dead-letter topic. The caller counted the

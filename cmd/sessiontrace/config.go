@@ -358,6 +358,8 @@ func kindName(t reflect.Type) string {
 		return "int"
 	case reflect.Float32, reflect.Float64:
 		return "float"
+	case reflect.Pointer:
+		return "object"
 	}
 	return t.Kind().String()
 }

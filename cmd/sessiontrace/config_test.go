@@ -47,6 +47,24 @@ func TestConfigFile(t *testing.T) {
 				MaxPollRecords:     5000,
 				Lifecycle:          lifecycle.Config{IdleTimeout: 90 * time.Minute, MaxDuration: 12 * time.Hour, DedupWindow: 1024},
 				Limits:             schema.Limits{MaxRecordBytes: 32768, MaxAttributes: 16, MaxAttrKeyLen: 64, MaxAttrValueLen: 512, MaxFieldLen: 128},
+				Mapping: &schema.Mapping{
+					Format: schema.FormatJSON, Key: schema.KeyIgnore,
+					Type: schema.TypeRule{
+						From: []string{"category", "action"},
+						Names: []schema.TypeName{
+							{Name: "user.login", Type: "session.login"},
+							{Name: "user.logout", Type: "session.disconnect"},
+						},
+						Ignore: []string{"user.heartbeat"},
+					},
+					EventID:  schema.Source{From: "hash:value"},
+					PlayerID: schema.Source{From: "payload.player.id"},
+					TS:       schema.Source{From: "occurredAt", Format: schema.TimeEpochMS},
+					Fields: map[string]schema.Source{
+						"reason": {From: "payload.code", Values: []schema.ValueName{{From: "USER_QUIT", To: "client_quit"}}},
+					},
+					Attributes: []schema.AttributeRule{{From: "region"}, {From: "payload.net.ping", Name: "ping_ms"}},
+				},
 			},
 			ClientID: "sessiontrace-eu-1",
 			TLS: tlsConfig{Enabled: true, CAFile: "/etc/kafka/ca.pem", CertFile: "/etc/kafka/client.pem",

@@ -39,6 +39,7 @@ var keyDocs = map[string]string{
 	"kafka.limits.max_attr_key_len":   "Longest attribute key, in bytes.",
 	"kafka.limits.max_attr_value_len": "Longest string attribute value, in bytes.",
 	"kafka.limits.max_field_len":      "Longest id or other string field, in bytes.",
+	"kafka.mapping":                   "Decode the topic's records in the producer's own shape (JSON paths, headers, constants; event-name, value and timestamp tables; CloudEvents 1.0) instead of the v1 contract; empty means v1. See \"Events in your own shape\"; check one against sample records with `sessiontrace mapping check`.",
 	"kafka.client_id":                 "Kafka client ID, as brokers log and quota it.",
 	"kafka.tls.enabled":               "Connect to Kafka over TLS (system roots unless `kafka.tls.ca_file`).",
 	"kafka.tls.ca_file":               "PEM file of the CAs that sign the brokers' certificates.",
@@ -170,6 +171,8 @@ func writeConfigDoc(w io.Writer) error {
 func formatDefault(v any) string {
 	rv := reflect.ValueOf(v)
 	switch {
+	case rv.Kind() == reflect.Pointer && rv.IsNil():
+		return "—"
 	case rv.Kind() == reflect.Slice && rv.Len() == 0, rv.Kind() == reflect.String && rv.Len() == 0:
 		return "—"
 	case rv.Kind() == reflect.Slice:
