@@ -233,7 +233,9 @@ func TestCompileMappingErrors(t *testing.T) {
 		{"ts format", func(m *schema.Mapping) { m.TS.Format = "epoch_min" }, `ts.format "epoch_min"`},
 		{"layout without layout", func(m *schema.Mapping) { m.TS.Format = schema.TimeLayout }, `ts.layout: required`},
 		{"zone without layout", func(m *schema.Mapping) { m.TS.Zone = "UTC" }, `ts.layout and ts.zone: only with ts.format layout`},
-		{"bad zone", func(m *schema.Mapping) { m.TS = schema.Source{From: "t", Layout: "2006-01-02 15:04:05", Zone: "Mars/Olympus"} }, `ts.zone "Mars/Olympus"`},
+		{"bad zone", func(m *schema.Mapping) {
+			m.TS = schema.Source{From: "t", Layout: "2006-01-02 15:04:05", Zone: "Mars/Olympus"}
+		}, `ts.zone "Mars/Olympus"`},
 		{"hash elsewhere", func(m *schema.Mapping) { m.PlayerID.From = "hash:value" }, `player_id.from: hash:value is only for event_id`},
 		{"ce without cloudevents", func(m *schema.Mapping) { m.PlayerID.From = "ce:subject" }, `ce: sources need format cloudevents`},
 		{"values on a number", func(m *schema.Mapping) {
