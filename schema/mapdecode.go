@@ -59,6 +59,11 @@ type MappedDecoder struct {
 	stack []byte
 	names *interner
 	name  []byte // the event name of the last record, for Name
+	// last remembers the string each field and attribute rule produced in
+	// the previous record: producers repeat them, and a compare is cheaper
+	// than the interner's hash.
+	lastField [numFields]string
+	lastAttr  []string
 }
 
 // NewDecoder returns a decoder of cm.
@@ -68,12 +73,13 @@ func (cm *CompiledMapping) NewDecoder() *MappedDecoder {
 		n = max(n, p.nslots)
 	}
 	return &MappedDecoder{
-		cm:    cm,
-		spans: make([]span, n),
-		buf:   make([]byte, 0, 256),
-		nbuf:  make([]byte, 0, 64),
-		stack: make([]byte, 0, 16),
-		names: &interner{seed: maphash.MakeSeed()},
+		cm:       cm,
+		spans:    make([]span, n),
+		buf:      make([]byte, 0, 256),
+		nbuf:     make([]byte, 0, 64),
+		stack:    make([]byte, 0, 16),
+		names:    &interner{seed: maphash.MakeSeed()},
+		lastAttr: make([]string, len(cm.attrNames)),
 	}
 }
 
@@ -367,8 +373,9 @@ func (d *MappedDecoder) text(s *source, field string, r *Record, limit int) ([]b
 }
 
 // str is text through the source's value table, as a string: a table's
-// value, an interned string when intern is set, else a copy.
-func (d *MappedDecoder) str(s *source, field string, r *Record, intern bool) (string, bool, *Error) {
+// value, an interned string when last is not nil (compared with *last
+// first), else a copy.
+func (d *MappedDecoder) str(s *source, field string, r *Record, last *string) (string, bool, *Error) {
 	v, ok, err := d.text(s, field, r, d.cm.lim.MaxFieldLen)
 	if err != nil || !ok {
 		return "", false, err
@@ -378,8 +385,11 @@ func (d *MappedDecoder) str(s *source, field string, r *Record, intern bool) (st
 			return to, true, nil
 		}
 	}
-	if intern {
-		return d.names.str(v), true, nil
+	if last != nil {
+		if *last != string(v) {
+			*last = d.names.str(v)
+		}
+		return *last, true, nil
 	}
 	return string(v), true, nil
 }
@@ -429,8 +439,10 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 		name = name[len(cm.prefix):]
 	}
 	d.name = append(d.name[:0], name...)
-	if _, ok := cm.ignore[string(name)]; ok {
-		return true, nil
+	if len(cm.ignore) > 0 {
+		if _, ok := cm.ignore[string(name)]; ok {
+			return true, nil
+		}
 	}
 	if cm.names != nil {
 		ev.Type = cm.names[string(name)]
@@ -446,17 +458,17 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 	var ok bool
 	if p.eventID.kind == srcHash {
 		ev.EventID = hashID(r.Value)
-	} else if ev.EventID, ok, err = d.str(&p.eventID, "event_id", r, false); err != nil {
+	} else if ev.EventID, ok, err = d.str(&p.eventID, "event_id", r, nil); err != nil {
 		return false, err
 	} else if !ok {
 		return false, missing("event_id", &p.eventID)
 	}
-	if ev.PlayerID, ok, err = d.str(&p.playerID, "player_id", r, false); err != nil {
+	if ev.PlayerID, ok, err = d.str(&p.playerID, "player_id", r, nil); err != nil {
 		return false, err
 	} else if !ok {
 		return false, missing("player_id", &p.playerID)
 	}
-	if ev.SessionID, _, err = d.str(&p.sessionID, "session_id", r, false); err != nil {
+	if ev.SessionID, _, err = d.str(&p.sessionID, "session_id", r, nil); err != nil {
 		return false, err
 	}
 	if ev.TS, err = d.timestamp(p, r); err != nil {
@@ -468,7 +480,7 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 
 	// attributes
 	for i := range p.attrs {
-		if err := d.attr(&p.attrs[i], cm.attrNames[i], r, ev); err != nil {
+		if err := d.attr(&p.attrs[i], cm.attrNames[i], cm.attrFields[i], &d.lastAttr[i], r, ev); err != nil {
 			return false, err
 		}
 	}
@@ -488,7 +500,7 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 			ev.Score, ev.HasScore, err = d.integer(s, fname, r, math.MinInt64)
 		default:
 			dst := stringField(ev, tf.f)
-			if *dst, ok, err = d.str(s, fname, r, true); err == nil && !ok && tf.required {
+			if *dst, ok, err = d.str(s, fname, r, &d.lastField[tf.f]); err == nil && !ok && tf.required {
 				err = missing(fname, s)
 			}
 		}
@@ -616,8 +628,8 @@ func (d *MappedDecoder) timestamp(p *plan, r *Record) (int64, *Error) {
 }
 
 // attr appends the attribute of source s named name.
-func (d *MappedDecoder) attr(s *source, name string, r *Record, ev *Event) *Error {
-	v, kind, plain, ok, err := d.get(s, "attributes."+name, r)
+func (d *MappedDecoder) attr(s *source, name, field string, last *string, r *Record, ev *Event) *Error {
+	v, kind, plain, ok, err := d.get(s, field, r)
 	if err != nil || !ok {
 		return err
 	}
@@ -625,11 +637,13 @@ func (d *MappedDecoder) attr(s *source, name string, r *Record, ev *Event) *Erro
 	switch kind {
 	case kindString:
 		if len(v) > lim.MaxAttrValueLen {
-			return tooLong("attributes."+name, len(v), lim.MaxAttrValueLen)
+			return tooLong(field, len(v), lim.MaxAttrValueLen)
 		}
-		str := d.names.str(v)
+		if *last != string(v) {
+			*last = d.names.str(v)
+		}
 		a := newAttr(ev, name)
-		a.Kind, a.Str = KindString, str
+		a.Kind, a.Str = KindString, *last
 	case kindNumber:
 		if plain {
 			if n, ok := parsePlainInt(v); ok {
@@ -640,7 +654,7 @@ func (d *MappedDecoder) attr(s *source, name string, r *Record, ev *Event) *Erro
 		}
 		f, ok := parseFloat(v)
 		if !ok {
-			return newError(ReasonInvalidField, "attributes."+name, s.name+": number out of range")
+			return newError(ReasonInvalidField, field, s.name+": number out of range")
 		}
 		a := newAttr(ev, name)
 		a.Kind, a.Float = KindFloat, f
@@ -648,7 +662,7 @@ func (d *MappedDecoder) attr(s *source, name string, r *Record, ev *Event) *Erro
 		a := newAttr(ev, name)
 		a.Kind, a.Bool = KindBool, kind == kindTrue
 	default:
-		return newError(ReasonInvalidField, "attributes."+name, s.name+": must be a string, number or boolean")
+		return newError(ReasonInvalidField, field, s.name+": must be a string, number or boolean")
 	}
 	return nil
 }

@@ -339,6 +339,7 @@ type CompiledMapping struct {
 	sep, prefix string
 	keyIgnored  bool
 	attrNames   []string
+	attrFields  []string // "attributes." + name, for errors
 }
 
 // CompileMapping validates m against the limits l and compiles it. Every
@@ -375,6 +376,7 @@ func CompileMapping(m Mapping, l Limits) (*CompiledMapping, error) {
 	cm.ts, _ = m.TS.timeRule()
 	for _, a := range m.Attributes {
 		cm.attrNames = append(cm.attrNames, a.attrName())
+		cm.attrFields = append(cm.attrFields, "attributes."+a.attrName())
 	}
 	return cm, nil
 }

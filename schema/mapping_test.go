@@ -52,7 +52,9 @@ func arenaMapping() schema.Mapping {
 			"result":        {From: "payload.outcome", Values: []schema.ValueName{{From: "VICTORY", To: "win"}, {From: "DEFEAT", To: "loss"}}},
 			"score":         {From: "payload.points"},
 		},
-		Attributes: []schema.AttributeRule{{From: "region"}, {From: "payload.net.ping", Name: "ping_ms"}},
+		Attributes: []schema.AttributeRule{
+			{From: "region"}, {From: "build"}, {From: "payload.net.ping", Name: "ping_ms"}, {From: "payload.premium"},
+		},
 	}
 }
 
@@ -246,12 +248,12 @@ func TestCompileMappingErrors(t *testing.T) {
 		}, `fields.reason.values[0]: from and to are required`},
 		{"attribute twice", func(m *schema.Mapping) {
 			m.Attributes = append(m.Attributes, schema.AttributeRule{From: "other.region"})
-		}, `attributes[2].name "region": used twice`},
+		}, `attributes[4].name "region": used twice`},
 		{"too many attributes", func(m *schema.Mapping) {
 			for i := range 40 {
 				m.Attributes = append(m.Attributes, schema.AttributeRule{From: "a", Name: strings.Repeat("x", i+1)})
 			}
-		}, `attributes: 42 rules, more than limits.max_attributes 32`},
+		}, `attributes: 44 rules, more than limits.max_attributes 32`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -286,5 +288,96 @@ func TestMappedDefaultsAreV1(t *testing.T) {
 		if !got.Equal(&want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", value, got, want)
 		}
+	}
+}
+
+// TestShapesDecodeAlike: the same events written in the v1 contract, in the
+// arena shape and as CloudEvents in both modes decode to the same events
+// (the arena's event IDs are derived).
+func TestShapesDecodeAlike(t *testing.T) {
+	v1, err := schema.NewDecoder(schema.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
+	arena := mustDecoder(t, arenaMapping())
+	ce := mustDecoder(t, cloudEventsMapping())
+	for _, value := range benchEvents(t) {
+		var want schema.Event
+		if err := v1.Decode(nil, value, &want); err != nil {
+			t.Fatal(err)
+		}
+		hs, data := cloudEventBinary(t, &want)
+		for _, tc := range []struct {
+			name string
+			d    *schema.MappedDecoder
+			rec  schema.Record
+		}{
+			{"arena", arena, schema.Record{Key: []byte(want.PlayerID), Value: arenaJSON(t, &want)}},
+			{"cloudevents structured", ce, schema.Record{Key: []byte(want.PlayerID), Value: cloudEventStructured(t, &want),
+				Headers: []schema.Header{{Key: "content-type", Value: []byte("application/cloudevents+json; charset=utf-8")}}}},
+			{"cloudevents structured without headers", ce, schema.Record{Value: cloudEventStructured(t, &want)}},
+			{"cloudevents binary", ce, schema.Record{Key: []byte(want.PlayerID), Value: data, Headers: hs}},
+		} {
+			var got schema.Event
+			if err := tc.d.DecodeRecord(&tc.rec, &got); err != nil {
+				t.Fatalf("%s %s: %v\n%s", tc.name, want.Type, err, tc.rec.Value)
+			}
+			w := want
+			if tc.name == "arena" {
+				w.EventID = got.EventID
+			}
+			if !got.Equal(&w) {
+				t.Errorf("%s %s:\n got %+v\nwant %+v\n%s", tc.name, want.Type, got, w, tc.rec.Value)
+			}
+		}
+	}
+}
+
+func TestCloudEventsRejects(t *testing.T) {
+	h := func(kv ...string) []schema.Header {
+		var out []schema.Header
+		for i := 0; i < len(kv); i += 2 {
+			out = append(out, schema.Header{Key: kv[i], Value: []byte(kv[i+1])})
+		}
+		return out
+	}
+	structured := h("content-type", "application/cloudevents+json")
+	tests := []struct {
+		name    string
+		headers []schema.Header
+		value   string
+		reason  schema.Reason
+		field   string
+		detail  string
+	}{
+		{"spec version", structured, `{"specversion":"0.3","id":"1","type":"com.example.game.session.login","subject":"p","time":"2026-11-20T18:00:03Z"}`,
+			schema.ReasonInvalidField, "specversion", `"0.3", want 1.0`},
+		{"not a CloudEvent", nil, `{"id":"1"}`, schema.ReasonMissingField, "specversion", "not a CloudEvent"},
+		{"no subject", structured, `{"specversion":"1.0","id":"1","type":"com.example.game.session.login","time":"2026-11-20T18:00:03Z"}`,
+			schema.ReasonMissingField, "player_id", "nothing at ce:subject"},
+		{"type outside the prefix", structured, `{"specversion":"1.0","id":"1","type":"org.other.login","subject":"p","time":"2026-11-20T18:00:03Z"}`,
+			schema.ReasonUnknownType, "type", `"org.other.login"`},
+		{"structured xml", h("content-type", "application/cloudevents+xml"), `<e/>`, schema.ReasonInvalidField, "content-type", "only +json"},
+		{"binary data not JSON", h("ce_specversion", "1.0", "ce_id", "1", "ce_type", "com.example.game.session.login", "ce_subject", "p",
+			"ce_time", "2026-11-20T18:00:03Z", "content-type", "application/avro"), `x`, schema.ReasonInvalidField, "datacontenttype", "the mapping reads JSON data"},
+		{"binary header not UTF-8", h("ce_specversion", "1.0", "ce_id", "1", "ce_type", "com.example.game.session.login", "ce_subject", "p\xff",
+			"ce_time", "2026-11-20T18:00:03Z"), `{}`, schema.ReasonInvalidField, "player_id", "not valid UTF-8"},
+		{"neither mode", h("content-type", "application/json"), `{}`, schema.ReasonInvalidField, "content-type", "neither structured CloudEvents nor binary"},
+		{"bad time", structured, `{"specversion":"1.0","id":"1","type":"com.example.game.session.login","subject":"p","time":"yesterday"}`,
+			schema.ReasonInvalidField, "ts", "ce:time: not an RFC 3339 timestamp"},
+	}
+	d := mustDecoder(t, cloudEventsMapping())
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ev schema.Event
+			err := d.DecodeRecord(&schema.Record{Value: []byte(tt.value), Headers: tt.headers}, &ev)
+			var se *schema.Error
+			if !errors.As(err, &se) {
+				t.Fatalf("error %v, want a *schema.Error", err)
+			}
+			if se.Reason != tt.reason || se.Field != tt.field || !strings.Contains(se.Detail, tt.detail) {
+				t.Errorf("got %s %q %q, want %s %q containing %q", se.Reason, se.Field, se.Detail, tt.reason, tt.field, tt.detail)
+			}
+		})
 	}
 }
