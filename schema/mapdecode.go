@@ -201,21 +201,24 @@ func (d *MappedDecoder) walkObject(b []byte, i int, n *pnode, depth int) (int, *
 		if i >= len(b) || b[i] != '"' {
 			return 0, malformed("expected string key", i)
 		}
-		kend, kesc, err := scanString(b, i+1)
-		if err != nil {
-			return 0, err
-		}
-		var c *pnode
-		if len(n.children) > 0 {
-			k := b[i+1 : kend]
-			if kesc {
-				d.buf = unescape(d.buf[:0], k)
-				k = d.buf
+		// Most keys a path reads are written without escapes: match them
+		// in place, as the v1 decoder does, before scanning a general
+		// string.
+		c, kend := matchMember(b, i+1, n)
+		if c == nil {
+			var kesc bool
+			var err *Error
+			if kend, kesc, err = scanString(b, i+1); err != nil {
+				return 0, err
 			}
-			for _, ch := range n.children {
-				if ch.index < 0 && ch.name == string(k) {
-					c = ch
-					break
+			if kesc {
+				k := unescape(d.buf[:0], b[i+1:kend])
+				d.buf = k
+				for _, ch := range n.children {
+					if ch.index < 0 && ch.name == string(k) {
+						c = ch
+						break
+					}
 				}
 			}
 		}
@@ -224,8 +227,25 @@ func (d *MappedDecoder) walkObject(b []byte, i int, n *pnode, depth int) (int, *
 			return 0, malformed("expected ':'", i)
 		}
 		i = skipWS(b, i+1)
-		if i, err = d.value(b, i, c, depth+1); err != nil {
-			return 0, err
+		// Leaves and skipped members are scanned here rather than through
+		// value: a call per member is a measurable share of a record.
+		if c != nil && len(c.children) > 0 {
+			var err *Error
+			if i, err = d.value(b, i, c, depth+1); err != nil {
+				return 0, err
+			}
+		} else {
+			kind, start, end, esc, plain, err := scanValue(b, i, &d.stack, depth+1)
+			if err != nil {
+				return 0, err
+			}
+			if c != nil && c.slot >= 0 {
+				d.note(c.slot, kind, start, end, esc, plain)
+			}
+			if kind == kindString {
+				end++ // closing quote
+			}
+			i = end
 		}
 		i = skipWS(b, i)
 		if i >= len(b) {
@@ -240,6 +260,22 @@ func (d *MappedDecoder) walkObject(b []byte, i int, n *pnode, depth int) (int, *
 			return 0, malformed("expected ',' or '}'", i)
 		}
 	}
+}
+
+// matchMember returns the child of n whose member name the key body at b[i]
+// is, written without escapes, and the offset of the key's closing quote;
+// nil when none is.
+func matchMember(b []byte, i int, n *pnode) (*pnode, int) {
+	if n.byFirst == nil || i >= len(b) {
+		return nil, 0
+	}
+	for _, m := range n.byFirst[b[i]] {
+		end := i + len(m.name)
+		if end < len(b) && b[end] == '"' && string(b[i:end]) == m.name {
+			return m.node, end
+		}
+	}
+	return nil, 0
 }
 
 // walkArray is walkObject for arrays.
@@ -376,13 +412,20 @@ func (d *MappedDecoder) text(s *source, field string, r *Record, limit int) ([]b
 // value, an interned string when last is not nil (compared with *last
 // first), else a copy.
 func (d *MappedDecoder) str(s *source, field string, r *Record, last *string) (string, bool, *Error) {
-	v, ok, err := d.text(s, field, r, d.cm.lim.MaxFieldLen)
-	if err != nil || !ok {
-		return "", false, err
+	v, ok := d.quick(s, r.Value)
+	if !ok {
+		var err *Error
+		if v, ok, err = d.text(s, field, r, d.cm.lim.MaxFieldLen); err != nil || !ok {
+			return "", false, err
+		}
+	} else if len(v) > d.cm.lim.MaxFieldLen {
+		return "", false, tooLong(field, len(v), d.cm.lim.MaxFieldLen)
+	} else if len(v) == 0 {
+		return "", false, nil
 	}
 	if s.values != nil {
-		if to, ok := s.values[string(v)]; ok {
-			return to, true, nil
+		if i := s.values.from.find(v); i >= 0 {
+			return s.values.to[i], true, nil
 		}
 	}
 	if last != nil {
@@ -392,6 +435,19 @@ func (d *MappedDecoder) str(s *source, field string, r *Record, last *string) (s
 		return *last, true, nil
 	}
 	return string(v), true, nil
+}
+
+// quick returns the bytes of a path source that holds a string without
+// escapes, the common case, in a call the compiler inlines; false sends the
+// caller to get.
+func (d *MappedDecoder) quick(s *source, value []byte) ([]byte, bool) {
+	if s.kind == srcPath {
+		sp := &d.spans[s.slot]
+		if sp.kind == kindString && !sp.esc && !sp.dup {
+			return value[sp.start:sp.end], true
+		}
+	}
+	return nil, false
 }
 
 func missing(field string, s *source) *Error {
@@ -422,9 +478,12 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 	// type
 	name := d.nbuf[:0]
 	for i := range p.typ {
-		v, ok, err := d.text(&p.typ[i], "type", r, lim.MaxFieldLen)
-		if err != nil {
-			return false, err
+		v, ok := d.quick(&p.typ[i], r.Value)
+		if !ok || len(v) > lim.MaxFieldLen || len(v) == 0 {
+			var err *Error
+			if v, ok, err = d.text(&p.typ[i], "type", r, lim.MaxFieldLen); err != nil {
+				return false, err
+			}
 		}
 		if !ok {
 			return false, missing("type", &p.typ[i])
@@ -439,14 +498,13 @@ func (d *MappedDecoder) fill(p *plan, r *Record, ev *Event) (ignored bool, _ *Er
 		name = name[len(cm.prefix):]
 	}
 	d.name = append(d.name[:0], name...)
-	if len(cm.ignore) > 0 {
-		if _, ok := cm.ignore[string(name)]; ok {
+	if i := cm.names.find(name); i >= 0 {
+		ev.Type = cm.types[i]
+		if ev.Type == typeIgnored {
+			ev.Type = TypeInvalid
 			return true, nil
 		}
-	}
-	if cm.names != nil {
-		ev.Type = cm.names[string(name)]
-	} else {
+	} else if cm.identity {
 		ev.Type = typeOf(name)
 	}
 	if ev.Type == TypeInvalid {
@@ -629,9 +687,15 @@ func (d *MappedDecoder) timestamp(p *plan, r *Record) (int64, *Error) {
 
 // attr appends the attribute of source s named name.
 func (d *MappedDecoder) attr(s *source, name, field string, last *string, r *Record, ev *Event) *Error {
-	v, kind, plain, ok, err := d.get(s, field, r)
-	if err != nil || !ok {
-		return err
+	v, ok := d.quick(s, r.Value)
+	kind, plain := kindString, false
+	if !ok {
+		var err *Error
+		if v, kind, plain, ok, err = d.get(s, field, r); err != nil || !ok {
+			return err
+		}
+	} else if len(v) == 0 {
+		return nil
 	}
 	lim := &d.cm.lim
 	switch kind {

@@ -150,6 +150,10 @@ var ErrInvalidMapping = errors.New("invalid mapping")
 // dead-lettered.
 var ErrIgnored = errors.New("schema: event name in the mapping's ignore list")
 
+// typeIgnored marks the names of the ignore list in the compiled type
+// table.
+const typeIgnored Type = 0xff
+
 // srcKind is where a compiled source reads from.
 type srcKind uint8
 
@@ -167,7 +171,13 @@ type source struct {
 	slot   int    // srcPath: index into the decoder's spans
 	text   string // srcHeader: the header name; srcConst: the value
 	name   string // as written, for error details
-	values map[string]string
+	values *valueTable
+}
+
+// valueTable is a compiled value table.
+type valueTable struct {
+	from table
+	to   []string
 }
 
 // tsRule is the compiled timestamp format.
@@ -205,6 +215,33 @@ type pnode struct {
 	index    int // -1 for a member
 	slot     int // -1 when no source reads this value itself
 	children []*pnode
+	// plain is set for a member whose name JSON writes as is (no quote,
+	// backslash or control character), so that a key can match it in
+	// place.
+	plain bool
+	// byFirst lists the plain member children by the first byte of their
+	// name, so that most keys are told apart by one load.
+	byFirst *[256][]member
+}
+
+// member is a plain member child with its name beside it, so that matching
+// a key loads no node.
+type member struct {
+	name string
+	node *pnode
+}
+
+// buildIndex builds byFirst for n and the nodes below it.
+func (n *pnode) buildIndex() {
+	for _, c := range n.children {
+		if c.plain {
+			if n.byFirst == nil {
+				n.byFirst = new([256][]member)
+			}
+			n.byFirst[c.name[0]] = append(n.byFirst[c.name[0]], member{c.name, c})
+		}
+		c.buildIndex()
+	}
 }
 
 func (n *pnode) child(name string, index int) *pnode {
@@ -213,7 +250,7 @@ func (n *pnode) child(name string, index int) *pnode {
 			return c
 		}
 	}
-	c := &pnode{name: name, index: index, slot: -1}
+	c := &pnode{name: name, index: index, slot: -1, plain: index < 0 && name != "" && !strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == '"' || r == '\\' })}
 	n.children = append(n.children, c)
 	return c
 }
@@ -329,12 +366,16 @@ func (c *compiler) path(segs []pathSeg, name string) source {
 
 // CompiledMapping is a validated Mapping, ready to build decoders from.
 type CompiledMapping struct {
-	m      Mapping
-	lim    Limits
-	plans  []*plan // json: one; cloudevents: structured, binary
-	names  map[string]Type
-	ignore map[string]struct{}
-	ts     tsRule
+	m     Mapping
+	lim   Limits
+	plans []*plan // json: one; cloudevents: structured, binary
+	// names holds the event names of the type table (types[i] is the
+	// type of the i-th key, typeIgnored for the ignore list); identity is
+	// set when there is no type table and the names are the v1 type names.
+	names    table
+	types    []Type
+	identity bool
+	ts       tsRule
 	// sep and prefix of the type rule.
 	sep, prefix string
 	keyIgnored  bool
@@ -362,16 +403,15 @@ func CompileMapping(m Mapping, l Limits) (*CompiledMapping, error) {
 	} else {
 		cm.plans = []*plan{cm.compilePlan(false, false)}
 	}
-	if len(m.Type.Names) > 0 {
-		cm.names = make(map[string]Type, len(m.Type.Names))
-		for _, n := range m.Type.Names {
-			t, _ := ParseType(n.Type)
-			cm.names[n.Name] = t
-		}
+	cm.identity = len(m.Type.Names) == 0
+	for _, n := range m.Type.Names {
+		t, _ := ParseType(n.Type)
+		cm.names.add(n.Name)
+		cm.types = append(cm.types, t)
 	}
-	cm.ignore = make(map[string]struct{}, len(m.Type.Ignore))
 	for _, n := range m.Type.Ignore {
-		cm.ignore[n] = struct{}{}
+		cm.names.add(n)
+		cm.types = append(cm.types, typeIgnored)
 	}
 	cm.ts, _ = m.TS.timeRule()
 	for _, a := range m.Attributes {
@@ -422,9 +462,10 @@ func (cm *CompiledMapping) compilePlan(structured, binary bool) *plan {
 	}
 	withValues := func(s Source, src source) source {
 		if len(s.Values) > 0 {
-			src.values = make(map[string]string, len(s.Values))
+			src.values = &valueTable{}
 			for _, v := range s.Values {
-				src.values[v.From] = v.To
+				src.values.from.add(v.From)
+				src.values.to = append(src.values.to, v.To)
 			}
 		}
 		return src
@@ -452,6 +493,7 @@ func (cm *CompiledMapping) compilePlan(structured, binary bool) *plan {
 	for _, a := range m.Attributes {
 		c.p.attrs = append(c.p.attrs, c.resolve(a.From))
 	}
+	c.p.root.buildIndex()
 	return c.p
 }
 
