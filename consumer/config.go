@@ -119,6 +119,11 @@ type Config struct {
 	// Mapping, when set, decodes the topic's records in the producer's own
 	// shape (JSON or CloudEvents) instead of the v1 contract.
 	Mapping *schema.Mapping `mapstructure:"mapping"`
+	// Pseudonyms, when set, replaces every player ID with its pseudonym
+	// right after decoding (spans, trace IDs, dead-letter details and logs
+	// then carry only the pseudonym; the dead-letter copy keeps the
+	// original record). Set by the command from its privacy settings.
+	Pseudonyms *schema.PseudonymKey `mapstructure:"-"`
 }
 
 // DefaultConfig returns a Config with every default set and no brokers.

@@ -135,6 +135,9 @@ func NewReplayer(cfg Config, sink Sink) (*Replayer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
 	}
+	if cfg.Pseudonyms != nil {
+		dec = cfg.Pseudonyms.Pseudonymized(dec)
+	}
 	return &Replayer{
 		cfg: cfg, sink: sink, dec: dec,
 		machines: map[string]*lifecycle.Machine{},

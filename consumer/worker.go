@@ -112,6 +112,9 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
 	}
+	if p.cfg.Pseudonyms != nil {
+		dec = p.cfg.Pseudonyms.Pseudonymized(dec)
+	}
 	m, err := lifecycle.New(p.cfg.Lifecycle)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)

@@ -85,7 +85,13 @@ func TestConfigFile(t *testing.T) {
 			Config:   sessionmetrics.Config{MaxClientVersions: 20, MaxValues: 10},
 			Interval: 30 * time.Second,
 		},
+		Privacy: privacyConfig{PlayerID: "hmac-sha256", Key: "not-a-real-pseudonym-key-0123456789", KeyFile: "testdata/cli/pseudonym-key.txt"},
 	}
+	key, err := schema.NewPseudonymKey([]byte("not-a-real-pseudonym-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Kafka.Pseudonyms = key
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded config differs:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -99,7 +105,7 @@ func TestConfigFile(t *testing.T) {
 	}
 	for _, k := range configKeys(defaultConfig()) {
 		leaf := k.Key[strings.LastIndex(k.Key, ".")+1:]
-		if k.Key != "kafka.sasl.password" && !bytes.Contains(raw, []byte(leaf+":")) {
+		if k.Key != "kafka.sasl.password" && k.Key != "privacy.key" && !bytes.Contains(raw, []byte(leaf+":")) {
 			t.Errorf("testdata/config.yaml does not set %s", k.Key)
 		}
 	}

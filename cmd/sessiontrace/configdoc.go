@@ -69,6 +69,9 @@ var keyDocs = map[string]string{
 	"metrics.interval":                "How often metrics are pushed over OTLP (and once more at shutdown).",
 	"metrics.max_client_versions":     "Distinct `client.version` values kept in the session metrics; later ones are counted as `other`, so a bad producer cannot explode cardinality.",
 	"metrics.max_values":              "The same cap for `client.platform`, `session.end_reason`, `game.mode` and `loading.type`.",
+	"privacy.player_id":               "`hmac-sha256` replaces every player ID, right after decoding, with `p_` and 32 hex digits of HMAC-SHA256(key, ID): `player.id` on spans, the derived trace IDs, dead-letter details and logs carry only the pseudonym; the dead-letter copy keeps the original record. Empty: player IDs as sent.",
+	"privacy.key":                     "Key of the pseudonyms, at least 16 bytes. Secret: only from the environment, never from the file or a flag, never logged.",
+	"privacy.key_file":                "File holding the pseudonym key (e.g. a mounted secret); trailing newlines are ignored.",
 }
 
 // flagSpec names the flag that sets a configuration key. Each subcommand

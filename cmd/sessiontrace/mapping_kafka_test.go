@@ -20,6 +20,7 @@ import (
 
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
+	"github.com/sessiontrace/sessiontrace/schema"
 )
 
 // TestConsumeMapped consumes the sessions of testdata/cli/sessions.jsonl
@@ -51,7 +52,7 @@ func TestConsumeMapped(t *testing.T) {
 				topic := kafkatest.Topic(t, brokers, 3)
 				kafkatest.Produce(t, brokers, c.records(t, topic, repoFile("testdata", "mapping", c.sample))...)
 				cfg := mappingConfig(t, brokers, topic, repoFile("testdata", "mapping", c.mapping))
-				got, metrics := consumeSpans(t, cfg, len(want))
+				got, metrics, _ := consumeSpans(t, cfg, len(want), nil)
 				if !c.sameIDs {
 					got, want := shapeOf(t, got), shapeOf(t, want)
 					if !slices.Equal(got, want) {
@@ -152,10 +153,11 @@ func envelopeRecords(t *testing.T, topic, path string) []*kgo.Record {
 	return recs
 }
 
-// consumeSpans runs consume with the configuration file cfg until n spans
-// reached a receiver, and returns them as sorted JSON lines with the text
-// of /metrics, after a clean SIGTERM.
-func consumeSpans(t *testing.T, cfg string, n int) ([]string, string) {
+// consumeSpans runs consume with the configuration file cfg and the extra
+// environment env until n spans reached a receiver, and returns them as
+// sorted JSON lines with the text of /metrics and the process's log, after
+// a clean SIGTERM.
+func consumeSpans(t *testing.T, cfg string, n int, env []string) ([]string, string, string) {
 	t.Helper()
 	recv, err := receiver.Start("127.0.0.1:0")
 	if err != nil {
@@ -164,7 +166,7 @@ func consumeSpans(t *testing.T, cfg string, n int) ([]string, string) {
 	t.Cleanup(recv.Close)
 	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
 	defer cancel()
-	cmd := command(ctx, nil, "consume", "--config", cfg, "--otlp-endpoint", recv.Addr(), "--otlp-insecure",
+	cmd := command(ctx, env, "consume", "--config", cfg, "--otlp-endpoint", recv.Addr(), "--otlp-insecure",
 		"--http-address", "127.0.0.1:0", "--log-format", "json")
 	pr, pw := io.Pipe()
 	var stderr lockedBuffer
@@ -233,7 +235,7 @@ func consumeSpans(t *testing.T, cfg string, n int) ([]string, string) {
 	case <-ctx.Done():
 		t.Fatalf("consume did not exit after SIGTERM:\n%s", stderr.String())
 	}
-	return got, metrics
+	return got, metrics, stderr.String()
 }
 
 // metricValue sums the samples of the Prometheus counter name in text.
@@ -315,5 +317,87 @@ func shapeOf(t *testing.T, lines []string) []string {
 		out = append(out, fmt.Sprintf("%s %s %s-%s parent=%s %s", traces[s.TraceID], s.Name, s.Start, s.End, parent, attrs))
 	}
 	slices.Sort(out)
+	return out
+}
+
+// TestConsumePseudonymous consumes the arena sessions with
+// privacy.player_id hmac-sha256, plus a record whose key is another player
+// (dead-lettered), and checks that no raw player ID reaches the spans, the
+// metrics or the log, that the spans are those of the v1 sessions with each
+// player ID replaced by its pseudonym, and that the dead-letter copy is the
+// original record.
+func TestConsumePseudonymous(t *testing.T) {
+	replayed := runCLI(t, nil, "replay", "-o", "json", sessionsFile)
+	mustSucceed(t, replayed, "replay")
+	const key = "test-pseudonym-key-0123456789abcdef"
+	pk, err := schema.NewPseudonymKey([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := pk.NewPseudonyms()
+	players := []string{"player-000000", "player-000001", "player-000002"}
+	pseudo := replayed.stdout
+	for _, p := range players {
+		if !strings.Contains(pseudo, p) {
+			t.Fatalf("the v1 spans lack %s: the test would prove nothing", p)
+		}
+		pseudo = strings.ReplaceAll(pseudo, `"`+p+`"`, `"`+ps.Of(p)+`"`)
+	}
+	want := sortedLines(pseudo)
+
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		topic := kafkatest.Topic(t, brokers, 3)
+		recs := arenaRecords(t, topic, repoFile("testdata", "mapping", "arena.jsonl"))
+		mismatch := &kgo.Record{Topic: topic, Key: []byte("player-000001"),
+			Value: []byte(`{"category":"user","action":"logout","occurredAt":1767240000000,"payload":{"player":{"id":"player-000002"}}}`)}
+		recs = append(recs, mismatch)
+		kafkatest.Produce(t, brokers, recs...)
+		cfg := mappingConfig(t, brokers, topic, repoFile("testdata", "mapping", "arena.yaml"))
+		got, metrics, logs := consumeSpans(t, cfg, len(want), []string{
+			"SESSIONTRACE_PRIVACY_PLAYER_ID=hmac-sha256", "SESSIONTRACE_PRIVACY_KEY=" + key, "SESSIONTRACE_LOG_LEVEL=debug",
+		})
+		if g, w := shapeOf(t, got), shapeOf(t, want); !slices.Equal(g, w) {
+			t.Fatalf("pseudonymised spans differ from the v1 spans under pseudonyms: %d vs %d\n%s", len(g), len(w), firstDiff(strings.Join(w, "\n"), strings.Join(g, "\n")))
+		}
+		if !strings.Contains(logs, "key_mismatch") || !strings.Contains(logs, ps.Of("player-000001")) {
+			t.Errorf("the log does not report the key mismatch under the key's pseudonym:\n%s", logs)
+		}
+		for what, text := range map[string]string{"spans": strings.Join(got, "\n"), "metrics": metrics, "log": logs} {
+			for _, p := range players {
+				if strings.Contains(text, p) {
+					t.Errorf("%s contain the raw player ID %s", what, p)
+				}
+			}
+			if strings.Contains(text, key) {
+				t.Errorf("%s contain the pseudonym key", what)
+			}
+		}
+		dlq := readRecords(t, brokers, topic+".dlq", 2) // chat.message and the mismatch
+		found := false
+		for _, r := range dlq {
+			if bytes.Equal(r.Value, mismatch.Value) && bytes.Equal(r.Key, mismatch.Key) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the dead-letter topic has no original copy of the mismatched record: %d records", len(dlq))
+		}
+	})
+}
+
+// readRecords reads n records of topic from the start.
+func readRecords(t *testing.T, brokers []string, topic string, n int) []*kgo.Record {
+	t.Helper()
+	cl := kafkatest.Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	ctx, cancel := context.WithTimeout(t.Context(), cliTimeout)
+	defer cancel()
+	var out []*kgo.Record
+	for len(out) < n {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("read %s: %d of %d records before the deadline", topic, len(out), n)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, r) })
+	}
 	return out
 }
