@@ -106,7 +106,9 @@ func (d *MappedDecoder) DecodeRecord(r *Record, ev *Event) error {
 		}
 	}
 	clear(d.spans)
-	if p.needValue {
+	// A binary CloudEvent may carry no data at all: its fields are then
+	// absent, not malformed.
+	if p.needValue && !(p.binary && len(r.Value) == 0) {
 		if err := d.scanRecord(r.Value, p); err != nil {
 			return err
 		}

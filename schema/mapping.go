@@ -197,6 +197,7 @@ type plan struct {
 	// needValue is false when no source reads the value (binary
 	// CloudEvents whose fields all come from headers).
 	needValue   bool
+	binary      bool // binary CloudEvents: the value is the data
 	typ         []source
 	eventID     source
 	playerID    source
@@ -424,8 +425,8 @@ func CompileMapping(m Mapping, l Limits) (*CompiledMapping, error) {
 // Mapping returns the mapping cm was compiled from.
 func (cm *CompiledMapping) Mapping() Mapping { return cm.m }
 
-// defaults returns the source of each envelope part when the mapping sets
-// none.
+// defaultSource returns the source of each envelope part when the mapping
+// sets none.
 func (m *Mapping) defaultSource(part string) string {
 	if m.Format == FormatCloudEvents {
 		switch part {
@@ -480,6 +481,7 @@ func (cm *CompiledMapping) compilePlan(structured, binary bool) *plan {
 		c.p.specVersion = c.resolve("ce:specversion")
 	}
 	if binary {
+		c.p.binary = true
 		c.p.specVersion = c.resolve("ce:specversion")
 		c.p.contentType = source{kind: srcHeader, text: "content-type", name: "header:content-type"}
 	}

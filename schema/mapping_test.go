@@ -333,6 +333,24 @@ func TestShapesDecodeAlike(t *testing.T) {
 	}
 }
 
+// TestCloudEventsBinaryWithoutData: a binary event may have no data.
+func TestCloudEventsBinaryWithoutData(t *testing.T) {
+	d := mustDecoder(t, cloudEventsMapping())
+	hs := []schema.Header{
+		{Key: "ce_specversion", Value: []byte("1.0")}, {Key: "ce_id", Value: []byte("e1")},
+		{Key: "ce_type", Value: []byte("com.example.game.session.disconnect")}, {Key: "ce_subject", Value: []byte("p1")},
+		{Key: "ce_time", Value: []byte("2026-11-20T18:00:03.12Z")},
+	}
+	var ev schema.Event
+	if err := d.DecodeRecord(&schema.Record{Key: []byte("p1"), Headers: hs}, &ev); err != nil {
+		t.Fatal(err)
+	}
+	want := schema.Event{Type: schema.SessionDisconnect, EventID: "e1", PlayerID: "p1", TS: time.Date(2026, 11, 20, 18, 0, 3, 120_000_000, time.UTC).UnixNano()}
+	if !ev.Equal(&want) {
+		t.Errorf("got %+v, want %+v", ev, want)
+	}
+}
+
 func TestCloudEventsRejects(t *testing.T) {
 	h := func(kv ...string) []schema.Header {
 		var out []schema.Header
