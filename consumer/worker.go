@@ -51,6 +51,7 @@ type worker struct {
 
 	dec   schema.RecordDecoder
 	rec   schema.Record // scratch: the record as the decoder reads it
+	hdrs  bool          // the decoder reads headers (a mapping); v1 does not
 	m     *lifecycle.Machine
 	lane  export.Lane
 	ev    schema.Event
@@ -121,7 +122,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	}
 	w := &worker{
 		topic: topic, partition: partition, c: p,
-		dec: dec, m: m,
+		dec: dec, m: m, hdrs: p.cfg.Mapping != nil,
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
 		next:      -1,
@@ -335,6 +336,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 func (w *worker) record(r *kgo.Record) *schema.Record {
 	w.rec.Key, w.rec.Value = r.Key, r.Value
 	w.rec.Headers = w.rec.Headers[:0]
+	if !w.hdrs {
+		return &w.rec
+	}
 	for _, h := range r.Headers {
 		w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
 	}
