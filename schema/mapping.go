@@ -321,7 +321,6 @@ func ceAttr(name string) bool {
 
 // compiler builds one plan.
 type compiler struct {
-	m          *Mapping
 	structured bool // CloudEvents structured: paths under "data", ce: at the top
 	binary     bool // CloudEvents binary: ce: from ce_ headers
 	p          *plan
@@ -447,7 +446,7 @@ func (m *Mapping) defaultSource(part string) string {
 
 func (cm *CompiledMapping) compilePlan(structured, binary bool) *plan {
 	m := &cm.m
-	c := &compiler{m: m, structured: structured, binary: binary, p: &plan{root: &pnode{index: -1, slot: -1}}}
+	c := &compiler{structured: structured, binary: binary, p: &plan{root: &pnode{index: -1, slot: -1}}}
 	from := m.Type.From
 	if len(from) == 0 {
 		from = []string{m.defaultSource("type")}
