@@ -142,6 +142,14 @@ type Config struct {
 	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
 	// Limits bound what one record may carry.
 	Limits schema.Limits `mapstructure:"limits"`
+	// Mapping, when set, decodes the topic's records in the producer's own
+	// shape (JSON or CloudEvents) instead of the v1 contract.
+	Mapping *schema.Mapping `mapstructure:"mapping"`
+	// Pseudonyms, when set, replaces every player ID with its pseudonym
+	// right after decoding (spans, trace IDs, dead-letter details and logs
+	// then carry only the pseudonym; the dead-letter copy keeps the
+	// original record). Set by the command from its privacy settings.
+	Pseudonyms *schema.PseudonymKey `mapstructure:"-"`
 }
 
 // DefaultConfig returns a Config with every default set and no brokers.
@@ -262,6 +270,11 @@ func (c Config) ValidatePipeline() error {
 	}
 	if err := c.Limits.Validate(); err != nil {
 		return fmt.Errorf("limits: %w", err)
+	}
+	if c.Mapping != nil {
+		if _, err := schema.CompileMapping(*c.Mapping, c.Limits); err != nil {
+			return fmt.Errorf("mapping: %w", err)
+		}
 	}
 	return nil
 }

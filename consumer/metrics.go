@@ -15,6 +15,7 @@ type metrics struct {
 	records      metric.Int64Counter
 	bytes        metric.Int64Counter
 	rejected     metric.Int64Counter
+	ignored      metric.Int64Counter
 	anomalies    metric.Int64Counter
 	dlq          metric.Int64Counter
 	dlqFailed    metric.Int64Counter
@@ -49,6 +50,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		records:      counter("sessiontrace.records", "{record}", "Records consumed."),
 		bytes:        counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
 		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
+		ignored:      counter("sessiontrace.records.ignored", "{record}", "Records skipped because the mapping's type.ignore lists their event name; not dead-lettered."),
 		anomalies:    counter("sessiontrace.events.anomalies", "{event}", "Events applied with an anomaly (unknown session, clamped timestamp, superseded session...), by kind."),
 		dlq:          counter("sessiontrace.dlq.records", "{record}", "Records written to the dead-letter topic, by reason."),
 		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter write attempts that failed and are retried (or written truncated, when too large), by reason and error."),

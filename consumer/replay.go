@@ -103,6 +103,8 @@ type ReplayStats struct {
 	Records  int
 	Spans    int
 	Rejected map[string]int // by reason: records that would go to the dead-letter topic
+	// Ignored counts records skipped by the mapping's ignore list.
+	Ignored int
 	// Anomalies counts applied events with an anomaly, by kind.
 	Anomalies map[string]int
 	// Open are the sessions still open at the end of the input (closed only
@@ -121,7 +123,8 @@ type Replayer struct {
 	sink     Sink
 	machines map[string]*lifecycle.Machine
 	order    []string // partitions in first-seen order, for a deterministic Finish
-	dec      *schema.Decoder
+	dec      schema.RecordDecoder
+	rec      schema.Record
 	ev       schema.Event
 	spans    []lifecycle.Span
 	stats    ReplayStats
@@ -133,9 +136,12 @@ func NewReplayer(cfg Config, sink Sink) (*Replayer, error) {
 	if err := cfg.ValidatePipeline(); err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
 	}
-	dec, err := schema.NewDecoder(cfg.Limits)
+	dec, err := schema.NewRecordDecoder(cfg.Limits, cfg.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
+	}
+	if cfg.Pseudonyms != nil {
+		dec = cfg.Pseudonyms.Pseudonymized(dec)
 	}
 	return &Replayer{
 		cfg: cfg, sink: sink, dec: dec,
@@ -155,7 +161,11 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		r.stats.Rejected[string(schema.ReasonTooLarge)]++
 		return nil
 	}
-	if err := r.dec.Decode(rec.Key, rec.Value, &r.ev); err != nil {
+	r.rec.Key, r.rec.Value = rec.Key, rec.Value
+	if err := r.dec.DecodeRecord(&r.rec, &r.ev); errors.Is(err, schema.ErrIgnored) {
+		r.stats.Ignored++
+		return nil
+	} else if err != nil {
 		reason := string(schema.ReasonMalformed)
 		var se *schema.Error
 		if errors.As(err, &se) {

@@ -49,7 +49,9 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	dec   *schema.Decoder
+	dec   schema.RecordDecoder
+	rec   schema.Record // scratch: the record as the decoder reads it
+	hdrs  bool          // the decoder reads headers (a mapping); v1 does not
 	m     *lifecycle.Machine
 	lane  export.Lane
 	ev    schema.Event
@@ -107,9 +109,12 @@ type position struct {
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
-	dec, err := schema.NewDecoder(p.cfg.Limits)
+	dec, err := schema.NewRecordDecoder(p.cfg.Limits, p.cfg.Mapping)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
+	}
+	if p.cfg.Pseudonyms != nil {
+		dec = p.cfg.Pseudonyms.Pseudonymized(dec)
 	}
 	m, err := lifecycle.New(p.cfg.Lifecycle)
 	if err != nil {
@@ -117,7 +122,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 	}
 	w := &worker{
 		topic: topic, partition: partition, c: p,
-		dec: dec, m: m,
+		dec: dec, m: m, hdrs: p.cfg.Mapping != nil,
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
 		next:      -1,
@@ -257,7 +262,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 
 	var reason, detail string
 	spans := w.spans[:0]
-	if err := w.dec.Decode(r.Key, r.Value, &w.ev); err != nil {
+	if err := w.dec.DecodeRecord(w.record(r), &w.ev); errors.Is(err, schema.ErrIgnored) {
+		pm.add(pm.ignored, 1)
+	} else if err != nil {
 		reason, detail = string(schema.ReasonMalformed), err.Error()
 		var se *schema.Error
 		if errors.As(err, &se) {
@@ -322,6 +329,20 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.open = w.m.Open()
 	w.mu.Unlock()
+}
+
+// record returns r as the decoder reads it, in scratch space reused from
+// record to record.
+func (w *worker) record(r *kgo.Record) *schema.Record {
+	w.rec.Key, w.rec.Value = r.Key, r.Value
+	w.rec.Headers = w.rec.Headers[:0]
+	if !w.hdrs {
+		return &w.rec
+	}
+	for _, h := range r.Headers {
+		w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
+	}
+	return &w.rec
 }
 
 // sendDeadLetter writes r to the dead-letter topic. The caller counted the

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/schema"
 )
 
 // envPrefix prefixes every environment variable that sets a configuration
@@ -51,6 +52,22 @@ type config struct {
 	HTTP    httpConfig    `mapstructure:"http"`
 	Log     logConfig     `mapstructure:"log"`
 	Metrics metricsConfig `mapstructure:"metrics"`
+	Privacy privacyConfig `mapstructure:"privacy"`
+}
+
+// Pseudonymisation schemes accepted by privacy.player_id.
+const (
+	privacyNone       = ""
+	privacyHMACSHA256 = "hmac-sha256"
+)
+
+// privacyConfig says whether player IDs are replaced by pseudonyms, and the
+// pseudonyms' key: from the environment or a file, never from the config
+// file, never logged.
+type privacyConfig struct {
+	PlayerID string `mapstructure:"player_id"`
+	Key      secret `mapstructure:"key"`
+	KeyFile  string `mapstructure:"key_file"`
 }
 
 // kafkaConfig is the consumer's own configuration plus the client's
@@ -137,7 +154,7 @@ func defaultConfig() config {
 
 // secretKeys may only come from the environment, never from the config file
 // or a flag.
-var secretKeys = []string{"kafka.sasl.password"}
+var secretKeys = []string{"kafka.sasl.password", "privacy.key"}
 
 // loader turns a config file, SESSIONTRACE_* variables and flags into a
 // config, in that order of increasing precedence.
@@ -209,6 +226,34 @@ func (c *config) resolveSecrets() error {
 			return fmt.Errorf("kafka.sasl.password_file: %w", err)
 		}
 		s.Password = secret(strings.TrimRight(string(b), "\r\n"))
+	}
+	p := &c.Privacy
+	if p.KeyFile != "" {
+		if p.Key != "" {
+			return fmt.Errorf("privacy.key_file: set either it or %s, not both", envName("privacy.key"))
+		}
+		b, err := os.ReadFile(p.KeyFile)
+		if err != nil {
+			return fmt.Errorf("privacy.key_file: %w", err)
+		}
+		p.Key = secret(strings.TrimRight(string(b), "\r\n"))
+	}
+	switch p.PlayerID {
+	case privacyNone:
+		if p.Key != "" {
+			return errors.New("privacy.key: set, but privacy.player_id is empty; set it to hmac-sha256")
+		}
+	case privacyHMACSHA256:
+		if p.Key == "" {
+			return fmt.Errorf("privacy.player_id hmac-sha256: needs a key; set %s or privacy.key_file", envName("privacy.key"))
+		}
+		k, err := schema.NewPseudonymKey([]byte(p.Key))
+		if err != nil {
+			return fmt.Errorf("privacy.key: %w", err)
+		}
+		c.Kafka.Pseudonyms = k
+	default:
+		return fmt.Errorf("privacy.player_id %q (want one of: %q, %s)", p.PlayerID, privacyNone, privacyHMACSHA256)
 	}
 	return nil
 }
@@ -358,6 +403,8 @@ func kindName(t reflect.Type) string {
 		return "int"
 	case reflect.Float32, reflect.Float64:
 		return "float"
+	case reflect.Pointer:
+		return "object"
 	}
 	return t.Kind().String()
 }

@@ -51,6 +51,24 @@ func TestConfigFile(t *testing.T) {
 				MaxPollRecords:     5000,
 				Lifecycle:          lifecycle.Config{IdleTimeout: 90 * time.Minute, MaxDuration: 12 * time.Hour, DedupWindow: 1024},
 				Limits:             schema.Limits{MaxRecordBytes: 32768, MaxAttributes: 16, MaxAttrKeyLen: 64, MaxAttrValueLen: 512, MaxFieldLen: 128},
+				Mapping: &schema.Mapping{
+					Format: schema.FormatJSON, Key: schema.KeyIgnore,
+					Type: schema.TypeRule{
+						From: []string{"category", "action"},
+						Names: []schema.TypeName{
+							{Name: "user.login", Type: "session.login"},
+							{Name: "user.logout", Type: "session.disconnect"},
+						},
+						Ignore: []string{"user.heartbeat"},
+					},
+					EventID:  schema.Source{From: "hash:value"},
+					PlayerID: schema.Source{From: "payload.player.id"},
+					TS:       schema.Source{From: "occurredAt", Format: schema.TimeEpochMS},
+					Fields: map[string]schema.Source{
+						"reason": {From: "payload.code", Values: []schema.ValueName{{From: "USER_QUIT", To: "client_quit"}}},
+					},
+					Attributes: []schema.AttributeRule{{From: "region"}, {From: "payload.net.ping", Name: "ping_ms"}},
+				},
 			},
 			ClientID: "sessiontrace-eu-1",
 			TLS: tlsConfig{Enabled: true, CAFile: "/etc/kafka/ca.pem", CertFile: "/etc/kafka/client.pem",
@@ -71,7 +89,13 @@ func TestConfigFile(t *testing.T) {
 			Config:   sessionmetrics.Config{MaxClientVersions: 20, MaxValues: 10},
 			Interval: 30 * time.Second,
 		},
+		Privacy: privacyConfig{PlayerID: "hmac-sha256", Key: "not-a-real-pseudonym-key-0123456789", KeyFile: "testdata/cli/pseudonym-key.txt"},
 	}
+	key, err := schema.NewPseudonymKey([]byte("not-a-real-pseudonym-key-0123456789"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Kafka.Pseudonyms = key
 	if !reflect.DeepEqual(cfg, want) {
 		t.Errorf("loaded config differs:\n got %+v\nwant %+v", cfg, want)
 	}
@@ -90,7 +114,7 @@ func TestConfigFile(t *testing.T) {
 	}
 	for _, k := range configKeys(defaultConfig()) {
 		leaf := k.Key[strings.LastIndex(k.Key, ".")+1:]
-		if k.Key != "kafka.sasl.password" && !bytes.Contains(raw, []byte(leaf+":")) {
+		if k.Key != "kafka.sasl.password" && k.Key != "privacy.key" && !bytes.Contains(raw, []byte(leaf+":")) {
 			t.Errorf("testdata/config.yaml does not set %s", k.Key)
 		}
 	}

@@ -43,6 +43,7 @@ var keyDocs = map[string]string{
 	"kafka.limits.max_attr_key_len":   "Longest attribute key, in bytes.",
 	"kafka.limits.max_attr_value_len": "Longest string attribute value, in bytes.",
 	"kafka.limits.max_field_len":      "Longest id or other string field, in bytes.",
+	"kafka.mapping":                   "Decode the topic's records in the producer's own shape (JSON paths, headers, constants; event-name, value and timestamp tables; CloudEvents 1.0) instead of the v1 contract; empty means v1. See \"Events in your own shape\"; check one against sample records with `sessiontrace mapping check`.",
 	"kafka.client_id":                 "Kafka client ID, as brokers log and quota it.",
 	"kafka.tls.enabled":               "Connect to Kafka over TLS (system roots unless `kafka.tls.ca_file`).",
 	"kafka.tls.ca_file":               "PEM file of the CAs that sign the brokers' certificates.",
@@ -72,6 +73,9 @@ var keyDocs = map[string]string{
 	"metrics.interval":                "How often metrics are pushed over OTLP (and once more at shutdown).",
 	"metrics.max_client_versions":     "Distinct `client.version` values kept in the session metrics; later ones are counted as `other`, so a bad producer cannot explode cardinality.",
 	"metrics.max_values":              "The same cap for `client.platform`, `session.end_reason`, `game.mode` and `loading.type`.",
+	"privacy.player_id":               "`hmac-sha256` replaces every player ID, right after decoding, with `p_` and 32 hex digits of HMAC-SHA256(key, ID): `player.id` on spans, the derived trace IDs, dead-letter details and logs carry only the pseudonym; the dead-letter copy keeps the original record. Empty: player IDs as sent.",
+	"privacy.key":                     "Key of the pseudonyms, at least 16 bytes. Secret: only from the environment, never from the file or a flag, never logged.",
+	"privacy.key_file":                "File holding the pseudonym key (e.g. a mounted secret); trailing newlines are ignored.",
 }
 
 // flagSpec names the flag that sets a configuration key. Each subcommand
@@ -174,6 +178,8 @@ func writeConfigDoc(w io.Writer) error {
 func formatDefault(v any) string {
 	rv := reflect.ValueOf(v)
 	switch {
+	case rv.Kind() == reflect.Pointer && rv.IsNil():
+		return "—"
 	case rv.Kind() == reflect.Slice && rv.Len() == 0, rv.Kind() == reflect.String && rv.Len() == 0:
 		return "—"
 	case rv.Kind() == reflect.Slice:

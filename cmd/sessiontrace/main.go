@@ -112,6 +112,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 		newDemoCmd(a),
 		newBenchCmd(a),
 		newReportCmd(a),
+		newMappingCmd(a),
 		newConfigDocCmd(),
 	)
 	return root
