@@ -293,6 +293,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 	dlq, err := c.startDLQ(ctx)
 	if err != nil {
 		c.cl.Close()
+		if ctx.Err() != nil {
+			// Shut down before it started: nothing was consumed, so
+			// nothing is lost, and that is a clean shutdown.
+			return nil
+		}
 		return err
 	}
 	// Under mu for Readiness; the workers read it only after the poll loop
