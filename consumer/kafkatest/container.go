@@ -32,8 +32,8 @@ const dockerHealthTimeout = 10 * time.Second
 
 // container is the broker shared by every test of the binary: starting one
 // takes seconds to tens of seconds, so it is started on first use and
-// terminated by Main (or, failing that, by testcontainers' reaper when the
-// binary exits and the reaper is enabled).
+// terminated by Main, which every binary using the backend must call from
+// TestMain (testcontainers' reaper, where it runs, is only a backstop).
 var container struct {
 	once    sync.Once
 	image   string
@@ -61,6 +61,11 @@ func startContainer(t testing.TB) []string {
 	if container.unhealthy != nil {
 		skip(t, fmt.Sprintf("no Docker engine answers (%v)", container.unhealthy))
 	}
+	if !inMain.Load() {
+		// Without Main the container would outlive the binary wherever the
+		// reaper is disabled, as in CI.
+		t.Fatalf("kafkatest: the testcontainers backend needs the test binary's TestMain to call kafkatest.Main, which terminates its container")
+	}
 	container.once.Do(func() {
 		container.image = containerImage()
 		ctx, cancel := context.WithTimeout(context.Background(), containerStartTimeout)
@@ -87,7 +92,7 @@ func dockerHealth() (err error) {
 	// The provider panics, rather than failing, on some broken setups.
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("docker provider panicked: %v", r)
+			err = fmt.Errorf("testcontainers: %v", r)
 		}
 	}()
 	provider, err := testcontainers.ProviderDocker.GetProvider()

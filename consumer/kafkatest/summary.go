@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -30,6 +31,7 @@ import (
 // Main returns rather than exiting, so TestMain may clean up after it; the
 // testing package exits with m.Run's code when TestMain returns.
 func Main(m *testing.M) {
+	inMain.Store(true)
 	m.Run()
 	terminateContainer()
 	line, realSkipped := tally.summary(binaryName())
@@ -48,6 +50,10 @@ func Main(m *testing.M) {
 	}
 	fmt.Fprintln(w, line)
 }
+
+// inMain says whether the binary's TestMain calls Main, the only place the
+// shared container is terminated.
+var inMain atomic.Bool
 
 // binaryName is the test binary's package name as go test builds it
 // ("consumer.test").
