@@ -25,7 +25,7 @@ func TestMain(m *testing.M) {
 	if os.Getenv(receiverEnv) == "1" {
 		os.Exit(runReceiver())
 	}
-	os.Exit(m.Run())
+	kafkatest.Main(m)
 }
 
 func runChild() int {

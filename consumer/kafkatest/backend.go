@@ -13,11 +13,15 @@
 //		})
 //	}
 //
-// A backend that is unavailable skips its subtest with the reason. A test
-// binary that may use the testcontainers backend should terminate its shared
-// container from TestMain:
+// A backend that is unavailable skips its subtest with the reason. Every
+// test binary that uses the package calls Main from TestMain, which
+// terminates the binary's shared testcontainers broker and prints one line
+// saying what ran on which backend:
 //
 //	func TestMain(m *testing.M) { kafkatest.Main(m) }
+//
+// The testcontainers backend runs DefaultImage, or the image named by
+// ImageEnv.
 package kafkatest
 
 import "testing"
@@ -63,6 +67,7 @@ func Each(t *testing.T, fn func(t *testing.T, brokers []string)) {
 	t.Helper()
 	for _, b := range Backends() {
 		t.Run(b.Name, func(t *testing.T) {
+			t.Cleanup(func() { tally.record(b.Name, t) })
 			fn(t, b.Start(t))
 		})
 	}

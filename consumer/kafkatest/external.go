@@ -27,7 +27,7 @@ func startExternal(t testing.TB) []string {
 		}
 	}
 	if len(brokers) == 0 {
-		t.Skip(BrokersEnv + " not set; start one with .ci/kafka start")
+		skip(t, BrokersEnv+" not set; .ci/kafka start runs a broker")
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {

@@ -228,3 +228,69 @@ func TestBackends(t *testing.T) {
 		t.Fatalf("Backends() = %s, want %s", got, want)
 	}
 }
+
+func TestSummary(t *testing.T) {
+	tests := []struct {
+		name            string
+		counts          map[string]*outcome
+		want            string
+		wantRealSkipped bool
+	}{
+		{
+			name: "no suite ran",
+			want: "",
+		},
+		{
+			name: "kfake only",
+			counts: map[string]*outcome{
+				External:       {skipped: 3, reason: BrokersEnv + " not set"},
+				Testcontainers: {skipped: 3, reason: "no Docker engine answers"},
+				Kfake:          {passed: 2, failed: 1},
+			},
+			want:            "kafkatest: x.test: external 3 skipped (SESSIONTRACE_TEST_BROKERS not set); testcontainers 3 skipped (no Docker engine answers); kfake 2 passed, 1 failed",
+			wantRealSkipped: true,
+		},
+		{
+			name: "skipped by the test, not the backend",
+			counts: map[string]*outcome{
+				External: {passed: 2, skipped: 1},
+				Kfake:    {passed: 2, skipped: 1},
+			},
+			want: "kafkatest: x.test: external 2 passed, 1 skipped; kfake 2 passed, 1 skipped",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &counts{byBackend: map[string]*outcome{}, skipReason: map[string]string{}}
+			maps.Copy(c.byBackend, tc.counts)
+			got, realSkipped := c.summary("x.test")
+			if got != tc.want || realSkipped != tc.wantRealSkipped {
+				t.Errorf("summary() = %q, %v\nwant       %q, %v", got, realSkipped, tc.want, tc.wantRealSkipped)
+			}
+		})
+	}
+}
+
+// TestEachCountsOutcomes runs Each on an isolated tally: a backend that
+// Start skipped carries its reason, one that a test skipped does not.
+func TestEachCountsOutcomes(t *testing.T) {
+	c := &counts{byBackend: map[string]*outcome{}, skipReason: map[string]string{}}
+	t.Run("suite", func(t *testing.T) {
+		t.Run("unavailable", func(t *testing.T) {
+			t.Cleanup(func() { c.record(External, t) })
+			c.skipped(t.Name(), "not here")
+			t.SkipNow()
+		})
+		t.Run("skipped by the test", func(t *testing.T) {
+			t.Cleanup(func() { c.record(Kfake, t) })
+			t.SkipNow()
+		})
+		t.Run("passed", func(t *testing.T) {
+			t.Cleanup(func() { c.record(Kfake, t) })
+		})
+	})
+	got, realSkipped := c.summary("x.test")
+	if want := "kafkatest: x.test: external 1 skipped (not here); kfake 1 passed, 1 skipped"; got != want || !realSkipped {
+		t.Errorf("summary() = %q, %v\nwant       %q, true", got, realSkipped, want)
+	}
+}
