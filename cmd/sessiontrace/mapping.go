@@ -271,4 +271,3 @@ func appendEvent(b []byte, ev *schema.Event) []byte {
 	}
 	return b
 }
-
