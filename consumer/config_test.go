@@ -31,6 +31,9 @@ func TestConfigValidate(t *testing.T) {
 		{"sdk export path", func(c *Config) { c.ExportPath = ExportSDK }, nil},
 		{"unknown export path", func(c *Config) { c.ExportPath = "otlphttp" }, ErrBadExportPath},
 		{"empty export path", func(c *Config) { c.ExportPath = "" }, ErrBadExportPath},
+		{"skew bounds disabled", func(c *Config) { c.MaxFutureSkew, c.MaxPastSkew = 0, 0 }, nil},
+		{"negative future skew", func(c *Config) { c.MaxFutureSkew = -time.Second }, ErrNegative},
+		{"negative past skew", func(c *Config) { c.MaxPastSkew = -time.Second }, ErrNegative},
 		{"bad lifecycle", func(c *Config) { c.Lifecycle.IdleTimeout = 0 }, lifecycle.ErrIdleTimeout},
 	}
 	for _, tt := range tests {

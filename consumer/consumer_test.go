@@ -355,3 +355,43 @@ func waitMarks(t *testing.T, brokers []string, group, topic string, part *scenar
 	}
 	t.Fatal("committed marks never covered the records produced so far")
 }
+
+// TestFarFutureTimestampsAreDeadLettered produces 30 logins dated
+// 2262-04-01 with sane record timestamps among 60 normal sessions: without
+// the skew bound they advance stream time by two centuries, end every other
+// session early, turn later events into fragment sessions and pin the
+// commit. With it they go to the dead-letter topic as future_timestamp, the
+// normal sessions' spans are exactly the reference's, and the commit
+// reaches the end of every partition.
+func TestFarFutureTimestampsAreDeadLettered(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 3, players: 60, matches: 2, farFuture: 30})
+		if s.future != 30 {
+			t.Fatalf("scenario placed %d far-future logins, want 30", s.future)
+		}
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		s.produce(t, brokers, topic)
+		r := startConsumer(t, pathConfig(brokers, topic, group, ExportDirect), exporter(t, rcv.Addr()))
+		waitSpans(t, rcv, len(s.spans), 60*time.Second)
+		end := map[int32]int64{}
+		for p, recs := range s.records {
+			end[p] = int64(len(recs))
+		}
+		waitCommitted(t, brokers, group, topic, end, 30*time.Second)
+		r.shutdown(t)
+
+		if s.roots != 60 {
+			t.Errorf("reference run has %d roots, want the 60 normal sessions", s.roots)
+		}
+		if dups := s.check(t, rcv.Spans()); dups != 0 {
+			t.Errorf("%d duplicate spans in a run without failures", dups)
+		}
+		for _, d := range consumeAll(t, brokers, topic+".dlq", s.future) {
+			if got := header(d, HeaderReason); got != ReasonFutureTimestamp {
+				t.Errorf("dead letter at offset %s has reason %q, want %q", header(d, HeaderSourceOffset), got, ReasonFutureTimestamp)
+			}
+		}
+	})
+}

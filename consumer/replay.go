@@ -20,6 +20,10 @@ type Record struct {
 	Offset    int64
 	Key       []byte
 	Value     []byte
+	// Timestamp is the record's Kafka timestamp, zero when the recording
+	// has none (a JSONL file of events): then the event's ts is not bounded
+	// by it (Config.MaxFutureSkew, MaxPastSkew).
+	Timestamp time.Time
 }
 
 // Sink receives the spans a replay finishes, in the order they finish.
@@ -143,6 +147,10 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		if errors.As(err, &se) {
 			reason = string(se.Reason)
 		}
+		r.stats.Rejected[reason]++
+		return nil
+	}
+	if reason := skewReason(r.ev.TS, rec.Timestamp, r.cfg.MaxFutureSkew, r.cfg.MaxPastSkew); reason != "" {
 		r.stats.Rejected[reason]++
 		return nil
 	}

@@ -246,7 +246,11 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		if errors.As(err, &se) {
 			reason = string(se.Reason)
 		}
-		pm.add(pm.rejected, 1, attribute.String("reason", reason))
+	} else if skew := skewReason(w.ev.TS, r.Timestamp, w.c.cfg.MaxFutureSkew, w.c.cfg.MaxPastSkew); skew != "" {
+		// Never applied: a ts far from the record's own time would move
+		// stream time and end the partition's sessions.
+		reason, detail = skew, fmt.Sprintf("event %q of player %q: ts %s, record timestamp %s",
+			w.ev.EventID, w.ev.PlayerID, time.Unix(0, w.ev.TS).UTC().Format(time.RFC3339Nano), r.Timestamp.UTC().Format(time.RFC3339Nano))
 	} else {
 		var out lifecycle.Outcome
 		spans, out = w.m.Apply(&w.ev, r.Offset, spans)
@@ -305,6 +309,33 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.open = w.m.Open()
 	w.mu.Unlock()
+}
+
+// Dead-letter reasons of events whose ts is too far from their record's
+// Kafka timestamp.
+const (
+	ReasonFutureTimestamp = "future_timestamp"
+	ReasonPastTimestamp   = "past_timestamp"
+)
+
+// skewReason reports whether an event's ts (Unix nanoseconds) is more than
+// future ahead of, or more than past behind, its record's Kafka timestamp,
+// as the dead-letter reason, or "" when it is within both bounds, a bound is
+// 0, or the record has no timestamp (zero, or Kafka's -1).
+func skewReason(ts int64, record time.Time, future, past time.Duration) string {
+	if record.IsZero() || record.UnixMilli() <= 0 || record.Year() > 2262 {
+		return ""
+	}
+	at := record.UnixNano()
+	// Differences in uint64: both values are int64, so the true distance
+	// always fits.
+	if future > 0 && ts > at && uint64(ts)-uint64(at) > uint64(future) {
+		return ReasonFutureTimestamp
+	}
+	if past > 0 && ts < at && uint64(at)-uint64(ts) > uint64(past) {
+		return ReasonPastTimestamp
+	}
+	return ""
 }
 
 // sendDeadLetter writes r to the dead-letter topic. The caller counted the

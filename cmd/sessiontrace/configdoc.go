@@ -31,6 +31,8 @@ var keyDocs = map[string]string{
 	"kafka.retry_initial":             "First backoff after a failed export; a failed export is retried until accepted and never committed past.",
 	"kafka.retry_max":                 "Longest backoff between export retries.",
 	"kafka.max_poll_records":          "Most records taken per poll.",
+	"kafka.max_future_skew":           "An event whose `ts` is more than this ahead of its record's Kafka timestamp goes to the dead-letter topic as `future_timestamp` and is never applied (so one bad producer clock cannot end every session of its partition); 0 disables the check. Records without a timestamp, and replays of JSONL files, are not checked.",
+	"kafka.max_past_skew":             "An event whose `ts` is more than this behind its record's Kafka timestamp goes to the dead-letter topic as `past_timestamp`; 0 disables the check. On a LogAppendTime topic the timestamp is the broker's append time, so a backlog written long after its events happened needs a larger bound.",
 	"kafka.lifecycle.idle_timeout":    "A session with no event for this long in stream time ends as `timeout`; generous because a player is silent for a whole match.",
 	"kafka.lifecycle.max_duration":    "A session longer than this (stream time) ends as `max_duration`.",
 	"kafka.lifecycle.dedup_window":    "How many recent event IDs per partition are remembered to drop duplicates.",
