@@ -62,6 +62,11 @@ type worker struct {
 	// closed by records below it were acknowledged by a previous owner and
 	// are not emitted again. -1 until known (and when there was no commit).
 	exportedThrough atomic.Int64
+	// rebuilt counts the records replayed below the mark so far, and
+	// rebuildStart is when the first was; the rebuild's one summary line
+	// is logged when it passes the mark.
+	rebuilt      int64
+	rebuildStart time.Time
 
 	mu        sync.Mutex
 	pending   []pendingRecord // increasing offsets; acknowledged ones are popped from the front
@@ -236,7 +241,19 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	pm := w.c.metrics
 
 	mark := w.exportedThrough.Load()
-	replayed := r.Offset < mark // handled by a previous owner: rebuild state only
+	// Handled by a previous owner: rebuild state only, silently. The tails
+	// of sessions that began below the committed offset look like unknown
+	// sessions here, although the previous owner saw them whole: counting
+	// or logging them would raise false anomalies on every handover.
+	replayed := r.Offset < mark
+	if replayed {
+		if w.rebuilt == 0 {
+			w.rebuildStart = time.Now()
+		}
+		w.rebuilt++
+	} else if w.rebuilt > 0 {
+		w.rebuildDone(mark)
+	}
 
 	var reason, detail string
 	spans := w.spans[:0]
@@ -254,7 +271,9 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	} else {
 		var out lifecycle.Outcome
 		spans, out = w.m.Apply(&w.ev, r.Offset, spans)
-		w.countOutcome(out)
+		if !replayed {
+			w.countOutcome(out)
+		}
 		if out.Dropped() {
 			reason, detail = out.Reason(), fmt.Sprintf("event %q of player %q: %s", w.ev.EventID, w.ev.PlayerID, out.Reason())
 		}
@@ -309,6 +328,16 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	w.open = w.m.Open()
 	w.mu.Unlock()
+	if replayed && r.Offset+1 >= mark {
+		w.rebuildDone(mark)
+	}
+}
+
+// rebuildDone logs the rebuild's summary once it passed the mark.
+func (w *worker) rebuildDone(mark int64) {
+	w.c.log.Info("partition rebuilt up to the exported-through mark", "topic", w.topic, "partition", w.partition,
+		"mark", mark, "records", w.rebuilt, "sessions", w.m.Open(), "took", time.Since(w.rebuildStart).Round(time.Millisecond))
+	w.rebuilt = 0
 }
 
 // Dead-letter reasons of events whose ts is too far from their record's
