@@ -54,27 +54,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-
-func TestMetadataRoundTrip(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"ours", formatMetadata(1234), 1234, true},
-		{"zero", formatMetadata(0), 0, true},
-		{"empty", "", 0, false},
-		{"another tool's", "some-other-tool", 0, false},
-		{"negative", "sessiontrace/v1 h=-5", 0, false},
-		{"garbage number", "sessiontrace/v1 h=12x", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseMetadata(tt.in)
-			if got != tt.want || ok != tt.ok {
-				t.Fatalf("parseMetadata(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
-			}
-		})
-	}
-}

@@ -24,8 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +38,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 )
 
@@ -226,6 +225,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 		kgo.OnOffsetsFetched(c.fetched),
+		kgo.AdjustFetchOffsetsFn(c.adjust),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	if cfg.GroupProtocol == ProtocolConsumer {
@@ -401,8 +401,10 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 	}
 }
 
-// fetched reads the exported-through mark back from the commit metadata.
-// It runs after assignment and before the first fetch of those partitions.
+// fetched reads each partition's commit metadata back: the exported-through
+// mark, and (version 2) the stream time at the committed offset and where
+// the dedup window there starts. It runs after assignment and before the
+// first fetch of those partitions, and before adjust.
 func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
 	visit := func(topic string, partition int32, offset int64, meta *string) {
 		if topic != c.cfg.Topic {
@@ -415,13 +417,20 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 			return
 		}
 		h := int64(-1)
+		res := &resume{offset: offset}
 		if offset >= 0 && meta != nil {
-			if v, ok := parseMetadata(*meta); ok {
-				h = v
+			if m, ok := checkpoint.Parse(*meta, offset); ok {
+				h, res.meta = m.Mark, m
 			}
 		}
+		res.meta.Mark = h
 		w.exportedThrough.Store(h)
-		c.log.Info("resuming partition", "topic", topic, "partition", partition, "committed", offset, "exported_through", h)
+		w.resumeFrom.Store(res)
+		args := []any{"topic", topic, "partition", partition, "committed", offset, "exported_through", h}
+		if res.meta.Resume {
+			args = append(args, "stream_time", time.Unix(0, res.meta.StreamTime).UTC(), "dedup_window_from", res.meta.WindowStart)
+		}
+		c.log.Info("resuming partition", args...)
 	}
 	// Newer protocol versions answer per group (authoritative: the top-level
 	// copy can lack topic names once topic IDs are used), older ones only at
@@ -442,6 +451,24 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 		}
 	}
 	return nil
+}
+
+// adjust starts each resumed partition at its dedup window's start, below
+// the committed offset: the records in between only refill the window, so
+// the new owner drops exactly the redeliveries the previous one would have.
+func (c *Consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	for p := range offsets[c.cfg.Topic] {
+		c.mu.Lock()
+		w := c.workers[p]
+		c.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		if res := w.resumeFrom.Load(); res != nil && res.meta.Resume && res.meta.WindowStart < res.offset {
+			offsets[c.cfg.Topic][p] = kgo.NewOffset().At(res.meta.WindowStart).WithEpoch(-1)
+		}
+	}
+	return offsets, nil
 }
 
 func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -547,7 +574,7 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 	offsets := map[int32]kgo.EpochOffset{}
 	marks := map[int32]string{}
 	byPartition := map[int32]*worker{}
-	positions := map[int32]position{}
+	positions := map[int32]checkpoint.Position{}
 	for _, w := range ws {
 		pos, ok := w.position()
 		if !ok {
@@ -563,8 +590,8 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 		if pos == committed {
 			continue
 		}
-		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.offset}
-		marks[w.partition] = formatMetadata(pos.mark)
+		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.Offset}
+		marks[w.partition] = checkpoint.Format(pos)
 		byPartition[w.partition] = w
 		positions[w.partition] = pos
 	}
@@ -651,22 +678,4 @@ func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	}
 	d.cl = cl
 	return d, nil
-}
-
-// metadataPrefix versions the commit metadata so a future format can be told
-// apart; anything else (another tool's metadata) is ignored.
-const metadataPrefix = "sessiontrace/v1 h="
-
-func formatMetadata(mark int64) string { return metadataPrefix + strconv.FormatInt(mark, 10) }
-
-func parseMetadata(s string) (int64, bool) {
-	rest, ok := strings.CutPrefix(s, metadataPrefix)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(rest, 10, 64)
-	if err != nil || v < 0 {
-		return 0, false
-	}
-	return v, true
 }

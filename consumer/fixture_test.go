@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -175,6 +177,12 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		}
 	}
 	return s
+}
+
+// parseMetadata returns the exported-through mark of a commit's metadata.
+func parseMetadata(s string) (int64, bool) {
+	m, ok := checkpoint.Parse(s, math.MaxInt64)
+	return m.Mark, ok
 }
 
 // applies decodes r into ev and reports whether the consumer, with the

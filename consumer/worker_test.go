@@ -61,11 +61,11 @@ func TestCommitNeverPassesASessionWithUnacknowledgedSpans(t *testing.T) {
 			if !ok {
 				t.Fatal("no position after processing")
 			}
-			if pos.mark < int64(half) {
-				t.Errorf("mark %d below the acknowledged first half (%d records)", pos.mark, half)
+			if pos.Mark < int64(half) {
+				t.Errorf("mark %d below the acknowledged first half (%d records)", pos.Mark, half)
 			}
-			if pos.offset != 0 {
-				t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.offset, pos.mark)
+			if pos.Offset != 0 {
+				t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.Offset, pos.Mark)
 			}
 		})
 	}

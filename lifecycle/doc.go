@@ -84,8 +84,10 @@
 //     nothing (OutOfPhase); for an existing session such an event is Dropped.
 //   - Timestamps going backwards within a session are clamped to the session's
 //     last event time (Clamped), so no span has a negative duration.
-//   - Duplicates: an event_id among the last DedupWindow of the partition is
-//     ignored entirely (Duplicate), without advancing stream time.
+//   - Duplicates: an event_id among the IDs of the last DedupWindow events of
+//     the partition (duplicates included, so the window depends on those
+//     events only) is ignored entirely (Duplicate), without advancing stream
+//     time.
 //   - Idle: a session whose last event is more than IdleTimeout of stream time
 //     old (stream time at that event, strictly exceeded) ends with end_reason
 //     "timeout" at its last event time, its open phases phase.ended_by
