@@ -507,7 +507,13 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		open = 1
 	}
 	if open == 0 {
+		// It still says the player is there: it restarts the idle timer.
+		// Otherwise a new owner, which meets the tail of a session that
+		// began below its committed offset as a fragment (where such an
+		// event may be in phase, or start the fragment), would time the
+		// fragment out later than the original session.
 		m.stats.OutOfPhase++
+		m.touch(slot, s)
 		return out, o | OutOfPhase
 	}
 	t := ev.TS
