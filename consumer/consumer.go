@@ -4,19 +4,32 @@
 // below it was accepted by the OTLP endpoint.
 //
 // Each assigned partition gets one worker goroutine that owns the partition's
-// decoder, session state machine (package lifecycle) and export lane: its own
-// bounded queue and export goroutine, either building OTLP messages straight
-// from the spans (the direct path, the default) or through an SDK tracer
-// provider and blocking batch processor over an acknowledging exporter (the
-// sdk path, the reference the direct path matches byte for byte). The commit
-// position of a partition is the lowest of: the offset after the last
-// processed record, the first offset of every open session, the offset of
-// every record whose spans or dead-letter write are not yet acknowledged, and
-// the first offset of every session open just before such a record (it may
-// have ended since, with spans still to acknowledge). The
-// commit metadata carries the exported-through mark H so that the next owner
-// rebuilds the open sessions by replaying from the committed offset without
-// re-emitting spans that were already accepted.
+// pure logic (decoder, timestamp bounds and session state machine, package
+// lifecycle; partition.go), its ledger (package checkpoint) and its export
+// lane: its own bounded queue and export goroutine, either building OTLP
+// messages straight from the spans (the direct path, the default) or through
+// an SDK tracer provider and blocking batch processor over an acknowledging
+// exporter (the sdk path, the reference the direct path matches byte for
+// byte).
+//
+// The commit rule is package checkpoint's: the committable offset is the
+// lowest of the offset after the last processed record, the first offset of
+// every open session, the offset of every record whose spans or dead-letter
+// write are not yet acknowledged, and the first offset of every session open
+// just before such a record. The commit metadata carries the
+// exported-through mark H, and the stream time and dedup window start at the
+// committed offset: the next owner starts fetching at the window start,
+// re-reads up to the committed offset only to refill the dedup window,
+// applies from there with the carried stream time, and rebuilds silently
+// (no anomaly, dead letter, session metric or per-record log) up to H,
+// emitting only the spans closed by records at or after H. It then decides
+// as the previous owner would have (checkpoint's package doc says where it
+// cannot).
+//
+// An event whose ts is further than Config.MaxFutureSkew ahead of, or
+// Config.MaxPastSkew behind, its record's Kafka timestamp is dead-lettered
+// and never applied, so one bad producer clock cannot move a partition's
+// stream time.
 package consumer
 
 import (

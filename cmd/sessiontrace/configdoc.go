@@ -35,7 +35,7 @@ var keyDocs = map[string]string{
 	"kafka.max_past_skew":             "An event whose `ts` is more than this behind its record's Kafka timestamp goes to the dead-letter topic as `past_timestamp`; 0 disables the check. On a LogAppendTime topic the timestamp is the broker's append time, so a backlog written long after its events happened needs a larger bound.",
 	"kafka.lifecycle.idle_timeout":    "A session with no event for this long in stream time ends as `timeout`; generous because a player is silent for a whole match.",
 	"kafka.lifecycle.max_duration":    "A session longer than this (stream time) ends as `max_duration`.",
-	"kafka.lifecycle.dedup_window":    "How many recent event IDs per partition are remembered to drop duplicates.",
+	"kafka.lifecycle.dedup_window":    "How many recent events per partition have their IDs remembered to drop duplicates (a duplicate takes a place too, so a new owner rebuilds the window exactly by re-reading those events).",
 	"kafka.limits.max_record_bytes":   "Largest record value accepted; larger records go to the dead-letter topic.",
 	"kafka.limits.max_attributes":     "Most free-form `attributes` per event.",
 	"kafka.limits.max_attr_key_len":   "Longest attribute key, in bytes.",
