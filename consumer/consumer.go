@@ -469,7 +469,12 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 // adjust starts each resumed partition at its dedup window's start, below
 // the committed offset: the records in between only refill the window, so
 // the new owner drops exactly the redeliveries the previous one would have.
-func (c *Consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+// A window start that retention already deleted is raised to the log start
+// (fetching it would reset the partition to start_offset, possibly the end);
+// when the log start cannot be read the partition starts at its commit, with
+// an empty window.
+func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	want := map[int32]*resume{}
 	for p := range offsets[c.cfg.Topic] {
 		c.mu.Lock()
 		w := c.workers[p]
@@ -478,8 +483,24 @@ func (c *Consumer) adjust(_ context.Context, offsets map[string]map[int32]kgo.Of
 			continue
 		}
 		if res := w.resumeFrom.Load(); res != nil && res.meta.Resume && res.meta.WindowStart < res.offset {
-			offsets[c.cfg.Topic][p] = kgo.NewOffset().At(res.meta.WindowStart).WithEpoch(-1)
+			want[p] = res
 		}
+	}
+	if len(want) == 0 {
+		return offsets, nil
+	}
+	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.Topic)
+	for p, res := range want {
+		from := res.meta.WindowStart
+		lo, ok := starts.Lookup(c.cfg.Topic, p)
+		switch {
+		case err != nil || !ok || lo.Err != nil:
+			c.log.Warn("log start unknown: the partition resumes at its commit with an empty dedup window", "topic", c.cfg.Topic, "partition", p, "error", errors.Join(err, lo.Err))
+			continue
+		case lo.Offset > from:
+			from = min(lo.Offset, res.offset)
+		}
+		offsets[c.cfg.Topic][p] = kgo.NewOffset().At(from).WithEpoch(-1)
 	}
 	return offsets, nil
 }
