@@ -46,7 +46,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out := &metrics{
 		records:      counter("sessiontrace.records", "{record}", "Records consumed."),
 		bytes:        counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
-		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
+		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, ts too far from the record's timestamp, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
 		anomalies:    counter("sessiontrace.events.anomalies", "{event}", "Events applied with an anomaly (unknown session, clamped timestamp, superseded session...), by kind."),
 		dlq:          counter("sessiontrace.dlq.records", "{record}", "Records written to the dead-letter topic, by reason."),
 		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter write attempts that failed and are retried (or written truncated, when too large), by reason and error."),

@@ -337,7 +337,7 @@ func FuzzResume(f *testing.F) {
 		c := &byteChooser{b: b}
 		// Each committable position is resumed over the rest of the
 		// stream: quadratic, so the stream stays short.
-		stream := genStream(c, min(1+len(b)/3, 300))
+		stream := genStream(c, min(1+len(b)/3, 150))
 		checkResume(t, stream, c)
 	})
 }
