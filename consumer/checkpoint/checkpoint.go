@@ -113,7 +113,9 @@ type Position struct {
 }
 
 // Ledger is one partition's pending records and the points a commit may
-// be made at.
+// be made at. Besides the pending records it keeps one Point (24 bytes) per
+// session started since the committable offset, so a session that pins the
+// offset for long makes it grow with the sessions started meanwhile.
 type Ledger[P any] struct {
 	pending []Record[P]
 	// starts are the points of the records that started a session, from
