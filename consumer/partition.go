@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
@@ -123,7 +124,9 @@ const (
 // as the dead-letter reason, or "" when it is within both bounds, a bound is
 // 0, or the record has no timestamp (zero, or Kafka's -1).
 func skewReason(ts int64, record time.Time, future, past time.Duration) string {
-	if record.IsZero() || record.UnixMilli() <= 0 || record.Year() > 2262 {
+	// One call tells a missing timestamp (zero: year 1; Kafka's -1) and
+	// one beyond what Unix nanoseconds hold.
+	if sec := record.Unix(); sec <= 0 || sec >= math.MaxInt64/int64(time.Second) {
 		return ""
 	}
 	at := record.UnixNano()

@@ -43,9 +43,10 @@ type Config struct {
 	// DedupWindow is how many recent events of the partition have their IDs
 	// remembered so that a redelivered event is ignored (default 65536); 0
 	// disables deduplication. A duplicate takes a place too, so the window
-	// is the last DedupWindow events, whatever came before. Memory is 48-80
-	// bytes per remembered event (its hash and offset in a ring, its hash
-	// and count in a set kept at most half full).
+	// is the last DedupWindow events, whatever came before. Memory is 32-48
+	// bytes per remembered event (its hash and offset in a ring, its hash in
+	// a set kept at most half full), and a map entry per ID the window holds
+	// more than once.
 	DedupWindow int `mapstructure:"dedup_window"`
 }
 

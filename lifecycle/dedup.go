@@ -2,30 +2,31 @@ package lifecycle
 
 import "github.com/cespare/xxhash/v2"
 
-// dedup remembers the 64-bit hashes of the event IDs of the last window
-// events given to the Machine (Apply or Remember), duplicates included: a
-// ring gives the order to forget them in, with each event's offset, and an
+// dedup remembers the hashes of the event IDs of the last window events
+// given to the Machine (Apply or Remember), duplicates included: a ring
+// gives the order to forget them in, with each event's offset, and an
 // open-addressing counting set (linear probing at load at most 1/2,
 // backward-shift deletion) the lookup. Because every event takes one place
 // in the ring, whether it was a duplicate or not, the window is a pure
 // function of the last window events: a new owner that reads them again
-// from the offset of the oldest (WindowStart) rebuilds it exactly. Two
-// distinct IDs with the same hash would make the later one a false
-// duplicate; at 65536 remembered IDs that is about one event in 2^48.
+// from the offset of the oldest (WindowStart) rebuilds it exactly.
+//
+// Hashes are 63 bits; the set's top bit marks a hash the ring holds more
+// than once, whose count is then in multi, so the common case (an ID seen
+// once) costs one probe and 8 bytes of set. Two distinct IDs with the same
+// hash would make the later one a false duplicate; at 65536 remembered IDs
+// that is about one event in 2^47.
 type dedup struct {
-	ring []uint64
-	offs []int64 // the offset of each ring entry's event
-	pos  int
-	full bool
-	set  []slot
+	ring  []uint64
+	offs  []int64 // the offset of each ring entry's event
+	pos   int
+	full  bool
+	set   []uint64 // 0 is empty; a hash of 0 is stored as 1
+	multi map[uint64]uint32
 }
 
-// slot is one entry of the counting set: a hash (0 is empty; a hash of 0 is
-// stored as 1) and how many ring entries hold it.
-type slot struct {
-	h uint64
-	n uint32
-}
+// multiple marks a set entry whose hash the ring holds more than once.
+const multiple = 1 << 63
 
 func newDedup(window int) dedup {
 	if window == 0 {
@@ -35,7 +36,7 @@ func newDedup(window int) dedup {
 	for size < 2*window {
 		size <<= 1
 	}
-	return dedup{ring: make([]uint64, window), offs: make([]int64, window), set: make([]slot, size)}
+	return dedup{ring: make([]uint64, window), offs: make([]int64, window), set: make([]uint64, size), multi: map[uint64]uint32{}}
 }
 
 // seen reports whether id is among the last window events, and remembers it
@@ -44,20 +45,22 @@ func (d *dedup) seen(id string, offset int64) bool {
 	if d.ring == nil {
 		return false
 	}
-	h := max(xxhash.Sum64String(id), 1)
-	dup := d.find(h) >= 0
+	h := max(xxhash.Sum64String(id)&^multiple, 1)
+	i, free := d.find(h)
+	dup := i >= 0
 	if d.full {
+		// Forgetting first can move entries; find the slot again.
 		d.forget(d.ring[d.pos])
+		i, free = d.find(h)
 	}
-	if i := d.find(h); i >= 0 {
-		d.set[i].n++
-	} else {
-		mask := uint64(len(d.set) - 1)
-		j := h & mask
-		for d.set[j].h != 0 {
-			j = (j + 1) & mask
-		}
-		d.set[j] = slot{h: h, n: 1}
+	switch {
+	case i < 0:
+		d.set[free] = h
+	case d.set[i]&multiple == 0:
+		d.set[i] |= multiple
+		d.multi[h] = 2
+	default:
+		d.multi[h]++
 	}
 	d.ring[d.pos], d.offs[d.pos] = h, offset
 	if d.pos++; d.pos == len(d.ring) {
@@ -79,31 +82,40 @@ func (d *dedup) oldest() (int64, bool) {
 	return 0, false
 }
 
-// find returns the set index holding h, or -1.
-func (d *dedup) find(h uint64) int {
+// find returns the set index holding h, or -1 and the empty slot that ends
+// h's probe run.
+func (d *dedup) find(h uint64) (int, int) {
 	mask := uint64(len(d.set) - 1)
-	for i := h & mask; d.set[i].h != 0; i = (i + 1) & mask {
-		if d.set[i].h == h {
-			return int(i)
+	i := h & mask
+	for ; d.set[i] != 0; i = (i + 1) & mask {
+		if d.set[i]&^multiple == h {
+			return int(i), -1
 		}
 	}
-	return -1
+	return -1, int(i)
 }
 
-// forget removes one occurrence of h, and its slot with the last one.
+// forget removes one occurrence of h, and its entry with the last one.
 func (d *dedup) forget(h uint64) {
 	mask := uint64(len(d.set) - 1)
-	i := uint64(d.find(h))
-	if d.set[i].n--; d.set[i].n > 0 {
+	at, _ := d.find(h)
+	i := uint64(at)
+	if d.set[i]&multiple != 0 {
+		if n := d.multi[h] - 1; n > 1 {
+			d.multi[h] = n
+		} else {
+			delete(d.multi, h)
+			d.set[i] &^= multiple
+		}
 		return
 	}
-	d.set[i] = slot{}
-	for j := (i + 1) & mask; d.set[j].h != 0; j = (j + 1) & mask {
-		home := d.set[j].h & mask
+	d.set[i] = 0
+	for j := (i + 1) & mask; d.set[j] != 0; j = (j + 1) & mask {
+		home := d.set[j] & mask // the top bit is above any mask
 		// The entry at j may fill the hole at i unless its home lies
 		// cyclically in (i, j].
 		if (j > i && (home <= i || home > j)) || (j < i && home <= i && home > j) {
-			d.set[i], d.set[j] = d.set[j], slot{}
+			d.set[i], d.set[j] = d.set[j], 0
 			i = j
 		}
 	}
