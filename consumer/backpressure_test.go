@@ -119,7 +119,7 @@ func TestTimedOutShutdownCommitsWhatWasAcknowledged(t *testing.T) {
 				return false
 			}
 			pos, ok := w.position()
-			return ok && pos.mark >= half
+			return ok && pos.Mark >= half
 		})
 		rcv.Stop()
 		rest.produce(t, brokers, topic)

@@ -29,6 +29,11 @@ const (
 	DefaultMaxPollRecords     = 10000
 	DefaultWorkerQueue        = 4
 	DefaultExportPath         = ExportDirect
+	// DefaultMaxFutureSkew allows producer clocks a few minutes ahead of
+	// the record's Kafka timestamp.
+	DefaultMaxFutureSkew = 5 * time.Minute
+	// DefaultMaxPastSkew is generous: only an absurdly old ts is refused.
+	DefaultMaxPastSkew = 7 * 24 * time.Hour
 )
 
 // Export paths accepted by Config.ExportPath.
@@ -65,6 +70,7 @@ var (
 	ErrBatchTooLarge = errors.New("export batch size exceeds export queue size")
 	ErrBadExportPath = errors.New("unknown export path")
 	ErrBadHeartbeat  = errors.New("heartbeat interval must be shorter than the session timeout")
+	ErrNegative      = errors.New("must not be negative")
 )
 
 // Config configures a Consumer. The zero value is not valid: start from
@@ -138,6 +144,18 @@ type Config struct {
 	RetryMax     time.Duration `mapstructure:"retry_max"`
 	// MaxPollRecords caps the records taken per poll.
 	MaxPollRecords int `mapstructure:"max_poll_records"`
+	// MaxFutureSkew and MaxPastSkew bound an event's ts by its record's
+	// Kafka timestamp: an event more than MaxFutureSkew ahead of it goes to
+	// the dead-letter topic as future_timestamp, one more than MaxPastSkew
+	// behind as past_timestamp, and neither is applied, so one bad producer
+	// clock cannot advance stream time and end every session of its
+	// partition. 0 disables a bound; a record without a timestamp is not
+	// checked. On a CreateTime topic the bound is against the producer's
+	// clock, on a LogAppendTime topic against the broker's (then a backlog
+	// replayed long after it was written is behind by its age: raise
+	// MaxPastSkew or disable it).
+	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
+	MaxPastSkew   time.Duration `mapstructure:"max_past_skew"`
 	// Lifecycle configures the per-partition session state machine.
 	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
 	// Limits bound what one record may carry.
@@ -172,6 +190,8 @@ func DefaultConfig() Config {
 		RetryInitial:       DefaultRetryInitial,
 		RetryMax:           DefaultRetryMax,
 		MaxPollRecords:     DefaultMaxPollRecords,
+		MaxFutureSkew:      DefaultMaxFutureSkew,
+		MaxPastSkew:        DefaultMaxPastSkew,
 		Lifecycle:          lifecycle.DefaultConfig(),
 		Limits:             schema.DefaultLimits(),
 	}
@@ -249,6 +269,12 @@ func (c Config) ValidatePipeline() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %v: %w", d.key, d.v, ErrBadDuration)
 		}
+	}
+	if c.MaxFutureSkew < 0 {
+		return fmt.Errorf("max_future_skew %v: %w", c.MaxFutureSkew, ErrNegative)
+	}
+	if c.MaxPastSkew < 0 {
+		return fmt.Errorf("max_past_skew %v: %w", c.MaxPastSkew, ErrNegative)
 	}
 	for _, s := range []struct {
 		key string

@@ -31,6 +31,9 @@ func TestConfigValidate(t *testing.T) {
 		{"sdk export path", func(c *Config) { c.ExportPath = ExportSDK }, nil},
 		{"unknown export path", func(c *Config) { c.ExportPath = "otlphttp" }, ErrBadExportPath},
 		{"empty export path", func(c *Config) { c.ExportPath = "" }, ErrBadExportPath},
+		{"skew bounds disabled", func(c *Config) { c.MaxFutureSkew, c.MaxPastSkew = 0, 0 }, nil},
+		{"negative future skew", func(c *Config) { c.MaxFutureSkew = -time.Second }, ErrNegative},
+		{"negative past skew", func(c *Config) { c.MaxPastSkew = -time.Second }, ErrNegative},
 		{"bad lifecycle", func(c *Config) { c.Lifecycle.IdleTimeout = 0 }, lifecycle.ErrIdleTimeout},
 	}
 	for _, tt := range tests {
@@ -47,30 +50,6 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if !errors.Is(err, tt.want) {
 				t.Fatalf("Validate() = %v, want %v", err, tt.want)
-			}
-		})
-	}
-}
-
-func TestMetadataRoundTrip(t *testing.T) {
-	tests := []struct {
-		name string
-		in   string
-		want int64
-		ok   bool
-	}{
-		{"ours", formatMetadata(1234), 1234, true},
-		{"zero", formatMetadata(0), 0, true},
-		{"empty", "", 0, false},
-		{"another tool's", "some-other-tool", 0, false},
-		{"negative", "sessiontrace/v1 h=-5", 0, false},
-		{"garbage number", "sessiontrace/v1 h=12x", 0, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := parseMetadata(tt.in)
-			if got != tt.want || ok != tt.ok {
-				t.Fatalf("parseMetadata(%q) = %d, %v; want %d, %v", tt.in, got, ok, tt.want, tt.ok)
 			}
 		})
 	}

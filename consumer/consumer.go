@@ -5,22 +5,33 @@
 // for good and accounted for).
 //
 // Each assigned partition gets one worker goroutine that owns the partition's
-// decoder, session state machine (package lifecycle) and export lane. The
-// lanes live in their own room, package consumer/export (no Kafka there):
-// each has its own bounded queue and export goroutine, either building OTLP
-// messages straight from the spans (the direct path, the default) or through
-// an SDK tracer provider and blocking batch processor (the sdk path, the
-// reference the direct path matches byte for byte), and classifies every
-// export outcome the same way on both. This package keeps the Kafka side:
-// group membership, workers, dead letters and commits. The commit
-// position of a partition is the lowest of: the offset after the last
-// processed record, the first offset of every open session, the offset of
-// every record whose spans or dead-letter write are not yet acknowledged, and
-// the first offset of every session open just before such a record (it may
-// have ended since, with spans still to acknowledge). The
-// commit metadata carries the exported-through mark H so that the next owner
-// rebuilds the open sessions by replaying from the committed offset without
-// re-emitting spans that were already accepted.
+// pure logic (decoder, timestamp bounds and session state machine, package
+// lifecycle; partition.go), its ledger (package checkpoint) and its export
+// lane (package consumer/export, no Kafka there, which classifies every
+// export outcome the same way on both paths): its own bounded queue and
+// export goroutine, either building OTLP messages straight from the spans
+// (the direct path, the default) or through an SDK tracer provider and
+// blocking batch processor (the sdk path, the reference the direct path
+// matches byte for byte).
+//
+// The commit rule is package checkpoint's: the committable offset is the
+// lowest of the offset after the last processed record, the first offset of
+// every open session, the offset of every record whose spans or dead-letter
+// write are not yet acknowledged, and the first offset of every session open
+// just before such a record. The commit metadata carries the
+// exported-through mark H, and the stream time and dedup window start at the
+// committed offset: the next owner starts fetching at the window start,
+// re-reads up to the committed offset only to refill the dedup window,
+// applies from there with the carried stream time, and rebuilds silently
+// (no anomaly, dead letter, session metric or per-record log) up to H,
+// emitting only the spans closed by records at or after H. It then decides
+// as the previous owner would have (checkpoint's package doc says where it
+// cannot).
+//
+// An event whose ts is further than Config.MaxFutureSkew ahead of, or
+// Config.MaxPastSkew behind, its record's Kafka timestamp is dead-lettered
+// and never applied, so one bad producer clock cannot move a partition's
+// stream time.
 package consumer
 
 import (
@@ -28,8 +39,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,6 +54,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
 	"github.com/sessiontrace/sessiontrace/consumer/export"
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 )
 
@@ -235,6 +245,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),
 		kgo.OnOffsetsFetched(c.fetched),
+		kgo.AdjustFetchOffsetsFn(c.adjust),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	if cfg.GroupProtocol == ProtocolConsumer {
@@ -419,8 +430,10 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 	}
 }
 
-// fetched reads the exported-through mark back from the commit metadata.
-// It runs after assignment and before the first fetch of those partitions.
+// fetched reads each partition's commit metadata back: the exported-through
+// mark, and (version 2) the stream time at the committed offset and where
+// the dedup window there starts. It runs after assignment and before the
+// first fetch of those partitions, and before adjust.
 func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
 	visit := func(topic string, partition int32, offset int64, meta *string) {
 		if topic != c.cfg.Topic {
@@ -433,13 +446,20 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 			return
 		}
 		h := int64(-1)
+		res := &resume{offset: offset}
 		if offset >= 0 && meta != nil {
-			if v, ok := parseMetadata(*meta); ok {
-				h = v
+			if m, ok := checkpoint.Parse(*meta, offset); ok {
+				h, res.meta = m.Mark, m
 			}
 		}
+		res.meta.Mark = h
 		w.exportedThrough.Store(h)
-		c.log.Info("resuming partition", "topic", topic, "partition", partition, "committed", offset, "exported_through", h)
+		w.resumeFrom.Store(res)
+		args := []any{"topic", topic, "partition", partition, "committed", offset, "exported_through", h}
+		if res.meta.Resume {
+			args = append(args, "stream_time", time.Unix(0, res.meta.StreamTime).UTC(), "dedup_window_from", res.meta.WindowStart)
+		}
+		c.log.Info("resuming partition", args...)
 	}
 	// Newer protocol versions answer per group (authoritative: the top-level
 	// copy can lack topic names once topic IDs are used), older ones only at
@@ -460,6 +480,45 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 		}
 	}
 	return nil
+}
+
+// adjust starts each resumed partition at its dedup window's start, below
+// the committed offset: the records in between only refill the window, so
+// the new owner drops exactly the redeliveries the previous one would have.
+// A window start that retention already deleted is raised to the log start
+// (fetching it would reset the partition to start_offset, possibly the end);
+// when the log start cannot be read the partition starts at its commit, with
+// an empty window.
+func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	want := map[int32]*resume{}
+	for p := range offsets[c.cfg.Topic] {
+		c.mu.Lock()
+		w := c.workers[p]
+		c.mu.Unlock()
+		if w == nil {
+			continue
+		}
+		if res := w.resumeFrom.Load(); res != nil && res.meta.Resume && res.meta.WindowStart < res.offset {
+			want[p] = res
+		}
+	}
+	if len(want) == 0 {
+		return offsets, nil
+	}
+	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.Topic)
+	for p, res := range want {
+		from := res.meta.WindowStart
+		lo, ok := starts.Lookup(c.cfg.Topic, p)
+		switch {
+		case err != nil || !ok || lo.Err != nil:
+			c.log.Warn("log start unknown: the partition resumes at its commit with an empty dedup window", "topic", c.cfg.Topic, "partition", p, "error", errors.Join(err, lo.Err))
+			continue
+		case lo.Offset > from:
+			from = min(lo.Offset, res.offset)
+		}
+		offsets[c.cfg.Topic][p] = kgo.NewOffset().At(from).WithEpoch(-1)
+	}
+	return offsets, nil
 }
 
 func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
@@ -565,7 +624,7 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 	offsets := map[int32]kgo.EpochOffset{}
 	marks := map[int32]string{}
 	byPartition := map[int32]*worker{}
-	positions := map[int32]position{}
+	positions := map[int32]checkpoint.Position{}
 	for _, w := range ws {
 		pos, ok := w.position()
 		if !ok {
@@ -581,8 +640,8 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 		if pos == committed {
 			continue
 		}
-		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.offset}
-		marks[w.partition] = formatMetadata(pos.mark)
+		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.Offset}
+		marks[w.partition] = checkpoint.Format(pos)
 		byPartition[w.partition] = w
 		positions[w.partition] = pos
 	}
@@ -669,22 +728,4 @@ func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	}
 	d.cl = cl
 	return d, nil
-}
-
-// metadataPrefix versions the commit metadata so a future format can be told
-// apart; anything else (another tool's metadata) is ignored.
-const metadataPrefix = "sessiontrace/v1 h="
-
-func formatMetadata(mark int64) string { return metadataPrefix + strconv.FormatInt(mark, 10) }
-
-func parseMetadata(s string) (int64, bool) {
-	rest, ok := strings.CutPrefix(s, metadataPrefix)
-	if !ok {
-		return 0, false
-	}
-	v, err := strconv.ParseInt(rest, 10, 64)
-	if err != nil || v < 0 {
-		return 0, false
-	}
-	return v, true
 }

@@ -361,3 +361,82 @@ func waitMarks(t *testing.T, brokers []string, group, topic string, part *scenar
 	}
 	t.Fatal("committed marks never covered the records produced so far")
 }
+
+// TestFarFutureTimestampsAreDeadLettered produces 30 logins dated
+// 2262-04-01 with sane record timestamps among 60 normal sessions: without
+// the skew bound they advance stream time by two centuries, end every other
+// session early, turn later events into fragment sessions and pin the
+// commit. With it they go to the dead-letter topic as future_timestamp, the
+// normal sessions' spans are exactly the reference's, and the commit
+// reaches the end of every partition.
+func TestFarFutureTimestampsAreDeadLettered(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 3, players: 60, matches: 2, farFuture: 30})
+		if s.future != 30 {
+			t.Fatalf("scenario placed %d far-future logins, want 30", s.future)
+		}
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		s.produce(t, brokers, topic)
+		r := startConsumer(t, pathConfig(brokers, topic, group, ExportDirect), exporter(t, rcv.Addr()))
+		waitSpans(t, rcv, len(s.spans), 60*time.Second)
+		end := map[int32]int64{}
+		for p, recs := range s.records {
+			end[p] = int64(len(recs))
+		}
+		waitCommitted(t, brokers, group, topic, end, 30*time.Second)
+		r.shutdown(t)
+
+		if s.roots != 60 {
+			t.Errorf("reference run has %d roots, want the 60 normal sessions", s.roots)
+		}
+		if dups := s.check(t, rcv.Spans()); dups != 0 {
+			t.Errorf("%d duplicate spans in a run without failures", dups)
+		}
+		for _, d := range consumeAll(t, brokers, topic+".dlq", s.future) {
+			if got := header(d, HeaderReason); got != ReasonFutureTimestamp {
+				t.Errorf("dead letter at offset %s has reason %q, want %q", header(d, HeaderSourceOffset), got, ReasonFutureTimestamp)
+			}
+		}
+	})
+}
+
+// TestSkewedClocksAcrossARebalance consumes the records of two game servers
+// whose clocks disagree by two hours, in the order the events happened (so
+// ts is out of order across players), with a second member joining in the
+// middle: the partitions it takes over are revoked from the first member
+// gracefully and rebuilt from the committed offset. Stream time below that
+// offset was driven by the server ahead; a new owner that rebuilt stream
+// time from the committed offset alone would expire sessions at other
+// records than the uninterrupted run (losing a root and emitting an
+// "unknown session" one instead). It must deliver exactly the spans of one
+// uninterrupted replay, none twice.
+func TestSkewedClocksAcrossARebalance(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := buildScenario(t, scenarioSpec{partitions: 4, players: 120, openAtEnd: 4, matches: 2, clockSkew: 2 * time.Hour, stagger: 20 * time.Second})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+		watch := watchContract(t, brokers, group, topic, s, rcv)
+		exp := exporter(t, rcv.Addr())
+		cfg := pathConfig(brokers, topic, group, ExportDirect)
+
+		first, second := s.split(0.5)
+		first.produce(t, brokers, topic)
+		a := startConsumer(t, cfg, exp)
+		waitSpans(t, rcv, len(first.spans), 60*time.Second)
+		waitCommitted(t, brokers, group, topic, first.endOffsets(t), 30*time.Second)
+		b := startConsumer(t, cfg, exp)
+		eventually(t, 30*time.Second, "the second member takes partitions over", func() bool { return len(assignedPartitions(b.c)) > 0 })
+		second.produce(t, brokers, topic)
+		waitSpans(t, rcv, len(s.spans), 90*time.Second)
+		waitCommitted(t, brokers, group, topic, s.endOffsets(t), 60*time.Second)
+		a.shutdown(t)
+		b.shutdown(t)
+		watch.finish(t)
+		if dups := s.check(t, rcv.Spans()); dups != 0 {
+			t.Errorf("%d duplicate spans across a graceful rebalance", dups)
+		}
+	})
+}

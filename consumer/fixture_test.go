@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -22,6 +23,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/sessiontrace/sessiontrace/consumer/export"
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -39,6 +41,7 @@ type scenario struct {
 	partOf     map[trace.SpanID]int32
 	roots      int
 	poison     int
+	future     int // records dead-lettered as future_timestamp
 }
 
 type scenarioSpec struct {
@@ -47,6 +50,19 @@ type scenarioSpec struct {
 	openAtEnd  int // players whose session never ends (they pin the commit)
 	poisonEach int // one poison record after every poisonEach good ones (0: none)
 	matches    int
+	// clockSkew puts every other player on a game server whose clock is
+	// this far ahead: their events carry ts (and record timestamps) skewed
+	// by it, while records stay in the order they happened, so ts is out of
+	// order across players.
+	clockSkew time.Duration
+	// farFuture spreads this many logins dated 2262-04-01, of players of
+	// their own, with sane record timestamps among the records: a producer
+	// with a broken clock. They are dead-lettered as future_timestamp.
+	farFuture int
+	// stagger is the time between two players' logins (default 137ms:
+	// every session overlaps every other). Longer, sessions begin and end
+	// all along the stream, so some always span a commit.
+	stagger time.Duration
 }
 
 // buildScenario generates sessions, interleaves them in time, places each
@@ -56,18 +72,23 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 	t.Helper()
 	base := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
 	type timed struct {
-		ts  int64
+		ts  int64 // when it happened: the order records are produced in
 		seq int
 		ev  schema.Event
 	}
 	var all []timed
 	for p := range spec.players {
 		player := fmt.Sprintf("player-%06d", p)
-		ts := base + int64(p)*int64(137*time.Millisecond)
+		stagger := cmp.Or(spec.stagger, 137*time.Millisecond)
+		ts := base + int64(p)*int64(stagger)
+		var skew int64
+		if p%2 == 1 {
+			skew = int64(spec.clockSkew)
+		}
 		seq := 0
 		add := func(ev schema.Event, step time.Duration) {
 			ts += int64(step)
-			ev.PlayerID, ev.TS = player, ts
+			ev.PlayerID, ev.TS = player, ts+skew
 			ev.EventID = player + "-" + strconv.Itoa(seq)
 			seq++
 			all = append(all, timed{ts: ts, seq: len(all), ev: ev})
@@ -101,14 +122,29 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		partOf:     map[trace.SpanID]int32{},
 	}
 	good := 0
+	future := time.Date(2262, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	futureEach := 0
+	if spec.farFuture > 0 {
+		futureEach = max(len(all)/(spec.farFuture+1), 1)
+	}
 	for _, e := range all {
 		p := partitionOf(e.ev.PlayerID, spec.partitions)
-		s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev)})
+		// The producer's clock is the event's: a CreateTime topic.
+		at := time.Unix(0, e.ev.TS)
+		s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev), Timestamp: at})
 		good++
 		if spec.poisonEach > 0 && good%spec.poisonEach == 0 {
 			bad := []string{`{"type":"session.login"`, `{"type":"teleport","event_id":"x","player_id":"` + e.ev.PlayerID + `","ts":"2026-11-25T10:00:00Z"}`, `not json at all`}[s.poison%3]
-			s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: []byte(bad)})
+			s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: []byte(bad), Timestamp: at})
 			s.poison++
+		}
+		if futureEach > 0 && good%futureEach == 0 && s.future < spec.farFuture {
+			ev := schema.Event{Type: schema.SessionLogin, PlayerID: fmt.Sprintf("broken-clock-%03d", s.future), TS: future,
+				AuthMethod: "password", ClientVersion: "1.4.2", Platform: "pc"}
+			ev.EventID = ev.PlayerID + "-0"
+			fp := partitionOf(ev.PlayerID, spec.partitions)
+			s.records[fp] = append(s.records[fp], &kgo.Record{Partition: fp, Key: []byte(ev.PlayerID), Value: schema.AppendJSON(nil, &ev), Timestamp: at})
+			s.future++
 		}
 	}
 	for p, recs := range s.records {
@@ -122,7 +158,7 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		}
 		var ev schema.Event
 		for off, r := range recs {
-			if dec.Decode(r.Key, r.Value, &ev) != nil {
+			if !applies(dec, r, &ev) {
 				continue
 			}
 			spans, _ := m.Apply(&ev, int64(off), nil)
@@ -140,6 +176,18 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		}
 	}
 	return s
+}
+
+// parseMetadata returns the exported-through mark of a commit's metadata.
+func parseMetadata(s string) (int64, bool) {
+	m, ok := checkpoint.Parse(s, math.MaxInt64)
+	return m.Mark, ok
+}
+
+// applies decodes r into ev and reports whether the consumer, with the
+// default skew bounds, applies it to its state machine.
+func applies(dec *schema.Decoder, r *kgo.Record, ev *schema.Event) bool {
+	return dec.Decode(r.Key, r.Value, ev) == nil && skewReason(ev.TS, r.Timestamp, DefaultMaxFutureSkew, DefaultMaxPastSkew) == ""
 }
 
 func partitionOf(player string, n int32) int32 {
@@ -252,7 +300,7 @@ func (s *scenario) endOffsets(t testing.TB) map[int32]int64 {
 		m, _ := lifecycle.New(lifecycle.DefaultConfig())
 		var ev schema.Event
 		for off, r := range recs {
-			if dec.Decode(r.Key, r.Value, &ev) == nil {
+			if applies(dec, r, &ev) {
 				m.Apply(&ev, int64(off), nil)
 			}
 		}

@@ -49,7 +49,7 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 	out := &metrics{
 		records:      counter("sessiontrace.records", "{record}", "Records consumed."),
 		bytes:        counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
-		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
+		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, ts too far from the record's timestamp, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
 		ignored:      counter("sessiontrace.records.ignored", "{record}", "Records skipped because the mapping's type.ignore lists their event name; not dead-lettered."),
 		anomalies:    counter("sessiontrace.events.anomalies", "{event}", "Events applied with an anomaly (unknown session, clamped timestamp, superseded session...), by kind."),
 		dlq:          counter("sessiontrace.dlq.records", "{record}", "Records written to the dead-letter topic, by reason."),

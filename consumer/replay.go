@@ -28,6 +28,10 @@ type Record struct {
 	// need not hold a huge value in memory to replay it): it is rejected as
 	// too_large, as the consumer rejects it, whatever Value holds.
 	ValueTooLarge bool
+	// Timestamp is the record's Kafka timestamp, zero when the recording
+	// has none (a JSONL file of events): then the event's ts is not bounded
+	// by it (Config.MaxFutureSkew, MaxPastSkew).
+	Timestamp time.Time
 }
 
 // Sink receives the spans a replay finishes, in the order they finish.
@@ -171,6 +175,10 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		if errors.As(err, &se) {
 			reason = string(se.Reason)
 		}
+		r.stats.Rejected[reason]++
+		return nil
+	}
+	if reason := skewReason(r.ev.TS, rec.Timestamp, r.cfg.MaxFutureSkew, r.cfg.MaxPastSkew); reason != "" {
 		r.stats.Rejected[reason]++
 		return nil
 	}

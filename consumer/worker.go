@@ -2,9 +2,7 @@ package consumer
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,32 +11,11 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
-
-// pendingRecord is a processed record whose side effects (spans, a
-// dead-letter write) are not all acknowledged yet.
-type pendingRecord struct {
-	offset    int64
-	spanStart int64         // the lane's emitted count before this record's spans
-	spanEnd   int64         // the lane's emitted count after this record's spans
-	dlq       *atomic.Int32 // outstanding dead-letter writes, nil when none
-	// rec is kept while the record's spans are unacknowledged: when the
-	// endpoint refuses one of them for good, the record itself goes to the
-	// dead-letter topic (export_rejected). Nil for records without spans.
-	rec *kgo.Record
-	// rejected is set once the record was dead-lettered for a refused span,
-	// so a record with several refused spans is written once.
-	rejected bool
-	// low is the lowest first offset of the sessions open just before this
-	// record, -1 when none. While this record is the first unacknowledged
-	// one, the commit must not pass it: a session that started below the
-	// record and ends at or after it has spans the next owner must emit
-	// again, and it can rebuild the session only from its first record.
-	low int64
-}
 
 // worker owns one partition: its decoder, its session state machine, its
 // export lane and the positions the commit is computed from. Records are
@@ -49,12 +26,10 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	dec   schema.RecordDecoder
+	part  *partition
 	rec   schema.Record // scratch: the record as the decoder reads it
 	hdrs  bool          // the decoder reads headers (a mapping); v1 does not
-	m     *lifecycle.Machine
 	lane  export.Lane
-	ev    schema.Event
 	spans []lifecycle.Span
 	logs  *rateLog
 	attrs metric.MeasurementOption // topic and partition, built once
@@ -65,14 +40,25 @@ type worker struct {
 	// closed by records below it were acknowledged by a previous owner and
 	// are not emitted again. -1 until known (and when there was no commit).
 	exportedThrough atomic.Int64
+	// rebuilt counts the records replayed below the mark so far, and
+	// rebuildStart is when the first was; the rebuild's one summary line
+	// is logged when it passes the mark.
+	rebuilt      int64
+	rebuildStart time.Time
 
-	mu        sync.Mutex
-	pending   []pendingRecord // increasing offsets; acknowledged ones are popped from the front
-	next      int64           // offset after the last processed record, -1 before the first
-	low       int64           // lowest first offset of an open session, -1 when none
+	// resumeFrom is what the last commit says about the partition, set by
+	// the Consumer when it reads the commit back and taken by the worker
+	// before its first record; nil when there is none.
+	resumeFrom atomic.Pointer[resume]
+	started    bool
+
+	mu sync.Mutex
+	// ledger holds the records whose side effects are pending and the
+	// points a commit may be made at: the commit rule.
+	ledger    *checkpoint.Ledger[*kgo.Record]
 	open      int
-	committed position // last committed by this worker; offset -1 if none
-	hw        int64    // high watermark seen on the last fetch
+	committed checkpoint.Position // last committed by this worker; offset -1 if none
+	hw        int64               // high watermark seen on the last fetch
 
 	// inbox holds the fetched batches the worker has not taken yet. The poll
 	// loop appends without ever blocking (a rebalance must never wait for a
@@ -102,32 +88,25 @@ type worker struct {
 // maxDLQInFlight bounds one partition's outstanding dead-letter writes.
 const maxDLQInFlight = 1024
 
-// position is what may be committed for a partition.
-type position struct {
-	offset int64 // the committable offset: every record below it is fully handled or still needed by an open session
-	mark   int64 // H: every span closed by a record below it is acknowledged
+// resume is what a commit read back says about its partition.
+type resume struct {
+	offset int64 // the committed offset
+	meta   checkpoint.Metadata
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
-	dec, err := schema.NewRecordDecoder(p.cfg.Limits, p.cfg.Mapping)
-	if err != nil {
-		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
-	}
-	if p.cfg.Pseudonyms != nil {
-		dec = p.cfg.Pseudonyms.Pseudonymized(dec)
-	}
-	m, err := lifecycle.New(p.cfg.Lifecycle)
+	part, err := newPartition(p.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
 	}
 	w := &worker{
 		topic: topic, partition: partition, c: p,
-		dec: dec, m: m, hdrs: p.cfg.Mapping != nil,
+		part:      part,
+		hdrs:      p.cfg.Mapping != nil,
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
-		next:      -1,
-		low:       -1,
-		committed: position{offset: -1, mark: -1},
+		ledger:    checkpoint.New[*kgo.Record](-1),
+		committed: checkpoint.Position{Point: checkpoint.Point{Offset: -1}, Mark: -1},
 		wake:      make(chan struct{}, 1),
 		dlqDone:   make(chan struct{}, 1),
 		quit:      make(chan struct{}),
@@ -153,6 +132,20 @@ func signal(c chan struct{}) {
 	case c <- struct{}{}:
 	default:
 	}
+}
+
+// record is r as the decoder reads it, in the worker's scratch record; the
+// headers are copied only for a mapping, which may read them.
+func (w *worker) record(r *kgo.Record) *schema.Record {
+	w.rec.Key, w.rec.Value = r.Key, r.Value
+	w.rec.Headers = w.rec.Headers[:0]
+	if !w.hdrs {
+		return &w.rec
+	}
+	for _, h := range r.Headers {
+		w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
+	}
+	return &w.rec
 }
 
 // deliver appends a fetched batch to the inbox; it never blocks. pause is
@@ -255,31 +248,42 @@ func (w *worker) countRecords(n, bytes int64) {
 
 // process runs one record through decode, the state machine and the lane.
 func (w *worker) process(ctx context.Context, r *kgo.Record) {
+	if !w.started {
+		w.start()
+	}
 	pm := w.c.metrics
 
 	mark := w.exportedThrough.Load()
-	replayed := r.Offset < mark // handled by a previous owner: rebuild state only
-
-	var reason, detail string
-	spans := w.spans[:0]
-	if err := w.dec.DecodeRecord(w.record(r), &w.ev); errors.Is(err, schema.ErrIgnored) {
-		pm.add(pm.ignored, 1)
-	} else if err != nil {
-		reason, detail = string(schema.ReasonMalformed), err.Error()
-		var se *schema.Error
-		if errors.As(err, &se) {
-			reason = string(se.Reason)
+	// Handled by a previous owner: rebuild state only, silently. The tails
+	// of sessions that began below the committed offset look like unknown
+	// sessions here, although the previous owner saw them whole: counting
+	// or logging them would raise false anomalies on every handover.
+	replayed := r.Offset < mark
+	if replayed {
+		if w.rebuilt == 0 {
+			w.rebuildStart = time.Now()
 		}
-		pm.add(pm.rejected, 1, attribute.String("reason", reason))
-	} else {
-		var out lifecycle.Outcome
-		spans, out = w.m.Apply(&w.ev, r.Offset, spans)
-		w.countOutcome(out)
-		if out.Dropped() {
-			reason, detail = out.Reason(), fmt.Sprintf("event %q of player %q: %s", w.ev.EventID, w.ev.PlayerID, out.Reason())
-		}
+		w.rebuilt++
+	} else if w.rebuilt > 0 {
+		w.rebuildDone(mark)
 	}
+	spans, st := w.part.process(w.record(r), r.Timestamp, r.Offset, w.spans[:0])
 	w.spans = spans[:0]
+	if st.ignored && !replayed {
+		pm.add(pm.ignored, 1)
+	}
+	if st.warm {
+		// Below the committed offset: it only refilled the dedup window,
+		// and nothing of it is this owner's to commit.
+		if replayed && r.Offset+1 >= mark {
+			w.rebuildDone(mark)
+		}
+		return
+	}
+	if !replayed {
+		w.countOutcome(st.out)
+	}
+	reason, detail := st.reason, st.detail
 
 	var dlq *atomic.Int32
 	if reason != "" && !replayed {
@@ -291,21 +295,22 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		dlq.Store(1)
 		w.sendDeadLetter(r, reason, detail, dlq)
 	}
-	before := w.lane.Emitted()
+	emitted := w.lane.Emitted()
 	if replayed {
 		spans = spans[:0]
 	}
 	// The pending record goes in before its spans are emitted: the lane may
 	// refuse one of them (and report it) before this goroutine returns.
 	w.mu.Lock()
+	if st.out.Has(lifecycle.Started) {
+		w.ledger.Started(st.before)
+	}
 	if len(spans) > 0 || dlq != nil {
-		// w.low is still the position before this record: only this
-		// goroutine writes it, below.
-		pr := pendingRecord{offset: r.Offset, spanStart: before, spanEnd: before + int64(len(spans)), dlq: dlq, low: w.low}
+		pr := checkpoint.Record[*kgo.Record]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
 		if len(spans) > 0 {
-			pr.rec = r
+			pr.Payload = r
 		}
-		w.pending = append(w.pending, pr)
+		w.ledger.Add(pr)
 	}
 	w.mu.Unlock()
 	for i := range spans {
@@ -321,28 +326,36 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		w.c.sessions.Record(ctx, spans)
 	}
 
+	next, low, open := w.part.point(r.Offset+1), w.part.low(), w.part.m.Open()
 	w.mu.Lock()
-	w.next = r.Offset + 1
-	w.low = -1
-	if lo, ok := w.m.LowestOffset(); ok {
-		w.low = lo
-	}
-	w.open = w.m.Open()
+	w.ledger.Processed(next, low)
+	w.open = open
 	w.mu.Unlock()
+	if replayed && r.Offset+1 >= mark {
+		w.rebuildDone(mark)
+	}
 }
 
-// record returns r as the decoder reads it, in scratch space reused from
-// record to record.
-func (w *worker) record(r *kgo.Record) *schema.Record {
-	w.rec.Key, w.rec.Value = r.Key, r.Value
-	w.rec.Headers = w.rec.Headers[:0]
-	if !w.hdrs {
-		return &w.rec
+// start takes what the partition's last commit says, once, before the
+// first record: the previous owner's stream time at the committed offset,
+// and the offset from which records only refill the dedup window.
+func (w *worker) start() {
+	w.started = true
+	res := w.resumeFrom.Load()
+	if res == nil {
+		return
 	}
-	for _, h := range r.Headers {
-		w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
-	}
-	return &w.rec
+	w.mu.Lock()
+	w.ledger.Resume(res.meta.Mark)
+	w.mu.Unlock()
+	w.part.resume(res.offset, res.meta)
+}
+
+// rebuildDone logs the rebuild's summary once it passed the mark.
+func (w *worker) rebuildDone(mark int64) {
+	w.c.log.Info("partition rebuilt up to the exported-through mark", "topic", w.topic, "partition", w.partition,
+		"mark", mark, "records", w.rebuilt, "sessions", w.part.m.Open(), "took", time.Since(w.rebuildStart).Round(time.Millisecond))
+	w.rebuilt = 0
 }
 
 // sendDeadLetter writes r to the dead-letter topic. The caller counted the
@@ -368,24 +381,23 @@ func (w *worker) sendDeadLetter(r *kgo.Record, reason, detail string, counter *a
 // its commit waits for the write.
 func (w *worker) rejected(seq int64, msg string) {
 	w.mu.Lock()
-	i := sort.Search(len(w.pending), func(i int) bool { return w.pending[i].spanEnd > seq })
-	if i == len(w.pending) || w.pending[i].spanStart > seq || w.pending[i].rec == nil {
+	p := w.ledger.Pending(seq)
+	if p == nil || p.Payload == nil {
 		w.mu.Unlock()
 		// Spans of a replayed record are never emitted; anything else is a
 		// lane that broke its contract, which must not go unseen.
 		w.c.log.Error("refused span has no pending record", "topic", w.topic, "partition", w.partition, "span_seq", seq)
 		return
 	}
-	p := &w.pending[i]
-	if p.rejected {
+	if p.Rejected {
 		w.mu.Unlock()
 		return
 	}
-	p.rejected = true
-	if p.dlq == nil {
-		p.dlq = new(atomic.Int32)
+	p.Rejected = true
+	if p.DeadLetters == nil {
+		p.DeadLetters = new(atomic.Int32)
 	}
-	rec, counter := p.rec, p.dlq
+	rec, counter := p.Payload, p.DeadLetters
 	// Counted before the lock is released: position must see it before
 	// the lane's acknowledged count covers the span.
 	counter.Add(1)
@@ -424,47 +436,14 @@ func (w *worker) countOutcome(out lifecycle.Outcome) {
 	}
 }
 
-// position pops acknowledged records and returns what may be committed, and
-// false when nothing was processed yet.
-func (w *worker) position() (position, bool) {
+// position forgets acknowledged records and returns what may be committed,
+// and false when nothing was processed yet (the commit rule is the
+// ledger's).
+func (w *worker) position() (checkpoint.Position, bool) {
 	acked := w.lane.Acked()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.next < 0 {
-		return position{}, false
-	}
-	i := 0
-	for ; i < len(w.pending); i++ {
-		p := w.pending[i]
-		if p.spanEnd > acked || (p.dlq != nil && p.dlq.Load() != 0) {
-			break
-		}
-	}
-	if i > 0 {
-		n := copy(w.pending, w.pending[i:])
-		clear(w.pending[n:]) // the records they hold can be collected
-		w.pending = w.pending[:n]
-	}
-	mark, low := w.next, w.low
-	if len(w.pending) > 0 {
-		// The sessions open just before the first unacknowledged record
-		// include every session with a span still to acknowledge that
-		// started below it (and every session open now that did): the next
-		// owner must replay from their first records to emit those spans
-		// again. The sessions open now are not enough: one that ends at an
-		// unacknowledged record is no longer open.
-		mark, low = w.pending[0].offset, w.pending[0].low
-	} else if h := w.exportedThrough.Load(); h > mark {
-		// Everything this owner did is acknowledged, and it has not yet
-		// passed the previous owner's mark: keep that mark, so a crash now
-		// does not re-emit spans the previous owner exported.
-		mark = h
-	}
-	off := mark
-	if low >= 0 && low < off {
-		off = low
-	}
-	return position{offset: off, mark: mark}, true
+	return w.ledger.Position(acked)
 }
 
 // stop asks the worker to finish its current record and waits for it. If

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"testing"
 	"time"
 )
@@ -60,11 +61,41 @@ func TestCommitNeverPassesASessionWithUnacknowledgedSpans(t *testing.T) {
 			if !ok {
 				t.Fatal("no position after processing")
 			}
-			if pos.mark < int64(half) {
-				t.Errorf("mark %d below the acknowledged first half (%d records)", pos.mark, half)
+			if pos.Mark < int64(half) {
+				t.Errorf("mark %d below the acknowledged first half (%d records)", pos.Mark, half)
 			}
-			if pos.offset != 0 {
-				t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.offset, pos.mark)
+			if pos.Offset != 0 {
+				t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.Offset, pos.Mark)
+			}
+		})
+	}
+}
+
+func TestSkewReason(t *testing.T) {
+	at := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name         string
+		ts           time.Time
+		record       time.Time
+		future, past time.Duration
+		want         string
+	}{
+		{"same time", at, at, time.Minute, time.Hour, ""},
+		{"ahead within the bound", at.Add(time.Minute), at, time.Minute, time.Hour, ""},
+		{"ahead past the bound", at.Add(time.Minute + 1), at, time.Minute, time.Hour, ReasonFutureTimestamp},
+		{"2262", time.Date(2262, 4, 1, 0, 0, 0, 0, time.UTC), at, time.Minute, time.Hour, ReasonFutureTimestamp},
+		{"behind within the bound", at.Add(-time.Hour), at, time.Minute, time.Hour, ""},
+		{"behind past the bound", at.Add(-time.Hour - 1), at, time.Minute, time.Hour, ReasonPastTimestamp},
+		{"1678", time.Unix(0, math.MinInt64), at, time.Minute, time.Hour, ReasonPastTimestamp},
+		{"future bound disabled", at.Add(1000 * time.Hour), at, 0, time.Hour, ""},
+		{"past bound disabled", at.Add(-1000 * time.Hour), at, time.Minute, 0, ""},
+		{"no record timestamp", at.Add(1000 * time.Hour), time.Time{}, time.Minute, time.Hour, ""},
+		{"Kafka's -1", at.Add(1000 * time.Hour), time.UnixMilli(-1), time.Minute, time.Hour, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := skewReason(tt.ts.UnixNano(), tt.record, tt.future, tt.past); got != tt.want {
+				t.Errorf("skewReason(%v, %v, %v, %v) = %q, want %q", tt.ts, tt.record, tt.future, tt.past, got, tt.want)
 			}
 		})
 	}

@@ -40,10 +40,13 @@ type Config struct {
 	// start by more than this (default 24h). A long session holds back its
 	// partition's committed offset, so this bounds replay after a crash.
 	MaxDuration time.Duration `mapstructure:"max_duration"`
-	// DedupWindow is how many recent event IDs of the partition are remembered
-	// so that a redelivered event is ignored (default 65536); 0 disables
-	// deduplication. Memory is 24-40 bytes per remembered ID (its hash in a
-	// ring, and in a set kept at most half full).
+	// DedupWindow is how many recent events of the partition have their IDs
+	// remembered so that a redelivered event is ignored (default 65536); 0
+	// disables deduplication. A duplicate takes a place too, so the window
+	// is the last DedupWindow events, whatever came before. Memory is 32-48
+	// bytes per remembered event (its hash and offset in a ring, its hash in
+	// a set kept at most half full), and a map entry per ID the window holds
+	// more than once.
 	DedupWindow int `mapstructure:"dedup_window"`
 }
 

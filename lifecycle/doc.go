@@ -83,11 +83,17 @@
 //     disconnect as first event gives a zero-length session.
 //   - Out of phase: matchmaking.complete or cancel with no matchmaking open,
 //     loading.finish with no loading open, game.leave with no game open change
-//     nothing (OutOfPhase); for an existing session such an event is Dropped.
+//     no phase and no span (OutOfPhase); for an existing session such an
+//     event is Dropped. It still restarts the session's idle timer (the
+//     player is there), so a session's timeout depends only on when its
+//     events came, not on its phases: a new owner that meets the tail of a
+//     session as a fragment times it out at the same record.
 //   - Timestamps going backwards within a session are clamped to the session's
 //     last event time (Clamped), so no span has a negative duration.
-//   - Duplicates: an event_id among the last DedupWindow of the partition is
-//     ignored entirely (Duplicate), without advancing stream time.
+//   - Duplicates: an event_id among the IDs of the last DedupWindow events of
+//     the partition (duplicates included, so the window depends on those
+//     events only) is ignored entirely (Duplicate), without advancing stream
+//     time.
 //   - Idle: a session whose last event is more than IdleTimeout of stream time
 //     old (stream time at that event, strictly exceeded) ends with end_reason
 //     "timeout" at its last event time, its open phases phase.ended_by

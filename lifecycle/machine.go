@@ -206,6 +206,25 @@ func (m *Machine) Open() int { return m.slab.live }
 // or math.MinInt64 before the first event.
 func (m *Machine) StreamTime() int64 { return m.streamTime }
 
+// Resume sets the stream time of a Machine that takes a partition over
+// from the offset a previous owner committed, to the stream time that owner
+// had just before it (read back from the commit): stream time is a running
+// maximum, so from there on it is the previous owner's at every record. It
+// is for a new or Reset Machine; it never ends or expires a session.
+func (m *Machine) Resume(streamTime int64) { m.streamTime = streamTime }
+
+// Remember records eventID, read at offset, in the dedup window as Apply
+// would, without applying anything: a new owner re-reads the events below
+// the offset it resumes from, back to the previous owner's WindowStart, to
+// rebuild the window exactly. Offsets must increase, as for Apply.
+func (m *Machine) Remember(eventID string, offset int64) { m.dedup.seen(eventID, offset) }
+
+// WindowStart returns the offset of the oldest event in the dedup window,
+// and false when the window is empty (or disabled). The window is a pure
+// function of the events from there on: every event given to Apply or
+// Remember takes one place in it, a duplicate too.
+func (m *Machine) WindowStart() (int64, bool) { return m.dedup.oldest() }
+
 // Stats returns the cumulative counters.
 func (m *Machine) Stats() Stats { return m.stats }
 
@@ -262,7 +281,7 @@ func (m *Machine) CloseAll(reason string, out []Span) []Span {
 // ev's strings (never ev or its Attributes slice), so they must not alias
 // memory the caller reuses; the schema decoder's strings never do.
 func (m *Machine) Apply(ev *schema.Event, offset int64, out []Span) ([]Span, Outcome) {
-	if m.dedup.seen(ev.EventID) {
+	if m.dedup.seen(ev.EventID, offset) {
 		m.stats.Duplicates++
 		return out, Duplicate
 	}
@@ -491,7 +510,13 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		open = 1
 	}
 	if open == 0 {
+		// It still says the player is there: it restarts the idle timer.
+		// Otherwise a new owner, which meets the tail of a session that
+		// began below its committed offset as a fragment (where such an
+		// event may be in phase, or start the fragment), would time the
+		// fragment out later than the original session.
 		m.stats.OutOfPhase++
+		m.touch(slot, s)
 		return out, o | OutOfPhase
 	}
 	t := ev.TS

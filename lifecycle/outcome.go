@@ -23,8 +23,8 @@ const (
 	// OutOfPhase: the event made no sense in its session's current phase (a
 	// matchmaking.complete or cancel with no matchmaking open, a
 	// loading.finish with no loading open, a game.leave while not in a game).
-	// It changed no phase; unless UnknownSession is also set it did not touch
-	// the session at all.
+	// It changed no phase and no span; it only restarted the session's idle
+	// timer.
 	OutOfPhase
 	// Started: the event started a session (a login, or UnknownSession).
 	Started
@@ -38,8 +38,9 @@ const (
 // Has reports whether every flag of f is set in o.
 func (o Outcome) Has(f Outcome) bool { return o&f == f }
 
-// Dropped reports whether the event had no effect on any session: a
-// Duplicate, or an OutOfPhase event for a session that already existed. The
+// Dropped reports whether the event had no effect on any session's spans: a
+// Duplicate, or an OutOfPhase event for a session that already existed (it
+// only restarted the session's idle timer). The
 // consumer sends such events to the dead-letter topic. A dropped OutOfPhase
 // event still advanced stream time (it is a real event, only a misplaced one),
 // so it may have Expired other sessions.

@@ -590,7 +590,7 @@ func produceBench(ctx context.Context, k kafkaConfig, topic string, partitions i
 			return out, fmt.Errorf("bench: produce: %w", err)
 		}
 		value := schema.AppendJSON(make([]byte, 0, 320), &ev)
-		rec := &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value}
+		rec := &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value, Timestamp: time.Unix(0, ev.TS)}
 		rec.Partition = int32(part.Partition(rec, partitions))
 		if err := rp.Process(ctx, consumer.Record{Topic: topic, Partition: rec.Partition, Offset: next[rec.Partition], Key: rec.Key, Value: value}); err != nil {
 			return out, fmt.Errorf("bench: replay for the expected spans: %w", err)

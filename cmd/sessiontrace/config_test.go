@@ -49,6 +49,8 @@ func TestConfigFile(t *testing.T) {
 				RetryInitial:       200 * time.Millisecond,
 				RetryMax:           10 * time.Second,
 				MaxPollRecords:     5000,
+				MaxFutureSkew:      2 * time.Minute,
+				MaxPastSkew:        72 * time.Hour,
 				Lifecycle:          lifecycle.Config{IdleTimeout: 90 * time.Minute, MaxDuration: 12 * time.Hour, DedupWindow: 1024},
 				Limits:             schema.Limits{MaxRecordBytes: 32768, MaxAttributes: 16, MaxAttrKeyLen: 64, MaxAttrValueLen: 512, MaxFieldLen: 128},
 				Mapping: &schema.Mapping{

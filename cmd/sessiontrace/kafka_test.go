@@ -44,7 +44,7 @@ func produceFile(t *testing.T, brokers []string, topic, path string) int {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value})
+		recs = append(recs, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
 	}
 	kafkatest.Produce(t, brokers, recs...)
 	return len(recs)

@@ -71,7 +71,10 @@ func Publish(ctx context.Context, cl *kgo.Client, topic string, gen *Generator, 
 			break
 		}
 		value := schema.AppendJSON(make([]byte, 0, 320), &ev)
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value}, promise)
+		// The record's timestamp is the event's (simulated) time, as a game
+		// server producing it when it happened would set it: the consumer
+		// bounds ts by it.
+		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value, Timestamp: time.Unix(0, ev.TS)}, promise)
 	}
 
 	flushCtx := ctx

@@ -1,0 +1,288 @@
+// Package checkpoint is one partition's commit rule: which records are
+// still owed an acknowledgement, which offset may be committed, and what
+// the commit carries so that the partition's next owner decides exactly as
+// this one would have. It is pure (no Kafka, no clock) and not safe for
+// concurrent use; the consumer's worker guards it with its mutex.
+//
+// # The commit rule
+//
+// A record's side effects are its spans and its dead-letter copy. The
+// committable offset C is the lowest of:
+//   - the offset after the last processed record;
+//   - the first offset of every open session;
+//   - the offset of the first record whose side effects are not all
+//     acknowledged, and the first offset of every session open just before
+//     it (such a session may have ended since, with spans still in flight:
+//     the next owner must replay it from its first record to emit them).
+//
+// The exported-through mark H is the offset of that first unacknowledged
+// record (or, when every one is acknowledged, the offset after the last
+// processed one, or the previous owner's mark if that is higher): every span
+// closed by a record below H was accepted. A new owner replays from C and
+// emits only the spans closed by records at or after H.
+//
+// # What a new owner needs
+//
+// Replaying from C rebuilds every session that matters at H (they all
+// started at or after C), but two things the old owner decided with depend
+// on records below C: stream time (the largest event ts applied), which
+// expires sessions, and the dedup window (the IDs of the last N events),
+// which drops redeliveries. Stream time is a running maximum, so a new
+// owner that starts at C with the old owner's stream time just before C has
+// the old owner's stream time at every later record. The dedup window is a
+// pure function of the last N events, so a new owner that re-reads them
+// (from the offset of the oldest, the window start W ≤ C), remembering
+// their IDs without applying them, has the old window at C. Every position
+// the ledger can commit is a Point that carries both.
+//
+// # Metadata format
+//
+// The commit's metadata string is
+//
+//	sessiontrace/v2 h=<H> t=<stream time before C, Unix ns> w=<W>
+//
+// with decimal integers (t may be negative; math.MinInt64 means no event was
+// applied yet), at most 82 bytes, far below Kafka's default
+// offset.metadata.max.bytes (4096). Version 1, "sessiontrace/v1 h=<H>", is
+// read too: a new owner then starts at C with no stream time and an empty
+// window, as version 1 consumers did. Anything else (another tool's
+// metadata) is ignored: the partition starts at the committed offset as if
+// nothing was known.
+//
+// # Known divergence
+//
+// A session that started below C and ended before H is met by the new owner
+// as a fragment (its tail, from C on, looks like a session that did not
+// start with a login). It ends where the original ended (its last event, a
+// timeout at the same stream time, or the same superseding login), below H,
+// so nothing of it is emitted, except when the original ended by
+// max_duration: the fragment started later, so its deadline is later, and
+// it may live on past H and be emitted as an extra "unknown session" root.
+// For the same reason, with max_duration expiries among sessions whose ts
+// are out of order, a session may be expired at a different record than in
+// the original run. Long max_duration values (the default is 24h) make both
+// rare.
+package checkpoint
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// Point is a position in a partition with what holds just before it.
+type Point struct {
+	// Offset is the record the point is before.
+	Offset int64
+	// StreamTime is the stream time before that record (Unix nanoseconds;
+	// math.MinInt64 when no event was applied yet).
+	StreamTime int64
+	// WindowStart is the offset of the oldest event in the dedup window
+	// before that record; Offset itself when the window is empty.
+	WindowStart int64
+}
+
+// Record is a processed record whose side effects are not all acknowledged
+// yet. P is what the caller keeps of it (the Kafka record, in the
+// consumer, to dead-letter it if the endpoint refuses one of its spans).
+type Record[P any] struct {
+	Point // where the record is, and what held before it
+	// SpanStart and SpanEnd are the lane's emitted count before and after
+	// the record's spans.
+	SpanStart, SpanEnd int64
+	// DeadLetters counts the record's dead-letter writes not yet
+	// acknowledged; nil when it has none.
+	DeadLetters *atomic.Int32
+	// Payload is kept while the record's spans are unacknowledged.
+	Payload P
+	// Rejected is set once the record was dead-lettered for a refused span.
+	Rejected bool
+	// low is the lowest first offset of the sessions open just before the
+	// record, -1 when none.
+	low int64
+}
+
+// Position is what may be committed for a partition: the committable
+// offset C with what holds before it, and the mark H.
+type Position struct {
+	Point
+	Mark int64
+}
+
+// Ledger is one partition's pending records and the points a commit may
+// be made at. Besides the pending records it keeps one Point (24 bytes) per
+// session started since the committable offset, so a session that pins the
+// offset for long makes it grow with the sessions started meanwhile.
+type Ledger[P any] struct {
+	pending []Record[P]
+	// starts are the points of the records that started a session, from
+	// the last committable offset on: a session's first offset may become
+	// the committable offset.
+	starts []Point
+	next   Point // before the next record; Offset -1 before the first
+	low    int64 // lowest first offset of an open session, -1 when none
+	mark   int64 // the previous owner's mark, -1 when none
+}
+
+// New returns an empty ledger. prevMark is the mark read back from the
+// partition's commit (-1 when none): until this owner's own mark passes it,
+// a commit keeps it, so a crash does not re-emit what the previous owner
+// exported.
+func New[P any](prevMark int64) *Ledger[P] {
+	return &Ledger[P]{next: Point{Offset: -1}, low: -1, mark: prevMark}
+}
+
+// Resume sets the previous owner's mark, read back from the commit after
+// the ledger was made, before the first record is processed.
+func (l *Ledger[P]) Resume(prevMark int64) { l.mark = prevMark }
+
+// Started records that the record at p starts a session. Calls come in
+// offset order, before Processed for the same record.
+func (l *Ledger[P]) Started(p Point) { l.starts = append(l.starts, p) }
+
+// Add records a processed record whose side effects are pending, before
+// they are emitted (an emission may be refused before Add's caller
+// returns). Calls come in offset order, before Processed for the record.
+func (l *Ledger[P]) Add(r Record[P]) {
+	r.low = l.low
+	l.pending = append(l.pending, r)
+}
+
+// Processed records that every record up to next.Offset is processed, and
+// the lowest first offset of a session open now (-1 when none).
+func (l *Ledger[P]) Processed(next Point, low int64) {
+	l.next, l.low = next, low
+}
+
+// Pending returns the pending record whose spans include emission index
+// seq, or nil.
+func (l *Ledger[P]) Pending(seq int64) *Record[P] {
+	i := sort.Search(len(l.pending), func(i int) bool { return l.pending[i].SpanEnd > seq })
+	if i == len(l.pending) || l.pending[i].SpanStart > seq {
+		return nil
+	}
+	return &l.pending[i]
+}
+
+// Position forgets the records whose side effects are acknowledged (every
+// span below acked, no dead-letter write outstanding) and returns what may
+// be committed, and false when nothing was processed yet.
+func (l *Ledger[P]) Position(acked int64) (Position, bool) {
+	if l.next.Offset < 0 {
+		return Position{}, false
+	}
+	i := 0
+	for ; i < len(l.pending); i++ {
+		p := &l.pending[i]
+		if p.SpanEnd > acked || (p.DeadLetters != nil && p.DeadLetters.Load() != 0) {
+			break
+		}
+	}
+	if i > 0 {
+		n := copy(l.pending, l.pending[i:])
+		clear(l.pending[n:]) // the payloads they hold can be collected
+		l.pending = l.pending[:n]
+	}
+	at, low, mark := l.next, l.low, l.next.Offset
+	if len(l.pending) > 0 {
+		// The sessions open just before the first unacknowledged record
+		// include every session with a span still to acknowledge that
+		// started below it (and every session open now that did).
+		at, low, mark = l.pending[0].Point, l.pending[0].low, l.pending[0].Offset
+	} else if l.mark > mark {
+		// Everything this owner did is acknowledged, and it has not yet
+		// passed the previous owner's mark: keep that mark. The offset
+		// stays at what this owner processed: records between them may
+		// start sessions that outlive the mark.
+		mark = l.mark
+	}
+	if low >= 0 && low < at.Offset {
+		at = l.start(low)
+	}
+	// The committable offset never decreases (sessions open before a
+	// later record that started below an earlier one were open before
+	// it too), so the starts below it are never needed again.
+	j := sort.Search(len(l.starts), func(j int) bool { return l.starts[j].Offset >= at.Offset })
+	if j > 0 {
+		n := copy(l.starts, l.starts[j:])
+		l.starts = l.starts[:n]
+	}
+	return Position{Point: at, Mark: mark}, true
+}
+
+// start returns the point of the record that started the session whose
+// first offset is off.
+func (l *Ledger[P]) start(off int64) Point {
+	j := sort.Search(len(l.starts), func(j int) bool { return l.starts[j].Offset >= off })
+	if j < len(l.starts) && l.starts[j].Offset == off {
+		return l.starts[j]
+	}
+	// Started was not called for a session's first record: a caller bug.
+	// The offset alone is still safe to commit; the next owner then starts
+	// without stream time, as from a version 1 commit.
+	return Point{Offset: off, StreamTime: math.MinInt64, WindowStart: off}
+}
+
+// Metadata is what a commit carries besides its offset.
+type Metadata struct {
+	// Mark is the exported-through mark H.
+	Mark int64
+	// Resume is set when the commit carries the stream time and dedup
+	// window start at its offset (version 2).
+	Resume bool
+	// StreamTime is the stream time before the committed offset.
+	StreamTime int64
+	// WindowStart is where the dedup window at the committed offset
+	// starts: the new owner re-reads from there.
+	WindowStart int64
+}
+
+const (
+	prefixV1 = "sessiontrace/v1 h="
+	prefixV2 = "sessiontrace/v2 "
+)
+
+// Format returns the metadata string of a commit at pos.
+func Format(pos Position) string {
+	return fmt.Sprintf("%sh=%d t=%d w=%d", prefixV2, pos.Mark, pos.StreamTime, pos.WindowStart)
+}
+
+// Parse reads a commit's metadata string for a commit at offset, and
+// reports false when it is not ours or is invalid (a window start above the
+// offset, a negative mark).
+func Parse(s string, offset int64) (Metadata, bool) {
+	if rest, ok := strings.CutPrefix(s, prefixV1); ok {
+		h, err := strconv.ParseInt(rest, 10, 64)
+		if err != nil || h < 0 {
+			return Metadata{}, false
+		}
+		return Metadata{Mark: h}, true
+	}
+	rest, ok := strings.CutPrefix(s, prefixV2)
+	if !ok {
+		return Metadata{}, false
+	}
+	fields := strings.Split(rest, " ")
+	if len(fields) != 3 {
+		return Metadata{}, false
+	}
+	var v [3]int64
+	for i, key := range []string{"h=", "t=", "w="} {
+		num, ok := strings.CutPrefix(fields[i], key)
+		if !ok {
+			return Metadata{}, false
+		}
+		n, err := strconv.ParseInt(num, 10, 64)
+		if err != nil {
+			return Metadata{}, false
+		}
+		v[i] = n
+	}
+	if v[0] < 0 || v[2] < 0 || v[2] > offset {
+		return Metadata{}, false
+	}
+	return Metadata{Mark: v[0], Resume: true, StreamTime: v[1], WindowStart: v[2]}, true
+}

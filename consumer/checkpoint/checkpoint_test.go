@@ -1,0 +1,123 @@
+package checkpoint
+
+import (
+	"math"
+	"sync/atomic"
+	"testing"
+)
+
+func pt(off int64) Point { return Point{Offset: off, StreamTime: 1000 + off, WindowStart: off / 2} }
+
+// TestPosition walks one ledger through the cases of the commit rule.
+func TestPosition(t *testing.T) {
+	type step struct {
+		name string
+		do   func(l *Ledger[string])
+		// acked is the lane's acknowledged span count at the position.
+		acked int64
+		want  Position
+	}
+	dl := new(atomic.Int32)
+	steps := []step{
+		{"a session starts at 0, its login span unacknowledged", func(l *Ledger[string]) {
+			l.Started(pt(0))
+			l.Add(Record[string]{Point: pt(0), SpanStart: 0, SpanEnd: 1, Payload: "r0"})
+			l.Processed(pt(1), 0)
+		}, 0, Position{Point: pt(0), Mark: 0}},
+		{"acknowledged, but the session is open", func(l *Ledger[string]) {}, 1, Position{Point: pt(0), Mark: 1}},
+		{"a second session starts at 1; the first ends at 2 unacknowledged", func(l *Ledger[string]) {
+			l.Started(pt(1))
+			l.Processed(pt(2), 0)
+			l.Add(Record[string]{Point: pt(2), SpanStart: 1, SpanEnd: 3, Payload: "r2"})
+			l.Processed(pt(3), 1)
+		}, 1, Position{Point: pt(0), Mark: 2}},
+		{"the end is acknowledged: the open second session holds the offset", func(l *Ledger[string]) {}, 3, Position{Point: pt(1), Mark: 3}},
+		{"a dead letter in flight at 3 holds the mark", func(l *Ledger[string]) {
+			dl.Store(1)
+			l.Add(Record[string]{Point: pt(3), SpanStart: 3, SpanEnd: 3, DeadLetters: dl})
+			l.Processed(pt(4), 1)
+		}, 3, Position{Point: pt(1), Mark: 3}},
+		{"written; the second session ends at 4, acknowledged", func(l *Ledger[string]) {
+			dl.Store(0)
+			l.Add(Record[string]{Point: pt(4), SpanStart: 3, SpanEnd: 4, Payload: "r4"})
+			l.Processed(pt(5), -1)
+		}, 4, Position{Point: pt(5), Mark: 5}},
+	}
+	l := New[string](-1)
+	if _, ok := l.Position(0); ok {
+		t.Fatal("a position before any record was processed")
+	}
+	for _, s := range steps {
+		s.do(l)
+		got, ok := l.Position(s.acked)
+		if !ok || got != s.want {
+			t.Fatalf("%s: Position(%d) = %+v, %t; want %+v", s.name, s.acked, got, ok, s.want)
+		}
+	}
+}
+
+// TestPositionKeepsThePreviousMark checks that a new owner's commit keeps
+// the previous owner's mark until it passes it, without committing an
+// offset beyond what it processed: records between them may start sessions
+// that outlive the mark.
+func TestPositionKeepsThePreviousMark(t *testing.T) {
+	l := New[string](-1)
+	l.Resume(10)
+	l.Processed(pt(4), -1)
+	got, _ := l.Position(0)
+	if want := (Position{Point: pt(4), Mark: 10}); got != want {
+		t.Fatalf("Position = %+v, want %+v", got, want)
+	}
+}
+
+func TestPending(t *testing.T) {
+	l := New[string](-1)
+	l.Add(Record[string]{Point: pt(0), SpanStart: 0, SpanEnd: 2, Payload: "a"})
+	l.Add(Record[string]{Point: pt(1), SpanStart: 2, SpanEnd: 2})
+	l.Add(Record[string]{Point: pt(2), SpanStart: 2, SpanEnd: 5, Payload: "c"})
+	for seq, want := range map[int64]string{0: "a", 1: "a", 2: "c", 4: "c", 5: ""} {
+		got := ""
+		if p := l.Pending(seq); p != nil {
+			got = p.Payload
+		}
+		if got != want {
+			t.Errorf("Pending(%d) = %q, want %q", seq, got, want)
+		}
+	}
+}
+
+func TestMetadata(t *testing.T) {
+	pos := Position{Point: Point{Offset: 500, StreamTime: -42, WindowStart: 120}, Mark: 1234}
+	tests := []struct {
+		name   string
+		in     string
+		offset int64
+		want   Metadata
+		ok     bool
+	}{
+		{"v2", Format(pos), 500, Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120}, true},
+		{"v2 no stream time yet", Format(Position{Point: Point{StreamTime: math.MinInt64}}), 0, Metadata{Resume: true, StreamTime: math.MinInt64}, true},
+		{"v1", "sessiontrace/v1 h=1234", 500, Metadata{Mark: 1234}, true},
+		{"v1 zero", "sessiontrace/v1 h=0", 0, Metadata{}, true},
+		{"empty", "", 0, Metadata{}, false},
+		{"another tool's", "some-other-tool", 0, Metadata{}, false},
+		{"v1 negative", "sessiontrace/v1 h=-5", 0, Metadata{}, false},
+		{"v1 garbage number", "sessiontrace/v1 h=12x", 0, Metadata{}, false},
+		{"v2 window above the offset", Format(pos), 100, Metadata{}, false},
+		{"v2 missing field", "sessiontrace/v2 h=1 t=2", 10, Metadata{}, false},
+		{"v2 fields swapped", "sessiontrace/v2 t=2 h=1 w=0", 10, Metadata{}, false},
+		{"v2 negative mark", "sessiontrace/v2 h=-1 t=2 w=0", 10, Metadata{}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := Parse(tt.in, tt.offset)
+			if got != tt.want || ok != tt.ok {
+				t.Fatalf("Parse(%q, %d) = %+v, %t; want %+v, %t", tt.in, tt.offset, got, ok, tt.want, tt.ok)
+			}
+		})
+	}
+	longest := Format(Position{Point: Point{Offset: math.MaxInt64, StreamTime: math.MinInt64, WindowStart: math.MaxInt64}, Mark: math.MaxInt64})
+	if len(longest) > 82 {
+		t.Errorf("longest metadata is %d bytes, documented at most 82: %s", len(longest), longest)
+	}
+}

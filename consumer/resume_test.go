@@ -1,0 +1,343 @@
+package consumer
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// The resume property: for every position (C, metadata) an owner could
+// commit while processing a stream, a fresh owner that starts at C with that
+// metadata emits exactly the spans of the uninterrupted run closed by
+// records at or after the mark H (every span the run had not had
+// acknowledged, and at most the acknowledged part of the record at H again),
+// byte for byte and in the same order, and its rebuild decides as the run
+// did: the same stream time after every record from C on, the same
+// duplicates, and the same outcome for every record from H on. It is
+// checked on the pure partition logic (decoder, bounds, machine, ledger),
+// with a simulated lane that acknowledges spans and dead-letter writes at
+// random moments.
+
+// chooser is where a generated stream's choices come from: a seeded
+// generator for the property test, the fuzzer's bytes for the fuzz target.
+type chooser interface{ IntN(n int) int }
+
+// byteChooser reads choices from b, then zeros.
+type byteChooser struct{ b []byte }
+
+func (c *byteChooser) IntN(n int) int {
+	if len(c.b) == 0 {
+		return 0
+	}
+	v := int(c.b[0])
+	c.b = c.b[1:]
+	return v % n
+}
+
+// genRecord is one generated Kafka record.
+type genRecord struct {
+	key, value []byte
+	ts         time.Time // the record's Kafka timestamp; zero: none
+}
+
+// resumeConfig is small enough for idle timeouts, dedup window evictions and
+// skew bounds to matter within a few hundred records. MaxDuration is out of
+// reach: its expiries are the documented divergence (package checkpoint).
+func resumeConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Lifecycle.IdleTimeout = 10 * time.Minute
+	cfg.Lifecycle.MaxDuration = 10000 * time.Hour
+	cfg.Lifecycle.DedupWindow = 8
+	return cfg
+}
+
+// genStream generates n records of one partition: players on two game
+// servers whose clocks disagree by two hours (so ts is out of order across
+// players, records being in the order events happened), sessions with and
+// without logins, events out of phase, duplicates near and beyond the dedup
+// window, late events, silences longer than the idle timeout, events far in
+// the future with sane record timestamps, slightly ahead ones, records
+// without a timestamp, and poison.
+func genStream(c chooser, n int) []genRecord {
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
+	players := 2 + c.IntN(7)
+	seq := make([]int, players)
+	sess := make([]int, players)
+	var out []genRecord
+	event := func(p int, ts int64) schema.Event {
+		ev := schema.Event{PlayerID: fmt.Sprintf("p%d", p), TS: ts}
+		if p%2 == 1 {
+			ev.TS += int64(2 * time.Hour) // the second server's clock
+		}
+		ev.EventID = fmt.Sprintf("p%d-%d", p, seq[p])
+		seq[p]++
+		if sess[p]%3 != 0 {
+			ev.SessionID = fmt.Sprintf("s%d", sess[p])
+		}
+		switch c.IntN(10) {
+		case 0, 1:
+			ev.Type, ev.AuthMethod, ev.ClientVersion, ev.Platform = schema.SessionLogin, "password", "1.4.2", "pc"
+		case 2:
+			ev.Type, ev.GameMode = schema.MatchmakingEnter, []string{"ranked", "casual"}[c.IntN(2)]
+		case 3:
+			ev.Type, ev.LobbyID = schema.MatchmakingComplete, "lobby"
+		case 4:
+			ev.Type, ev.LoadingType = schema.LoadingStart, "match"
+		case 5:
+			ev.Type, ev.AssetsLoaded, ev.HasAssetsLoaded = schema.LoadingFinish, 12, true
+		case 6:
+			ev.Type, ev.ServerID, ev.Map = schema.GameEnter, "srv-1", "dust"
+		case 7:
+			ev.Type, ev.Result, ev.Score, ev.HasScore = schema.GameLeave, "win", 3, true
+		case 8:
+			ev.Type, ev.Reason = schema.SessionDisconnect, "client_quit"
+			defer func() { sess[p]++ }()
+		default:
+			ev.Type, ev.GameMode = schema.MatchmakingCancel, ""
+		}
+		return ev
+	}
+	add := func(ev schema.Event, ts time.Time) {
+		out = append(out, genRecord{key: []byte(ev.PlayerID), value: schema.AppendJSON(nil, &ev), ts: ts})
+	}
+	for len(out) < n {
+		now += int64(c.IntN(90)) * int64(time.Second)
+		p := c.IntN(players)
+		switch k := c.IntN(24); {
+		case k < 14: // an event, stamped by its server's clock
+			ev := event(p, now)
+			add(ev, time.Unix(0, ev.TS))
+		case k < 16 && len(out) > 0: // a redelivery, near or beyond the window
+			back := 1 + c.IntN(min(len(out), 20))
+			out = append(out, out[len(out)-back])
+		case k == 16: // a silence longer than the idle timeout
+			now += int64(10*time.Minute) + int64(c.IntN(20))*int64(time.Minute)
+		case k == 17: // a producer clock two centuries ahead
+			ev := event(p, time.Date(2262, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano())
+			ev.TS = time.Date(2262, 4, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+			add(ev, time.Unix(0, now))
+		case k == 18: // a late event: its ts is behind the stream
+			ev := event(p, now-int64(c.IntN(40))*int64(time.Minute))
+			add(ev, time.Unix(0, now))
+		case k == 19: // slightly ahead, within max_future_skew
+			ev := event(p, now+int64(c.IntN(4))*int64(time.Minute))
+			add(ev, time.Unix(0, now))
+		case k == 20: // no record timestamp: never bounded
+			add(event(p, now), time.Time{})
+		case k == 21:
+			out = append(out, genRecord{key: []byte("x"), value: []byte(`{"type":"session.login"`), ts: time.Unix(0, now)})
+		default:
+			ev := event(p, now)
+			add(ev, time.Unix(0, ev.TS))
+		}
+	}
+	return out
+}
+
+// emittedSpan is a span an owner emitted and the record that closed it.
+type emittedSpan struct {
+	offset int64
+	span   lifecycle.Span
+}
+
+// owner runs a stream through the pure partition logic and a ledger as the
+// worker does, with a simulated lane: emitted spans are acknowledged in
+// order up to acked, dead-letter writes when the test says so.
+type owner struct {
+	t      testing.TB
+	p      *partition
+	l      *checkpoint.Ledger[int64]
+	mark   int64
+	spans  []emittedSpan
+	acked  int64
+	dlq    []*atomic.Int32 // outstanding dead-letter writes, oldest first
+	stream map[int64]int64 // stream time after each applied record
+	out    map[int64]lifecycle.Outcome
+	buf    []lifecycle.Span
+}
+
+func newOwner(t testing.TB, cfg Config) *owner {
+	t.Helper()
+	p, err := newPartition(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &owner{t: t, p: p, l: checkpoint.New[int64](-1), mark: -1, stream: map[int64]int64{}, out: map[int64]lifecycle.Outcome{}}
+}
+
+// resumed is a fresh owner for a commit at pos, through the metadata
+// codec, and the offset it starts reading at.
+func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) {
+	t.Helper()
+	o := newOwner(t, cfg)
+	meta, ok := checkpoint.Parse(checkpoint.Format(pos), pos.Offset)
+	if !ok {
+		t.Fatalf("metadata of %+v does not parse back", pos)
+	}
+	o.mark = meta.Mark
+	o.l.Resume(meta.Mark)
+	o.p.resume(pos.Offset, meta)
+	from := pos.Offset
+	if meta.Resume {
+		from = meta.WindowStart
+	}
+	return o, from
+}
+
+// process runs the record at off as worker.process does.
+func (o *owner) process(r genRecord, off int64) {
+	replayed := off < o.mark
+	spans, st := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, o.buf[:0])
+	o.buf = spans[:0]
+	if st.warm {
+		return
+	}
+	o.out[off] = st.out
+	o.stream[off] = o.p.m.StreamTime()
+	var dlq *atomic.Int32
+	if st.reason != "" && !replayed {
+		dlq = new(atomic.Int32)
+		dlq.Store(1)
+		o.dlq = append(o.dlq, dlq)
+	}
+	if replayed {
+		spans = spans[:0]
+	}
+	if st.out.Has(lifecycle.Started) {
+		o.l.Started(st.before)
+	}
+	emitted := int64(len(o.spans))
+	if len(spans) > 0 || dlq != nil {
+		o.l.Add(checkpoint.Record[int64]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq, Payload: off})
+	}
+	for _, sp := range spans {
+		o.spans = append(o.spans, emittedSpan{offset: off, span: sp})
+	}
+	o.l.Processed(o.p.point(off+1), o.p.low())
+}
+
+// acknowledge lets the simulated lane and dead-letter producer catch up at
+// random.
+func (o *owner) acknowledge(c chooser) {
+	if n := int64(len(o.spans)) - o.acked; n > 0 && c.IntN(3) == 0 {
+		o.acked += int64(c.IntN(int(n) + 1))
+	}
+	for len(o.dlq) > 0 && c.IntN(2) == 0 {
+		o.dlq[0].Store(0)
+		o.dlq = o.dlq[1:]
+	}
+}
+
+// checkResume runs the property over stream; it returns how many positions
+// it checked.
+func checkResume(t testing.TB, stream []genRecord, c chooser) int {
+	t.Helper()
+	cfg := resumeConfig()
+	run := newOwner(t, cfg)
+	type commit struct {
+		pos   checkpoint.Position
+		acked int64
+	}
+	var commits []commit
+	for i, r := range stream {
+		run.process(r, int64(i))
+		run.acknowledge(c)
+		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
+			commits = append(commits, commit{pos: pos, acked: run.acked})
+		}
+	}
+	for _, cm := range commits {
+		pos := cm.pos
+		// The spans of the run closed at or after H are a suffix of its
+		// emission order.
+		k := len(run.spans)
+		for k > 0 && run.spans[k-1].offset >= pos.Mark {
+			k--
+		}
+		if int64(k) > cm.acked {
+			t.Fatalf("commit %+v: H passes %d unacknowledged spans", pos, int64(k)-cm.acked)
+		}
+		fresh, from := resumed(t, cfg, pos)
+		for off := from; off < int64(len(stream)); off++ {
+			fresh.process(stream[off], off)
+		}
+		want := run.spans[k:]
+		if len(fresh.spans) != len(want) {
+			t.Fatalf("commit %+v (from %d): resumed owner emitted %d spans, the run %d after H\n%s", pos, from, len(fresh.spans), len(want), spanDiff(fresh.spans, want))
+		}
+		for i := range want {
+			if !reflect.DeepEqual(fresh.spans[i], want[i]) {
+				t.Fatalf("commit %+v (from %d): span %d differs\n%s", pos, from, i, spanDiff(fresh.spans, want))
+			}
+		}
+		for off := pos.Offset; off < int64(len(stream)); off++ {
+			if fresh.stream[off] != run.stream[off] {
+				t.Fatalf("commit %+v: stream time after record %d is %d resumed, %d in the run", pos, off, fresh.stream[off], run.stream[off])
+			}
+			if got, want := fresh.out[off], run.out[off]; got.Has(lifecycle.Duplicate) != want.Has(lifecycle.Duplicate) || off >= pos.Mark && got != want {
+				t.Fatalf("commit %+v: record %d's outcome is %v resumed, %v in the run", pos, off, got, want)
+			}
+		}
+	}
+	return len(commits)
+}
+
+func spanDiff(got, want []emittedSpan) string {
+	s := ""
+	for i := range max(len(got), len(want)) {
+		g, w := "-", "-"
+		if i < len(got) {
+			g = fmt.Sprintf("%d %s %s %v", got[i].offset, got[i].span.Name, got[i].span.SpanID, got[i].span.Attrs)
+		}
+		if i < len(want) {
+			w = fmt.Sprintf("%d %s %s %v", want[i].offset, want[i].span.Name, want[i].span.SpanID, want[i].span.Attrs)
+		}
+		mark := "  "
+		if g != w {
+			mark = "!="
+		}
+		s += fmt.Sprintf("%s resumed %s | run %s\n", mark, g, w)
+	}
+	return s
+}
+
+func TestResumeProperty(t *testing.T) {
+	n := 200
+	if testing.Short() {
+		n = 40
+	}
+	positions := 0
+	for seed := range uint64(n) {
+		r := rand.New(rand.NewPCG(seed, 10))
+		stream := genStream(r, 100+r.IntN(300))
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			positions += checkResume(t, stream, r)
+		})
+	}
+	t.Logf("%d streams, %d committable positions resumed", n, positions)
+}
+
+func FuzzResume(f *testing.F) {
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 11))
+		b := make([]byte, 600)
+		for i := range b {
+			b[i] = byte(r.IntN(256))
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := &byteChooser{b: b}
+		// Each committable position is resumed over the rest of the
+		// stream: quadratic, so the stream stays short.
+		stream := genStream(c, min(1+len(b)/3, 150))
+		checkResume(t, stream, c)
+	})
+}
