@@ -25,6 +25,8 @@ func TestStaticMemberGetsItsPartitionsBackAfterKill(t *testing.T) {
 		child := startChild(t, brokers, topic, group, ExportDirect, rcv.Addr(), env...)
 		waitSpans(t, rcv, len(first.spans), 60*time.Second)
 		waitCommitted(t, brokers, group, topic, first.endOffsets(t), 30*time.Second)
+		// Open sessions pin the offset: the mark says everything is exported.
+		waitMarks(t, brokers, group, topic, first)
 		if err := child.Process.Kill(); err != nil {
 			t.Fatal(err)
 		}
