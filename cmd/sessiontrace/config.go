@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/rekey"
 )
 
 // envPrefix prefixes every environment variable that sets a configuration
@@ -51,6 +52,7 @@ type config struct {
 	HTTP    httpConfig    `mapstructure:"http"`
 	Log     logConfig     `mapstructure:"log"`
 	Metrics metricsConfig `mapstructure:"metrics"`
+	Rekey   rekey.Config  `mapstructure:"rekey"`
 }
 
 // kafkaConfig is the consumer's own configuration plus the client's
@@ -132,6 +134,7 @@ func defaultConfig() config {
 		HTTP:    httpConfig{Address: defaultHTTPAddress},
 		Log:     logConfig{Level: defaultLogLevel, Format: defaultLogFormat},
 		Metrics: defaultMetricsConfig(),
+		Rekey:   rekey.DefaultConfig(),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/rekey"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
@@ -70,6 +71,16 @@ func TestConfigFile(t *testing.T) {
 		Metrics: metricsConfig{
 			Config:   sessionmetrics.Config{MaxClientVersions: 20, MaxValues: 10},
 			Interval: 30 * time.Second,
+		},
+		Rekey: rekey.Config{
+			Topics:                []string{"auth-events", "matchmaking-events", "match-events"},
+			OutputTopic:           "game.lifecycle",
+			Group:                 "sessiontrace-rekey-eu",
+			DLQTopic:              "game.lifecycle.rekey.dead",
+			TransactionalIDPrefix: "rekey-eu",
+			Instance:              "rekey-eu-1",
+			TransactionTimeout:    20 * time.Second,
+			MaxPollRecords:        2000,
 		},
 	}
 	if !reflect.DeepEqual(cfg, want) {
