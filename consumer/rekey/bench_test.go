@@ -37,7 +37,7 @@ func BenchmarkRekey(b *testing.B) {
 			brokers = be.Start(b)
 		}
 	}
-	const total = 200_000
+	const total = 500_000
 	src := kafkatest.Topic(b, brokers, 3)
 	out := kafkatest.Topic(b, brokers, 3)
 	end := map[int32]int64{}
@@ -118,7 +118,7 @@ func BenchmarkRekey(b *testing.B) {
 		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	})
 
-	for _, poll := range []int{500, DefaultMaxPollRecords} {
+	for _, poll := range []int{1000, DefaultMaxPollRecords} {
 		b.Run("rekey_txn_"+strconv.Itoa(poll), func(b *testing.B) {
 			for b.Loop() {
 				cfg := DefaultConfig()
