@@ -68,6 +68,7 @@ type source struct {
 	events map[string]*kgo.Record // by event ID
 	poison map[string]*kgo.Record // by value
 	end    map[int32]int64        // per partition, one past the last offset written
+	all    []*kgo.Record          // every record built
 }
 
 func newSource(topic string) *source {
@@ -79,6 +80,43 @@ func newSource(topic string) *source {
 // whose player cannot be found.
 func (s *source) produce(t *testing.T, brokers []string, from, to int) {
 	t.Helper()
+	recs := s.build(from, to)
+	kafkatest.Produce(t, brokers, recs...)
+	s.written(recs)
+}
+
+// flow produces events [from, to) in batches of 20 on its own goroutine,
+// so that records keep arriving while members come and go; the returned
+// wait blocks until all are written and fails t if a write failed.
+func (s *source) flow(t *testing.T, brokers []string, from, to int) (wait func()) {
+	t.Helper()
+	cl := kafkatest.Client(t, brokers)
+	done := make(chan error, 1)
+	batches := make(chan []*kgo.Record, (to-from)/20+1)
+	for i := from; i < to; i += 20 {
+		batches <- s.build(i, min(i+20, to))
+	}
+	close(batches)
+	go func() {
+		for recs := range batches {
+			if err := cl.ProduceSync(t.Context(), recs...).FirstErr(); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	return func() {
+		t.Helper()
+		if err := <-done; err != nil {
+			t.Fatalf("produce: %v", err)
+		}
+		s.writtenAll()
+	}
+}
+
+// build makes the records of events [from, to) and remembers them.
+func (s *source) build(from, to int) []*kgo.Record {
 	var recs []*kgo.Record
 	for i := from; i < to; i++ {
 		_, v := testEvent(i)
@@ -95,11 +133,19 @@ func (s *source) produce(t *testing.T, brokers []string, from, to int) {
 			recs = append(recs, p)
 		}
 	}
-	kafkatest.Produce(t, brokers, recs...)
+	s.all = append(s.all, recs...)
+	return recs
+}
+
+// written records where recs landed.
+func (s *source) written(recs []*kgo.Record) {
 	for _, r := range recs {
 		s.end[r.Partition] = max(s.end[r.Partition], r.Offset+1)
 	}
 }
+
+// writtenAll records where every record built so far landed.
+func (s *source) writtenAll() { s.written(s.all) }
 
 // waitCommitted polls until group has committed s.end on every partition.
 func (s *source) waitCommitted(t *testing.T, brokers []string, group string, timeout time.Duration) {

@@ -35,14 +35,15 @@ const adminTimeout = 30 * time.Second
 // Rekeyer is one member of the rekey group. Build it with New and call Run
 // once.
 type Rekeyer struct {
-	cfg    Config
-	txnID  string
-	dlq    string
-	sess   *kgo.GroupTransactSession
-	find   Finder
-	log    *slog.Logger
-	m      *metrics
-	closed atomic.Bool
+	cfg     Config
+	txnID   string
+	dlq     string
+	sess    *kgo.GroupTransactSession
+	find    Finder
+	log     *slog.Logger
+	m       *metrics
+	closed  atomic.Bool
+	started atomic.Bool // the topics were checked: Run copies
 
 	mu    sync.Mutex
 	owned map[string]map[int32]struct{}
@@ -193,6 +194,9 @@ func (r *Rekeyer) Readiness() (bool, string) {
 		n += len(parts)
 	}
 	r.mu.Unlock()
+	if !r.started.Load() {
+		return false, "starting: checking the output and dead-letter topics"
+	}
 	if n == 0 {
 		return false, "no partitions assigned"
 	}
@@ -215,8 +219,14 @@ func (r *Rekeyer) Run(ctx context.Context) error {
 	}
 	defer r.sess.Close()
 	if err := r.ensureTopics(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: nothing was copied
+		}
 		return err
 	}
+	// The group may assign partitions while the topics are checked; the
+	// member is ready only once it can write.
+	r.started.Store(true)
 	r.log.Info("rekeying", "topics", r.cfg.Topics, "output", r.cfg.OutputTopic, "dead_letter", r.dlq,
 		"group", r.cfg.Group, "transactional_id", r.txnID)
 	backoff := retryInitial
@@ -275,18 +285,14 @@ func (r *Rekeyer) transact(ctx context.Context, fetches kgo.Fetches) (committed 
 	defer cancel()
 
 	var (
-		firstErr  atomic.Pointer[error]
+		w         = newWrites()
 		inByTopic = map[string]int64{}
 		out       int64
 		dead      = map[string]int64{}
 	)
-	promise := func(rec *kgo.Record, err error) {
-		if err != nil {
-			err = fmt.Errorf("write to %s: %w", rec.Topic, err)
-			firstErr.CompareAndSwap(nil, &err)
-		}
-	}
+	promise := w.promise
 	fetches.EachRecord(func(src *kgo.Record) {
+		w.add()
 		inByTopic[src.Topic]++
 		player, ferr := r.find.Find(src.Key, src.Value)
 		if ferr == nil && player != "" {
@@ -311,12 +317,10 @@ func (r *Rekeyer) transact(ctx context.Context, fetches kgo.Fetches) (committed 
 		r.m.add(r.m.in, n, attribute.String("topic", topic))
 	}
 	// End flushes too, but commits whatever was flushed: a failed write
-	// must turn the end into an abort, so flush and look first.
-	if ferr := r.sess.Client().Flush(tctx); ferr != nil {
-		writeErr = fmt.Errorf("flush: %w", ferr)
-	} else if p := firstErr.Load(); p != nil {
-		writeErr = *p
-	}
+	// must turn the end into an abort. So wait for every write first, and
+	// stop at the first failure: the producer then holds back the rest
+	// until the abort, so waiting for them would never end.
+	writeErr = w.wait(tctx)
 	try := kgo.TryCommit
 	if writeErr != nil {
 		try = kgo.TryAbort
@@ -335,6 +339,59 @@ func (r *Rekeyer) transact(ctx context.Context, fetches kgo.Fetches) (committed 
 		r.m.add(r.m.deadLettered, n, attribute.String("reason", reason))
 	}
 	return true, nil, nil
+}
+
+// writes tracks one transaction's produce promises.
+type writes struct {
+	pending  atomic.Int64
+	sealed   atomic.Bool
+	done     chan struct{} // closed when sealed and nothing is pending
+	failed   chan struct{} // closed at the first failure
+	failOnce sync.Once
+	doneOnce sync.Once
+	err      error // the first failure; written before failed is closed
+}
+
+func newWrites() *writes {
+	return &writes{done: make(chan struct{}), failed: make(chan struct{})}
+}
+
+// add counts one write before it is produced.
+func (w *writes) add() { w.pending.Add(1) }
+
+// promise is the produce callback of every write.
+func (w *writes) promise(rec *kgo.Record, err error) {
+	if err != nil {
+		w.failOnce.Do(func() {
+			w.err = fmt.Errorf("write to %s: %w", rec.Topic, err)
+			close(w.failed)
+		})
+	}
+	if w.pending.Add(-1) == 0 && w.sealed.Load() {
+		w.doneOnce.Do(func() { close(w.done) })
+	}
+}
+
+// wait seals w (no more writes) and returns nil once every write was
+// acknowledged, the first failure as soon as there is one, or ctx's error.
+func (w *writes) wait(ctx context.Context) error {
+	w.sealed.Store(true)
+	if w.pending.Load() == 0 {
+		w.doneOnce.Do(func() { close(w.done) })
+	}
+	select {
+	case <-w.failed:
+		return w.err
+	case <-w.done:
+		select {
+		case <-w.failed: // the last write failed
+			return w.err
+		default:
+			return nil
+		}
+	case <-ctx.Done():
+		return fmt.Errorf("writes not acknowledged: %w", ctx.Err())
+	}
 }
 
 // deadLetterCopy is src unchanged for the dead-letter topic, with the

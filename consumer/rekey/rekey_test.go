@@ -185,19 +185,23 @@ func TestRekeyExactlyOnce(t *testing.T) {
 func TestRekeyRebalance(t *testing.T) {
 	kafkatest.Each(t, func(t *testing.T, brokers []string) {
 		cfg, s := testConfig(t, brokers, "a")
-		_, stopA := startRekeyer(t, cfg)
-		s.produce(t, brokers, 0, 200)
+		cfg.MaxPollRecords = 10
+		ra, stopA := startRekeyer(t, cfg)
+		waitReady(t, ra)
+		flowing := s.flow(t, brokers, 0, 3000)
+		waitOutput(t, brokers, cfg.Group, s.topic, 300)
 		b := cfg
 		b.Instance = "b"
-		rb, stopB := startRekeyer(t, b)
-		s.produce(t, brokers, 200, 400)
+		rb, stopB := startRekeyer(t, b) // takes partitions from a mid-stream
 		waitReady(t, rb)
-		s.produce(t, brokers, 400, 500)
+		waitOutput(t, brokers, cfg.Group, s.topic, 1200)
 		if err := stopA(); err != nil { // its partitions move to b mid-stream
 			t.Fatalf("Run of a: %v", err)
 		}
-		s.produce(t, brokers, 500, 700)
+		flowing()
 		finish(t, brokers, cfg, s)
+		uncommitted := readAll(t, brokers, cfg.OutputTopic, 3, kgo.ReadUncommitted())
+		t.Logf("read uncommitted, the output holds %d records for %d events (aborted by the moves)", len(uncommitted), len(s.events))
 		if err := stopB(); err != nil {
 			t.Fatalf("Run of b: %v", err)
 		}
