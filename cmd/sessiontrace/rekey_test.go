@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -146,6 +147,12 @@ func TestRekeyThenConsume(t *testing.T) {
 				len(got), len(wantSpans), firstDiff(strings.Join(wantSpans, "\n"), strings.Join(got, "\n")))
 		}
 		body, code := get(t, rk.base+"/metrics")
+		// The file's one record of an unknown type has no player rekey can
+		// trust: it is dead-lettered, as consume would dead-letter it.
+		copied, dead := metricValue(body, "sessiontrace_rekey_records_out_total"), metricValue(body, "sessiontrace_rekey_records_dead_lettered_total")
+		if copied != sessionsRecords-1 || dead != 1 || !strings.Contains(body, `reason="unknown_type"`) {
+			t.Errorf("rekey records out %v and dead-lettered %v, want %d and 1 (unknown_type)", copied, dead, sessionsRecords-1)
+		}
 		for _, want := range []string{"sessiontrace_rekey_records_out", "sessiontrace_rekey_transactions", "sessiontrace_rekey_records_in"} {
 			if code != http.StatusOK || !strings.Contains(body, want) {
 				t.Errorf("rekey GET /metrics: %d, body lacks %q", code, want)
@@ -202,4 +209,24 @@ func TestRekeyConfigErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricValue is the sum of the samples of name in a Prometheus text
+// exposition.
+func metricValue(body, name string) float64 {
+	sum := 0.0
+	for _, line := range strings.Split(body, "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || (rest != "" && rest[0] != '{' && rest[0] != ' ') {
+			continue
+		}
+		fields := strings.Fields(rest[strings.LastIndex(rest, "}")+1:])
+		if len(fields) == 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(fields[0], 64); err == nil {
+			sum += v
+		}
+	}
+	return sum
 }
