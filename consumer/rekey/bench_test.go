@@ -101,7 +101,7 @@ func BenchmarkRekey(b *testing.B) {
 					b.Fatalf("copied %d of %d records", n, total)
 				}
 				fs.EachRecord(func(r *kgo.Record) {
-					player, _ := find.Find(r.Key, r.Value)
+					player, _ := find.Find(r.Topic, r.Key, r.Value)
 					cl.Produce(ctx, &kgo.Record{Topic: out, Key: []byte(player), Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}, nil)
 				})
 				if err := cl.Flush(ctx); err != nil {

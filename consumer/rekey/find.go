@@ -7,16 +7,17 @@ import (
 	"github.com/sessiontrace/sessiontrace/schema"
 )
 
-// Finder finds the player a record belongs to. Find is called from Run's one
-// goroutine, never concurrently; it must not keep key or value after it
-// returns. Every error means the record has no player that can be found: it
+// Finder finds the player a record of a source topic belongs to (the
+// topic, because services publishing to topics of their own may use shapes
+// of their own). Find is called from Run's one goroutine, never
+// concurrently; it must not keep key or value after it returns. Every error means the record has no player that can be found: it
 // goes to the dead-letter topic, with the reason of an *Unfound or a
 // *schema.Error in the error chain (ReasonNotFound otherwise).
 //
 // The v1 contract is one Finder (NewV1); a mapping of foreign event shapes is
 // another.
 type Finder interface {
-	Find(key, value []byte) (player string, err error)
+	Find(topic string, key, value []byte) (player string, err error)
 }
 
 // ReasonNotFound is the dead-letter reason of a Find error that carries none.
@@ -74,7 +75,7 @@ func NewV1(limits schema.Limits) (*V1, error) {
 }
 
 // Find implements Finder.
-func (f *V1) Find(_, value []byte) (string, error) {
+func (f *V1) Find(_ string, _, value []byte) (string, error) {
 	// A nil key: Decode checks a present key against player_id, and these
 	// records are keyed by something else.
 	if err := f.dec.Decode(nil, value, &f.ev); err != nil {

@@ -294,7 +294,7 @@ func (r *Rekeyer) transact(ctx context.Context, fetches kgo.Fetches) (committed 
 	fetches.EachRecord(func(src *kgo.Record) {
 		w.add()
 		inByTopic[src.Topic]++
-		player, ferr := r.find.Find(src.Key, src.Value)
+		player, ferr := r.find.Find(src.Topic, src.Key, src.Value)
 		if ferr == nil && player != "" {
 			out++
 			r.sess.Produce(tctx, &kgo.Record{

@@ -86,7 +86,7 @@ func TestFindAndReasons(t *testing.T) {
 		{"plain error", finderFunc(func(_, _ []byte) (string, error) { return "", errors.New("boom") }), nil, valid, "", ReasonNotFound},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := c.find.Find(c.key, c.value)
+			got, err := c.find.Find("source", c.key, c.value)
 			if c.reason == "" {
 				if err != nil || got != c.player {
 					t.Fatalf("Find = %q, %v; want %q", got, err, c.player)
@@ -105,7 +105,7 @@ func TestFindAndReasons(t *testing.T) {
 
 type finderFunc func(key, value []byte) (string, error)
 
-func (f finderFunc) Find(key, value []byte) (string, error) { return f(key, value) }
+func (f finderFunc) Find(_ string, key, value []byte) (string, error) { return f(key, value) }
 
 // startRekeyer runs a Rekeyer in this process until the returned stop is
 // called (also in t.Cleanup); stop returns Run's error.
