@@ -42,7 +42,7 @@ type Rekeyer struct {
 	find    Finder
 	log     *slog.Logger
 	m       *metrics
-	closed  atomic.Bool
+	ran     atomic.Bool // Run was called
 	started atomic.Bool // the topics were checked: Run copies
 
 	mu    sync.Mutex
@@ -214,7 +214,7 @@ func (r *Rekeyer) Readiness() (bool, string) {
 // good (fenced by another member with the same transactional ID, or out of
 // retries): such errors are not retryable in this process.
 func (r *Rekeyer) Run(ctx context.Context) error {
-	if !r.closed.CompareAndSwap(false, true) {
+	if !r.ran.CompareAndSwap(false, true) {
 		return errors.New("rekey: Run called twice")
 	}
 	defer r.sess.Close()
@@ -318,8 +318,8 @@ func (r *Rekeyer) transact(ctx context.Context, fetches kgo.Fetches) (committed 
 	}
 	// End flushes too, but commits whatever was flushed: a failed write
 	// must turn the end into an abort. So wait for every write first, and
-	// stop at the first failure: the producer then holds back the rest
-	// until the abort, so waiting for them would never end.
+	// stop at the first failure: the transaction aborts anyway, and the
+	// other writes (which the client may be retrying) would only delay it.
 	writeErr = w.wait(tctx)
 	try := kgo.TryCommit
 	if writeErr != nil {
