@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +25,8 @@ import (
 // with a fresh group, from the first poll to the last record (bare) or to
 // the group's commit of the last offset (copy, rekey). The broker is
 // SESSIONTRACE_TEST_BROKERS when set, kfake in this process otherwise.
+// Besides records/s each case reports cpu-µs/record, this process's CPU time
+// (getrusage) over the loop per record.
 //
 //	SESSIONTRACE_TEST_BROKERS=$addr go test ./consumer/rekey -run '^$' -bench Rekey -benchtime 3x
 func BenchmarkRekey(b *testing.B) {
@@ -60,6 +63,7 @@ func BenchmarkRekey(b *testing.B) {
 	adm := kadm.NewClient(kafkatest.Client(b, brokers))
 
 	b.Run("bare_franz_go", func(b *testing.B) {
+		cpu := processCPU()
 		for b.Loop() {
 			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(kafkatest.Group(b)),
 				kgo.ConsumeTopics(src), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -79,6 +83,7 @@ func BenchmarkRekey(b *testing.B) {
 			cl.Close()
 		}
 		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		reportCPU(b, cpu, total*b.N)
 	})
 
 	b.Run("copy_no_transactions", func(b *testing.B) {
@@ -86,6 +91,7 @@ func BenchmarkRekey(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		cpu := processCPU()
 		for b.Loop() {
 			group := kafkatest.Group(b)
 			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumerGroup(group),
@@ -116,10 +122,12 @@ func BenchmarkRekey(b *testing.B) {
 			cl.Close()
 		}
 		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+		reportCPU(b, cpu, total*b.N)
 	})
 
 	for _, poll := range []int{1000, DefaultMaxPollRecords} {
 		b.Run("rekey_txn_"+strconv.Itoa(poll), func(b *testing.B) {
+			cpu := processCPU()
 			for b.Loop() {
 				cfg := DefaultConfig()
 				cfg.Brokers, cfg.Topics, cfg.OutputTopic = brokers, []string{src}, out
@@ -140,6 +148,7 @@ func BenchmarkRekey(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			reportCPU(b, cpu, total*b.N)
 		})
 	}
 }
@@ -169,4 +178,19 @@ func waitGroupAt(b *testing.B, adm *kadm.Client, group, topic string, end map[in
 		case <-tick.C:
 		}
 	}
+}
+
+// processCPU is the process's user and system CPU time, every thread.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds the CPU time since start per record as cpu-µs/record; with
+// kfake the broker's CPU is in it too.
+func reportCPU(b *testing.B, start time.Duration, records int) {
+	b.ReportMetric(float64(processCPU()-start)/float64(time.Microsecond)/float64(records), "cpu-µs/record")
 }
