@@ -26,7 +26,7 @@ func TestRekeyBinaryKilled(t *testing.T) {
 		var recs []*kgo.Record
 		for i := range total {
 			ev := schema.Event{Type: schema.SessionLogin, EventID: fmt.Sprintf("ev-%d", i), PlayerID: fmt.Sprintf("player-%d", i%41),
-				TS: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond).UnixNano(),
+				TS:         time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Millisecond).UnixNano(),
 				AuthMethod: "password", ClientVersion: "1.4.2", Platform: "pc"}
 			recs = append(recs, &kgo.Record{Topic: src, Value: schema.AppendJSON(nil, &ev)})
 		}
