@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/recordio"
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 )
@@ -305,8 +306,8 @@ func TestConsume(t *testing.T) {
 			t.Fatal("nothing committed")
 		}
 		for p, c := range commits {
-			if !strings.HasPrefix(c.Metadata, "sessiontrace/v1 h=") {
-				t.Errorf("partition %d committed %d with metadata %q", p, c.Offset, c.Metadata)
+			if m, ok := checkpoint.Parse(c.Metadata, c.Offset); !ok || !m.Resume {
+				t.Errorf("partition %d committed %d with metadata %q, not version 2 of ours", p, c.Offset, c.Metadata)
 			}
 		}
 	})
