@@ -184,7 +184,7 @@ func produceUnkeyed(t *testing.T, brokers []string, topic, path string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		recs = append(recs, &kgo.Record{Topic: topic, Value: rec.Value})
+		recs = append(recs, &kgo.Record{Topic: topic, Value: rec.Value, Timestamp: rec.Timestamp})
 	}
 	kafkatest.Produce(t, brokers, recs...)
 }
