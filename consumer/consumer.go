@@ -187,6 +187,10 @@ type Consumer struct {
 // time must still commit what was acknowledged.
 const finalCommitTimeout = 5 * time.Second
 
+// fetchMaxWait bounds how long the broker holds a fetch for partitions with
+// no new data.
+const fetchMaxWait = 500 * time.Millisecond
+
 // New validates cfg and builds a Consumer. The sdk export path exports
 // through exporter (the process's shared OTLP exporter), the direct path
 // through the client of WithOTLPClient; the one the configured path needs
@@ -229,6 +233,11 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		// A partition resumed after back-pressure is fetched again only
+		// with the broker's next fetch request; with franz-go's default
+		// 5 s long poll on the other, caught-up partitions, it would wait
+		// that long and miss the latency target (batch timeout + 1 s).
+		kgo.FetchMaxWait(fetchMaxWait),
 	}
 	if cfg.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(cfg.InstanceID))
@@ -726,6 +735,7 @@ func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
 	}
+	d.fetchOpts = append(append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...), kgo.SeedBrokers(c.cfg.Brokers...))
 	d.cl = cl
 	return d, nil
 }

@@ -55,7 +55,7 @@ type worker struct {
 	mu sync.Mutex
 	// ledger holds the records whose side effects are pending and the
 	// points a commit may be made at: the commit rule.
-	ledger    *checkpoint.Ledger[*kgo.Record]
+	ledger    *checkpoint.Ledger[bool]
 	open      int
 	committed checkpoint.Position // last committed by this worker; offset -1 if none
 	hw        int64               // high watermark seen on the last fetch
@@ -105,7 +105,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		hdrs:      p.cfg.Mapping != nil,
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
-		ledger:    checkpoint.New[*kgo.Record](-1),
+		ledger:    checkpoint.New[bool](-1),
 		committed: checkpoint.Position{Point: checkpoint.Point{Offset: -1}, Mark: -1},
 		wake:      make(chan struct{}, 1),
 		dlqDone:   make(chan struct{}, 1),
@@ -306,10 +306,13 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		w.ledger.Started(st.before)
 	}
 	if len(spans) > 0 || dlq != nil {
-		pr := checkpoint.Record[*kgo.Record]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
-		if len(spans) > 0 {
-			pr.Payload = r
-		}
+		pr := checkpoint.Record[bool]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
+		// Payload says the record has spans. The record itself is not
+		// kept: a fetched record's key and value point into its whole
+		// fetch's buffer, and holding the records whose spans are in
+		// flight kept hundreds of MiB of fetch buffers alive under load.
+		// The rare refused span re-reads its record (rejected).
+		pr.Payload = len(spans) > 0
 		w.ledger.Add(pr)
 	}
 	w.mu.Unlock()
@@ -382,7 +385,7 @@ func (w *worker) sendDeadLetter(r *kgo.Record, reason, detail string, counter *a
 func (w *worker) rejected(seq int64, msg string) {
 	w.mu.Lock()
 	p := w.ledger.Pending(seq)
-	if p == nil || p.Payload == nil {
+	if p == nil || !p.Payload {
 		w.mu.Unlock()
 		// Spans of a replayed record are never emitted; anything else is a
 		// lane that broke its contract, which must not go unseen.
@@ -397,16 +400,36 @@ func (w *worker) rejected(seq int64, msg string) {
 	if p.DeadLetters == nil {
 		p.DeadLetters = new(atomic.Int32)
 	}
-	rec, counter := p.Payload, p.DeadLetters
+	offset, counter := p.Offset, p.DeadLetters
 	// Counted before the lock is released: position must see it before
-	// the lane's acknowledged count covers the span.
+	// the lane's acknowledged count covers the span. The in-flight count
+	// covers the re-read too, so a release waits for it.
 	counter.Add(1)
+	w.dlqOut.Add(1)
 	w.mu.Unlock()
 	const reason = "export_rejected"
 	pm := w.c.metrics
 	pm.add(pm.rejected, 1, attribute.String("reason", reason))
-	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", rec.Offset, "detail", msg)
-	w.sendDeadLetter(rec, reason, msg, counter)
+	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", offset, "detail", msg)
+	// Not on the lane's goroutine: the re-read is a fetch.
+	go func() {
+		rec, err := w.c.dlq.refetch(w.dlqCtx, w.topic, w.partition, offset)
+		if err != nil {
+			// The partition is being released (or the record is gone):
+			// the copy stays unwritten and the commit stays below it.
+			w.logs.warn("refetch", "could not read a refused span's record again; it stays uncommitted", "offset", offset, "error", err)
+			w.dlqOut.Add(-1)
+			signal(w.dlqDone)
+			return
+		}
+		w.c.dlq.send(w.dlqCtx, rec, reason, msg, func(err error) {
+			if err == nil {
+				counter.Add(-1)
+			}
+			w.dlqOut.Add(-1)
+			signal(w.dlqDone)
+		})
+	}()
 }
 
 // waitDeadLetters waits until the partition has no dead-letter write in
