@@ -1,0 +1,125 @@
+package consumer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
+)
+
+// snapshotMachine is a machine with n open sessions.
+func snapshotMachine(t *testing.T, n int) *lifecycle.Machine {
+	t.Helper()
+	m, err := lifecycle.New(lifecycle.DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC).UnixNano()
+	for i := range n {
+		ev := schema.Event{Type: schema.SessionLogin, PlayerID: fmt.Sprintf("player-%d", i), EventID: fmt.Sprintf("e%d", i),
+			TS: ts + int64(i)*int64(time.Millisecond), AuthMethod: "oauth", Platform: "pc"}
+		m.Apply(&ev, int64(i), nil)
+	}
+	return m
+}
+
+func testSnapshotStore(t *testing.T, brokers []string, chunk int) *snapshotStore {
+	t.Helper()
+	source := kafkatest.Topic(t, brokers, 3)
+	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	s := &snapshotStore{cl: cl, adm: kadm.NewClient(cl), brokers: brokers, topic: source + ".snapshots", chunk: chunk}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := s.ensure(ctx, source); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = s.adm.DeleteTopics(ctx, s.topic)
+	})
+	return s
+}
+
+// TestSnapshotTopic writes snapshots through the topic in chunks and reads
+// them back: the compacted topic is created with the source's partition
+// count, a snapshot round-trips byte for byte, and a wrong hash, a chunk
+// count the topic does not hold, or an offset with nothing behind it is
+// refused.
+func TestSnapshotTopic(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		s := testSnapshotStore(t, brokers, 4096)
+		if s.partitions != 3 {
+			t.Fatalf("snapshot topic has %d partitions, want the source's 3", s.partitions)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+		defer cancel()
+		cfgs, err := s.adm.DescribeTopicConfigs(ctx, s.topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		policy := ""
+		for _, c := range cfgs[0].Configs {
+			if c.Key == "cleanup.policy" && c.Value != nil {
+				policy = *c.Value
+			}
+		}
+		if policy != "compact" {
+			t.Fatalf("snapshot topic cleanup.policy %q, want compact", policy)
+		}
+
+		m := snapshotMachine(t, 2000)
+		var want bytes.Buffer
+		if _, _, err := m.WriteSnapshot(&want); err != nil {
+			t.Fatal(err)
+		}
+		// Two snapshots of the same partition, so the reader must pick its
+		// own chunks.
+		if _, _, err := s.write(ctx, m, 4, 1000); err != nil {
+			t.Fatal(err)
+		}
+		ref, _, err := s.write(ctx, m, 4, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if wantChunks := (want.Len() + s.chunk - 1) / s.chunk; ref.chunks < wantChunks || ref.partition != 1 {
+			t.Fatalf("ref %s: want at least %d chunks of %d bytes for %d bytes, in partition 4 mod 3", ref, wantChunks, s.chunk, want.Len())
+		}
+		back, err := parseSnapshotRef(ref.String())
+		if err != nil || back != ref {
+			t.Fatalf("ref %s parses back as %s, %v", ref, back, err)
+		}
+		got, info, err := s.read(ctx, ref, 4, 2000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) || info.Sessions != 2000 {
+			t.Fatalf("read %d bytes, %d sessions; want the %d bytes written, 2000 sessions", len(got), info.Sessions, want.Len())
+		}
+
+		bad := ref
+		bad.sum[0] ^= 1
+		if _, _, err := s.read(ctx, bad, 4, 2000); !errors.Is(err, lifecycle.ErrSnapshotCorrupt) {
+			t.Fatalf("a ref with another hash: %v, want ErrSnapshotCorrupt", err)
+		}
+		short, cancelShort := context.WithTimeout(ctx, 10*time.Second)
+		defer cancelShort()
+		more := ref
+		more.chunks++
+		if _, _, err := s.read(short, more, 4, 2000); !errors.Is(err, errSnapshotMissing) {
+			t.Fatalf("a ref with more chunks than written: %v, want errSnapshotMissing", err)
+		}
+		if _, _, err := s.read(short, ref, 4, 1500); !errors.Is(err, errSnapshotMissing) {
+			t.Fatalf("the ref of another offset: %v, want errSnapshotMissing", err)
+		}
+	})
+}
