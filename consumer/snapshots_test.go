@@ -123,3 +123,102 @@ func TestSnapshotTopic(t *testing.T) {
 		}
 	})
 }
+
+// TestSnapshotRestart runs a partition in which one session stays open from
+// its first record while many others come and go, with snapshots on: the
+// commit passes the open session (it may only with a durable snapshot), and
+// a new owner ends that session as the old one would have, whole (started
+// by its login, at the login's time), although it never reads the login:
+// from the snapshot; when the snapshot is gone, by falling back to the
+// oldest record the topic holds; when retention deleted the login, from the
+// snapshot still.
+func TestSnapshotRestart(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before func(t *testing.T, brokers []string, topic string, committed int64)
+	}{
+		{"snapshot", nil},
+		{"snapshot topic deleted", func(t *testing.T, brokers []string, topic string, _ int64) {
+			adm := kadm.NewClient(kafkatest.Client(t, brokers))
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			if _, err := adm.DeleteTopics(ctx, topic+".snapshots"); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"login deleted by retention", func(t *testing.T, brokers []string, topic string, committed int64) {
+			adm := kadm.NewClient(kafkatest.Client(t, brokers))
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			var o kadm.Offsets
+			o.Add(kadm.Offset{Topic: topic, Partition: 0, At: committed})
+			resp, err := adm.DeleteRecords(ctx, o)
+			if err == nil {
+				err = resp.Error()
+			}
+			if err != nil {
+				t.Skipf("delete records: %v", err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kafkatest.Each(t, func(t *testing.T, brokers []string) {
+				topic := kafkatest.Topic(t, brokers, 1)
+				group := kafkatest.Group(t)
+				base := time.Now().Add(-time.Hour).UnixNano()
+				rec := func(ev schema.Event) *kgo.Record {
+					return &kgo.Record{Topic: topic, Partition: 0, Key: []byte(ev.PlayerID), Value: schema.AppendJSON(nil, &ev)}
+				}
+				login := schema.Event{Type: schema.SessionLogin, PlayerID: "old", EventID: "old-login", TS: base, AuthMethod: "oauth"}
+				recs := []*kgo.Record{rec(login)}
+				const others = 300
+				for i := range others {
+					p := fmt.Sprintf("p%d", i)
+					ts := base + int64(i+1)*int64(time.Second)
+					recs = append(recs,
+						rec(schema.Event{Type: schema.SessionLogin, PlayerID: p, EventID: p + "-in", TS: ts}),
+						rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: p, EventID: p + "-out", TS: ts + 1, Reason: "client_quit"}))
+				}
+				kafkatest.Produce(t, brokers, recs...)
+				end := int64(len(recs))
+
+				recv := startReceiver(t)
+				out := exporter(t, recv.Addr())
+				cfg := testConfig(brokers, topic, group)
+				cfg.SnapshotInterval = 50 * time.Millisecond
+				cfg.Lifecycle.IdleTimeout = 24 * time.Hour
+				a := startConsumer(t, cfg, out)
+				waitSpans(t, recv, 1+2*others, 60*time.Second)
+				waitCommitted(t, brokers, group, topic, map[int32]int64{0: end}, 60*time.Second)
+				a.shutdown(t)
+				if md := kafkatest.Committed(t, brokers, group, topic)[0].Metadata; !bytes.HasPrefix([]byte(md), []byte("sessiontrace/v3 ")) {
+					t.Fatalf("commit metadata %q names no snapshot", md)
+				}
+				if tc.before != nil {
+					tc.before(t, brokers, topic, end)
+				}
+
+				b := startConsumer(t, cfg, out)
+				kafkatest.Produce(t, brokers, rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: "old", EventID: "old-out",
+					TS: base + int64(others+10)*int64(time.Second), Reason: "client_quit"}))
+				waitCommitted(t, brokers, group, topic, map[int32]int64{0: end + 1}, 60*time.Second)
+				b.shutdown(t)
+				var roots []any
+				for _, s := range recv.Spans() {
+					if s.Name == lifecycle.SpanLifecycle && s.Attrs[string(lifecycle.KeyPlayerID)] == "old" {
+						roots = append(roots, s.Attrs)
+						if s.Start != base || s.Attrs[string(lifecycle.KeyStartObserved)] == false {
+							t.Errorf("old's session ended as a fragment: start %d (login %d), attributes %v", s.Start, base, s.Attrs)
+						}
+					}
+				}
+				if len(roots) != 1 {
+					t.Fatalf("old's session has %d roots, want 1: %v", len(roots), roots)
+				}
+				if n := recv.Count(); n != 2+2*others {
+					t.Errorf("%d spans exported, want %d", n, 2+2*others)
+				}
+			})
+		})
+	}
+}
