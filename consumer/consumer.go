@@ -28,6 +28,16 @@
 // as the previous owner would have (checkpoint's package doc says where it
 // cannot).
 //
+// With Config.SnapshotInterval set, each worker also writes snapshots of its
+// partition's open sessions to a compacted topic (snapshots.go), and a
+// commit may then be made at a durable snapshot, past open sessions; its
+// metadata names the snapshot, which the next owner loads and verifies
+// (adjust) before it replays only the records after it. A snapshot that is
+// missing or corrupt makes the partition replay from the oldest record the
+// topic holds instead, counted and logged. Package checkpoint's doc says why
+// writing the snapshot before the commit that names it is safe without a
+// Kafka transaction.
+//
 // An event whose ts is further than Config.MaxFutureSkew ahead of, or
 // Config.MaxPastSkew behind, its record's Kafka timestamp is dead-lettered
 // and never applied, so one bad producer clock cannot move a partition's

@@ -288,3 +288,52 @@ func (s *snapshotStore) read(ctx context.Context, ref snapshotRef, p int32, offs
 func snapshotPoint(at checkpoint.Point, ref snapshotRef) checkpoint.Snapshot {
 	return checkpoint.Snapshot{Point: at, Ref: ref.String()}
 }
+
+// CommittedSnapshot is what a group's commit of a partition says about its
+// snapshot, as ReadCommittedSnapshot found it.
+type CommittedSnapshot struct {
+	Partition int32
+	Committed int64  // the committed offset, -1 when none
+	Metadata  string // the commit's metadata
+	Ref       string // the snapshot it names, "" when none
+	Info      lifecycle.SnapshotInfo
+	Data      []byte // the verified snapshot
+}
+
+// ReadCommittedSnapshot reads the commit of cfg.Group on cfg.Topic's
+// partition and the snapshot it names from the snapshot topic, verified
+// (SHA-256 and format), through a client with opts (TLS, SASL...). A commit
+// that names no snapshot returns with Ref "" and no error.
+func ReadCommittedSnapshot(ctx context.Context, cfg Config, partition int32, opts ...kgo.Opt) (CommittedSnapshot, error) {
+	out := CommittedSnapshot{Partition: partition, Committed: -1}
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...), kgo.SeedBrokers(cfg.Brokers...))...)
+	if err != nil {
+		return out, fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	resp, err := adm.FetchOffsets(ctx, cfg.Group)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		return out, fmt.Errorf("fetch the commits of group %q: %w", cfg.Group, err)
+	}
+	o, ok := resp.Lookup(cfg.Topic, partition)
+	if !ok {
+		return out, fmt.Errorf("group %q has no commit for %s/%d", cfg.Group, cfg.Topic, partition)
+	}
+	out.Committed, out.Metadata = o.At, o.Metadata
+	meta, ok := checkpoint.Parse(o.Metadata, o.At)
+	if !ok || meta.Snapshot == "" {
+		return out, nil
+	}
+	out.Ref = meta.Snapshot
+	ref, err := parseSnapshotRef(meta.Snapshot)
+	if err != nil {
+		return out, err
+	}
+	s := &snapshotStore{brokers: cfg.Brokers, kopts: opts, topic: cfg.snapshotTopic(), chunk: DefaultDLQMaxBytes}
+	out.Data, out.Info, err = s.read(ctx, ref, partition, o.At)
+	return out, err
+}

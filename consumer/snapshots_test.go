@@ -194,7 +194,14 @@ func TestSnapshotRestart(t *testing.T) {
 				if md := kafkatest.Committed(t, brokers, group, topic)[0].Metadata; !bytes.HasPrefix([]byte(md), []byte("sessiontrace/v3 ")) {
 					t.Fatalf("commit metadata %q names no snapshot", md)
 				}
-				if tc.before != nil {
+				if tc.before == nil {
+					ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+					defer cancel()
+					cs, err := ReadCommittedSnapshot(ctx, cfg, 0)
+					if err != nil || cs.Committed != end || cs.Ref == "" || cs.Info.Sessions != 1 || cs.Info.LowestOffset != 0 {
+						t.Fatalf("ReadCommittedSnapshot = %+v, %v; want the commit at %d naming a snapshot of old's session", cs.Info, err, end)
+					}
+				} else {
 					tc.before(t, brokers, topic, end)
 				}
 

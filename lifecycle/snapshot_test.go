@@ -223,3 +223,46 @@ func TestSnapshotCorrupt(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkSnapshot writes and reads a snapshot of a million open sessions
+// (as BenchmarkOpenSessions opens them), reporting its bytes per session and
+// the time per session.
+func BenchmarkSnapshot(b *testing.B) {
+	const n = 1_000_000
+	m := newMachine(b)
+	ev := S.Event{Type: S.SessionLogin, AuthMethod: "oauth", ClientVersion: "2.4.1", Platform: "pc"}
+	for i := range n {
+		ev.PlayerID = fmt.Sprintf("player-%010d", i*7919%9_999_999_999)
+		ev.EventID = fmt.Sprintf("evt-%012d", i)
+		ev.TS = sec(float64(i) / 1000)
+		m.Apply(&ev, int64(i), nil)
+	}
+	var snap bytes.Buffer
+	if _, _, err := m.WriteSnapshot(&snap); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("write", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := m.WriteSnapshot(discard{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(snap.Len())/n, "bytes/session")
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/session")
+	})
+	b.Run("read", func(b *testing.B) {
+		b.ReportAllocs()
+		r := newMachine(b)
+		for b.Loop() {
+			if _, err := r.ReadSnapshot(bytes.NewReader(snap.Bytes())); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/session")
+	})
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }
