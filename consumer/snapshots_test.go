@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
+	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
@@ -227,5 +229,88 @@ func TestSnapshotRestart(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// TestKilledWhileSnapshotting kills a consumer (SIGKILL, in a child
+// process) that writes a snapshot of every partition each millisecond, so
+// the kill lands while snapshots are being written (nothing forces it into
+// one; at this rate most of the child's time goes to them). The next owner
+// must lose no span and re-emit none closed below the commit's mark,
+// whichever snapshot, complete or not, the topic held.
+func TestKilledWhileSnapshotting(t *testing.T) {
+	eachPath(t, func(t *testing.T, brokers []string, path string) {
+		s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3})
+		topic := kafkatest.Topic(t, brokers, s.partitions)
+		group := kafkatest.Group(t)
+		rcv := startReceiver(t)
+
+		first, second := s.split(0.5)
+		first.produce(t, brokers, topic)
+		child := startChild(t, brokers, topic, group, path, rcv.Addr(), "CHILD_SNAPSHOT_INTERVAL=1ms")
+		waitSpans(t, rcv, len(first.spans), 60*time.Second)
+		before := rcv.Count()
+		second.produce(t, brokers, topic)
+		waitSpans(t, rcv, before+1, 60*time.Second)
+		if err := child.Process.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		_ = child.Wait()
+		atKill := committedWithMarks(t, brokers, group, topic)
+		snapshotted := 0
+		for _, c := range kafkatest.Committed(t, brokers, group, topic) {
+			if strings.HasPrefix(c.Metadata, "sessiontrace/v3 ") {
+				snapshotted++
+			}
+		}
+
+		cfg := pathConfig(brokers, topic, group, path)
+		cfg.SnapshotInterval = time.Millisecond
+		r := startConsumer(t, cfg, exporter(t, rcv.Addr()))
+		waitDistinct(t, rcv, s, 90*time.Second)
+		r.shutdown(t)
+
+		dups := s.check(t, rcv.Spans())
+		t.Logf("%d spans expected, %d received, %d duplicates after kill -9; %d of %d partitions' commits named a snapshot at the kill",
+			len(s.spans), rcv.Count(), dups, snapshotted, s.partitions)
+		counts := map[string]int{}
+		for _, sp := range rcv.Spans() {
+			counts[sp.SpanID.String()]++
+		}
+		for id, sp := range s.spans {
+			if counts[id.String()] > 1 && s.closedBy[id] < atKill[s.partOf[id]] {
+				t.Errorf("span %s %q re-emitted although its record (offset %d) is below the committed mark %d", id, sp.Name, s.closedBy[id], atKill[s.partOf[id]])
+			}
+		}
+	})
+}
+
+// waitDistinct waits until the receiver holds every span of s at least once
+// (a count would be reached early by duplicates).
+func waitDistinct(t *testing.T, rcv *receiver.Receiver, s *scenario, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		seen := map[string]bool{}
+		for _, sp := range rcv.Spans() {
+			seen[sp.SpanID.String()] = true
+		}
+		missing := 0
+		for id := range s.spans {
+			if !seen[id.String()] {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d spans never arrived", missing, len(s.spans))
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal(t.Context().Err())
+		case <-time.After(50 * time.Millisecond): // polling the receiver, bounded by the deadline
+		}
 	}
 }
