@@ -127,7 +127,10 @@ type pipeline struct {
 	sessions *sessionmetrics.Recorder // nil: no session metrics
 	dlq      *deadLetter
 	// snaps writes and reads the snapshot topic; nil when snapshots are off
-	// (SnapshotInterval 0). Set before the first poll.
+	// (SnapshotInterval 0). Made in New, because the group may assign
+	// partitions (and adjust read their snapshots) before Run; its topic is
+	// ensured and its chunk size set in Run, before the first poll hands a
+	// worker a record.
 	snaps *snapshotStore
 	kopts []kgo.Opt
 
@@ -267,9 +270,26 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	} else {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	}
+	if cfg.SnapshotInterval > 0 {
+		sopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+		sopts = append(sopts,
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+		)
+		scl, err := kgo.NewClient(sopts...)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("consumer: snapshot producer: %w", err)
+		}
+		c.snaps = &snapshotStore{cl: scl, adm: kadm.NewClient(scl), brokers: cfg.Brokers, kopts: c.kopts, topic: cfg.snapshotTopic()}
+	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		cancel()
+		if c.snaps != nil {
+			c.snaps.cl.Close()
+		}
 		return nil, fmt.Errorf("consumer: kafka client: %w", err)
 	}
 	c.cl = cl
@@ -331,19 +351,15 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.dlq = dlq
 	c.mu.Unlock()
 	defer dlq.cl.Close() // after the final release below: it flushed the partitions' writes
-	if c.cfg.SnapshotInterval > 0 {
-		snaps, err := c.startSnapshots(ctx)
-		if err != nil {
+	if c.snaps != nil {
+		defer c.snaps.cl.Close() // after the final release: it writes the last snapshots
+		if err := c.startSnapshots(ctx); err != nil {
 			c.cl.Close()
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		c.mu.Lock()
-		c.snaps = snaps
-		c.mu.Unlock()
-		defer snaps.cl.Close() // after the final release: it writes the last snapshots
 	}
 
 	var wg sync.WaitGroup
@@ -545,32 +561,19 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 	return true
 }
 
-// startSnapshots makes sure the snapshot topic exists and starts its
-// producer, whose batch limit is the topic's max.message.bytes; a chunk
-// leaves room for the record's framing.
-func (c *Consumer) startSnapshots(ctx context.Context) (*snapshotStore, error) {
-	adm := kadm.NewClient(c.cl)
-	s := &snapshotStore{adm: adm, brokers: c.cfg.Brokers, kopts: c.kopts, topic: c.cfg.snapshotTopic()}
+// startSnapshots makes sure the snapshot topic exists and sizes a chunk to
+// its max.message.bytes, leaving room for the record's framing (the
+// producer's default batch limit is franz-go's 1 MB, so a chunk is never
+// more).
+func (c *Consumer) startSnapshots(ctx context.Context) error {
+	s := c.snaps
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := s.ensure(ectx, c.cfg.Topic); err != nil {
-		return nil, fmt.Errorf("consumer: %w", err)
+		return fmt.Errorf("consumer: %w", err)
 	}
-	maxBytes := maxMessageBytes(ctx, adm, s.topic)
-	s.chunk = int(maxBytes) - 4*recordOverhead
-	opts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
-	opts = append(opts,
-		kgo.SeedBrokers(c.cfg.Brokers...),
-		kgo.ProducerBatchMaxBytes(maxBytes),
-		kgo.RecordPartitioner(kgo.ManualPartitioner()),
-		kgo.RequiredAcks(kgo.AllISRAcks()),
-	)
-	cl, err := kgo.NewClient(opts...)
-	if err != nil {
-		return nil, fmt.Errorf("consumer: snapshot producer: %w", err)
-	}
-	s.cl = cl
-	return s, nil
+	s.chunk = int(min(maxMessageBytes(ctx, s.adm, s.topic), DefaultDLQMaxBytes)) - 4*recordOverhead
+	return nil
 }
 
 // adjust starts each resumed partition at its dedup window's start, below

@@ -226,8 +226,7 @@ func (s *snapshotStore) read(ctx context.Context, ref snapshotRef, p int32, offs
 	var info lifecycle.SnapshotInfo
 	opts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, s.kopts...)
 	opts = append(opts, kgo.SeedBrokers(s.brokers...),
-		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {ref.partition: kgo.NewOffset().At(ref.first)}}),
-		kgo.FetchMaxBytes(int32(max(s.chunk, 1<<20))*snapshotInFlight))
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{s.topic: {ref.partition: kgo.NewOffset().At(ref.first)}}))
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, info, fmt.Errorf("read snapshot %s: %w", ref, err)
@@ -333,7 +332,7 @@ func ReadCommittedSnapshot(ctx context.Context, cfg Config, partition int32, opt
 	if err != nil {
 		return out, err
 	}
-	s := &snapshotStore{brokers: cfg.Brokers, kopts: opts, topic: cfg.snapshotTopic(), chunk: DefaultDLQMaxBytes}
+	s := &snapshotStore{brokers: cfg.Brokers, kopts: opts, topic: cfg.snapshotTopic()}
 	out.Data, out.Info, err = s.read(ctx, ref, partition, o.At)
 	return out, err
 }
