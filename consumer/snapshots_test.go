@@ -314,3 +314,54 @@ func waitDistinct(t *testing.T, rcv *receiver.Receiver, s *scenario, within time
 		}
 	}
 }
+
+// BenchmarkRecovery measures a restart to caught-up of a partition in which
+// one session has been open since its first record, with N records of
+// short sessions behind it, with and without snapshots: the time from the
+// new owner's start to the span of the open session's next event.
+//
+//	SESSIONTRACE_TEST_BROKERS=$addr go test ./consumer -run '^$' -bench Recovery -benchtime 1x
+func BenchmarkRecovery(b *testing.B) {
+	brokers := kafkatest.Backends()[0].Start(b)
+	for _, n := range []int{10_000, 100_000, 1_000_000} {
+		for _, snap := range []bool{false, true} {
+			b.Run(fmt.Sprintf("records=%d/snapshots=%t", n, snap), func(b *testing.B) {
+				for range b.N {
+					topic := kafkatest.Topic(b, brokers, 1)
+					group := kafkatest.Group(b)
+					base := time.Now().Add(-time.Hour).UnixNano()
+					rec := func(ev schema.Event) *kgo.Record {
+						return &kgo.Record{Topic: topic, Partition: 0, Key: []byte(ev.PlayerID), Value: schema.AppendJSON(nil, &ev)}
+					}
+					recs := []*kgo.Record{rec(schema.Event{Type: schema.SessionLogin, PlayerID: "old", EventID: "old-login", TS: base})}
+					for i := range n / 2 {
+						p := fmt.Sprintf("p%d", i)
+						ts := base + int64(i+1)*int64(time.Millisecond)
+						recs = append(recs,
+							rec(schema.Event{Type: schema.SessionLogin, PlayerID: p, EventID: p + "-in", TS: ts}),
+							rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: p, EventID: p + "-out", TS: ts + 1, Reason: "client_quit"}))
+					}
+					kafkatest.Produce(b, brokers, recs...)
+					recv := startReceiver(b)
+					out := exporter(b, recv.Addr())
+					cfg := testConfig(brokers, topic, group)
+					cfg.ExportQueueSize, cfg.ExportBatchSize = 8192, 1024
+					cfg.Lifecycle.IdleTimeout = 24 * time.Hour
+					if snap {
+						cfg.SnapshotInterval = 100 * time.Millisecond
+					}
+					a := startConsumer(b, cfg, out)
+					waitSpans(b, recv, 1+n, 5*time.Minute)
+					a.shutdown(b)
+					start := time.Now()
+					c := startConsumer(b, cfg, out)
+					kafkatest.Produce(b, brokers, rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: "old", EventID: "old-out",
+						TS: base + int64(n)*int64(time.Millisecond), Reason: "client_quit"}))
+					waitSpans(b, recv, 2+n, 5*time.Minute)
+					b.ReportMetric(time.Since(start).Seconds(), "s/restart")
+					c.shutdown(b)
+				}
+			})
+		}
+	}
+}
