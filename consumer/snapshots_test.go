@@ -207,10 +207,40 @@ func TestSnapshotRestart(t *testing.T) {
 					tc.before(t, brokers, topic, end)
 				}
 
-				b := startConsumer(t, cfg, out)
+				// The new owner writes no snapshot of its own for now: its
+				// commits must stay at the one it loaded, never fall back to
+				// old's login (or, when the snapshot was lost, they may).
+				cfgB := cfg
+				cfgB.SnapshotInterval = time.Hour
+				b := startConsumer(t, cfgB, out)
+				qts := base + int64(others+5)*int64(time.Second)
+				kafkatest.Produce(t, brokers,
+					rec(schema.Event{Type: schema.SessionLogin, PlayerID: "q", EventID: "q-in", TS: qts}),
+					rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: "q", EventID: "q-out", TS: qts + 1, Reason: "client_quit"}))
+				waitSpans(t, recv, 3+2*others, 60*time.Second)
+				if tc.name != "snapshot topic deleted" {
+					deadline := time.Now().Add(30 * time.Second)
+					for {
+						c := kafkatest.Committed(t, brokers, group, topic)[0]
+						if h, ok := parseMetadata(c.Metadata); ok && h == end+2 {
+							if c.Offset != end {
+								t.Fatalf("the new owner committed %d (%q), want the loaded snapshot's %d", c.Offset, c.Metadata, end)
+							}
+							break
+						}
+						if time.Now().After(deadline) {
+							t.Fatalf("the new owner's commit %+v never reached mark %d", c, end+2)
+						}
+						select {
+						case <-t.Context().Done():
+							t.Fatal(t.Context().Err())
+						case <-time.After(50 * time.Millisecond): // polling the group's commit, bounded by the deadline
+						}
+					}
+				}
 				kafkatest.Produce(t, brokers, rec(schema.Event{Type: schema.SessionDisconnect, PlayerID: "old", EventID: "old-out",
 					TS: base + int64(others+10)*int64(time.Second), Reason: "client_quit"}))
-				waitCommitted(t, brokers, group, topic, map[int32]int64{0: end + 1}, 60*time.Second)
+				waitCommitted(t, brokers, group, topic, map[int32]int64{0: end + 3}, 60*time.Second)
 				b.shutdown(t)
 				var roots []any
 				for _, s := range recv.Spans() {
@@ -224,8 +254,8 @@ func TestSnapshotRestart(t *testing.T) {
 				if len(roots) != 1 {
 					t.Fatalf("old's session has %d roots, want 1: %v", len(roots), roots)
 				}
-				if n := recv.Count(); n != 2+2*others {
-					t.Errorf("%d spans exported, want %d", n, 2+2*others)
+				if n := recv.Count(); n != 4+2*others {
+					t.Errorf("%d spans exported, want %d", n, 4+2*others)
 				}
 			})
 		})

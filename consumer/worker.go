@@ -421,6 +421,15 @@ func (w *worker) start() {
 		info, err := w.part.restore(res.offset, res.meta, bytes.NewReader(res.snap))
 		if err == nil {
 			w.snapAt = res.offset
+			// The snapshot is durable: until this owner writes its own, its
+			// commits stay at it rather than fall back to the first
+			// offsets of the sessions it holds, which this owner never read.
+			if ref, err := parseSnapshotRef(res.meta.Snapshot); err == nil {
+				w.mu.Lock()
+				w.ledger.Snapshotted(snapshotPoint(w.part.point(res.offset), ref))
+				w.written = append(w.written, writtenSnapshot{ref: ref, offset: res.offset})
+				w.mu.Unlock()
+			}
 			w.c.log.Info("partition restored from its snapshot", "topic", w.topic, "partition", w.partition,
 				"offset", res.offset, "sessions", info.Sessions, "bytes", info.Bytes)
 			return
