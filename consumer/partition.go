@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -50,6 +51,20 @@ func (p *partition) resume(offset int64, meta checkpoint.Metadata) {
 	}
 	p.m.Resume(meta.StreamTime)
 	p.applyFrom = offset
+}
+
+// restore makes the partition continue from a commit at offset whose
+// metadata names a snapshot, read from snap: the machine takes the
+// snapshot's state (verified by its SHA-256) and every record from offset on
+// is applied. On error the partition is unchanged, and the caller falls
+// back.
+func (p *partition) restore(offset int64, meta checkpoint.Metadata, snap io.Reader) (lifecycle.SnapshotInfo, error) {
+	info, err := p.m.ReadSnapshot(snap)
+	if err != nil {
+		return info, fmt.Errorf("restore snapshot %s at offset %d: %w", meta.Snapshot, offset, err)
+	}
+	p.applyFrom = -1
+	return info, nil
 }
 
 // step is what one record did.

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -173,8 +174,9 @@ func newOwner(t testing.TB, cfg Config) *owner {
 }
 
 // resumed is a fresh owner for a commit at pos, through the metadata
-// codec, and the offset it starts reading at.
-func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) {
+// codec, and the offset it starts reading at; snaps holds the snapshots by
+// ref.
+func resumed(t testing.TB, cfg Config, pos checkpoint.Position, snaps map[string][]byte) (*owner, int64) {
 	t.Helper()
 	o := newOwner(t, cfg)
 	meta, ok := checkpoint.Parse(checkpoint.Format(pos), pos.Offset)
@@ -183,6 +185,16 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) 
 	}
 	o.mark = meta.Mark
 	o.l.Resume(meta.Mark)
+	if meta.Snapshot != "" {
+		b, ok := snaps[meta.Snapshot]
+		if !ok {
+			t.Fatalf("commit %+v names an unknown snapshot", pos)
+		}
+		if _, err := o.p.restore(pos.Offset, meta, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		return o, pos.Offset
+	}
 	o.p.resume(pos.Offset, meta)
 	from := pos.Offset
 	if meta.Resume {
@@ -236,8 +248,9 @@ func (o *owner) acknowledge(c chooser) {
 }
 
 // checkResume runs the property over stream; it returns how many positions
-// it checked.
-func checkResume(t testing.TB, stream []genRecord, c chooser) int {
+// it checked, and how many of them named a snapshot. With snapshots, the run takes snapshots at random moments,
+// each durable at once, so that commits may name them.
+func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (int, int) {
 	t.Helper()
 	cfg := resumeConfig()
 	run := newOwner(t, cfg)
@@ -246,9 +259,19 @@ func checkResume(t testing.TB, stream []genRecord, c chooser) int {
 		acked int64
 	}
 	var commits []commit
+	snaps := map[string][]byte{}
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
+		if snapshots && c.IntN(6) == 0 {
+			var b bytes.Buffer
+			if _, _, err := run.p.m.WriteSnapshot(&b); err != nil {
+				t.Fatal(err)
+			}
+			ref := fmt.Sprintf("snap-%d", i+1)
+			snaps[ref] = b.Bytes()
+			run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.point(int64(i) + 1), Ref: ref})
+		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
 			commits = append(commits, commit{pos: pos, acked: run.acked})
 		}
@@ -264,7 +287,7 @@ func checkResume(t testing.TB, stream []genRecord, c chooser) int {
 		if int64(k) > cm.acked {
 			t.Fatalf("commit %+v: H passes %d unacknowledged spans", pos, int64(k)-cm.acked)
 		}
-		fresh, from := resumed(t, cfg, pos)
+		fresh, from := resumed(t, cfg, pos, snaps)
 		for off := from; off < int64(len(stream)); off++ {
 			fresh.process(stream[off], off)
 		}
@@ -286,7 +309,13 @@ func checkResume(t testing.TB, stream []genRecord, c chooser) int {
 			}
 		}
 	}
-	return len(commits)
+	named := 0
+	for _, cm := range commits {
+		if cm.pos.Snapshot != "" {
+			named++
+		}
+	}
+	return len(commits), named
 }
 
 func spanDiff(got, want []emittedSpan) string {
@@ -318,10 +347,35 @@ func TestResumeProperty(t *testing.T) {
 		r := rand.New(rand.NewPCG(seed, 10))
 		stream := genStream(r, 100+r.IntN(300))
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			positions += checkResume(t, stream, r)
+			n, _ := checkResume(t, stream, r, false)
+			positions += n
 		})
 	}
 	t.Logf("%d streams, %d committable positions resumed", n, positions)
+}
+
+// TestResumePropertySnapshots is the resume property across snapshots:
+// resuming from any committed (offset, metadata, snapshot) gives exactly the
+// spans of the uninterrupted run.
+func TestResumePropertySnapshots(t *testing.T) {
+	n := 200
+	if testing.Short() {
+		n = 40
+	}
+	positions, named := 0, 0
+	for seed := range uint64(n) {
+		r := rand.New(rand.NewPCG(seed, 15))
+		stream := genStream(r, 100+r.IntN(300))
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			p, s := checkResume(t, stream, r, true)
+			positions, named = positions+p, named+s
+		})
+	}
+	t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot", n, positions, named)
+	// The property means little unless most commits pass an open session.
+	if named < positions/4 {
+		t.Fatalf("only %d of %d positions named a snapshot", named, positions)
+	}
 }
 
 func FuzzResume(f *testing.F) {
@@ -338,6 +392,6 @@ func FuzzResume(f *testing.F) {
 		// Each committable position is resumed over the rest of the
 		// stream: quadratic, so the stream stays short.
 		stream := genStream(c, min(1+len(b)/3, 150))
-		checkResume(t, stream, c)
+		checkResume(t, stream, c, len(b) > 0 && b[0]&1 == 1)
 	})
 }

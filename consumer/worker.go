@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -83,6 +84,23 @@ type worker struct {
 	quit       chan struct{}
 	done       chan struct{}
 	quitClosed sync.Once
+
+	// next is the offset after the last record processed, -1 before the
+	// first; snapAt is the offset of the last snapshot written, and
+	// snapTime when it was. Only the worker's goroutine touches them, or
+	// release once that goroutine has exited.
+	next, snapAt int64
+	snapTime     time.Time
+	// written are the snapshots written and not yet superseded by a
+	// committed one (under mu): once a commit names a later one they are
+	// deleted from the snapshot topic.
+	written []writtenSnapshot
+}
+
+// writtenSnapshot is a snapshot in the topic and the offset it was taken at.
+type writtenSnapshot struct {
+	ref    snapshotRef
+	offset int64
 }
 
 // maxDLQInFlight bounds one partition's outstanding dead-letter writes.
@@ -92,6 +110,9 @@ const maxDLQInFlight = 1024
 type resume struct {
 	offset int64 // the committed offset
 	meta   checkpoint.Metadata
+	// snap is the verified snapshot the commit names, nil when it names
+	// none or it could not be read (meta.Snapshot is then "").
+	snap []byte
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
@@ -111,6 +132,9 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		dlqDone:   make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
+		next:      -1,
+		snapAt:    -1,
+		snapTime:  time.Now(),
 	}
 	w.dlqCtx, w.dlqCancel = context.WithCancel(context.Background())
 	w.exportedThrough.Store(-1)
@@ -190,13 +214,22 @@ func (w *worker) run(ctx context.Context) {
 	// context ends would leave a hole in the lane's queue that the
 	// acknowledged count could pass.
 	w.emitCtx = context.WithoutCancel(ctx)
+	// snapDue fires when a snapshot is due while the partition is idle: the
+	// records after the last one may be few, or none for long.
+	var snapDue <-chan time.Time
 	for {
 		recs, ok := w.take()
 		if !ok {
+			if iv := w.c.cfg.SnapshotInterval; iv > 0 && snapDue == nil && w.next != w.snapAt {
+				snapDue = time.After(max(0, iv-time.Since(w.snapTime)))
+			}
 			select {
 			case <-w.quit:
 				return
 			case <-w.wake:
+			case <-snapDue:
+				snapDue = nil
+				w.snapshot(ctx)
 			}
 			continue
 		}
@@ -207,11 +240,47 @@ func (w *worker) run(ctx context.Context) {
 				return
 			}
 			w.process(ctx, r)
+			w.next = r.Offset + 1
 			n++
 			bytes += int64(len(r.Value))
 		}
 		w.countRecords(n, bytes)
+		if iv := w.c.cfg.SnapshotInterval; iv > 0 && time.Since(w.snapTime) >= iv {
+			w.snapshot(ctx)
+		}
 	}
+}
+
+// snapshot writes a snapshot of the partition's state before w.next to the
+// snapshot topic and, once Kafka acknowledged it, tells the ledger, so that
+// commits may pass the sessions it holds. It runs on the worker's goroutine
+// between batches (the machine is the worker's), or in release once that
+// goroutine has exited. Nothing is written before the first record, while
+// records only refill the dedup window, or when nothing changed since the
+// last snapshot.
+func (w *worker) snapshot(ctx context.Context) {
+	w.snapTime = time.Now()
+	s := w.c.snaps
+	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom {
+		return
+	}
+	at := w.part.point(w.next)
+	start := time.Now()
+	ref, _, err := s.write(ctx, w.part.m, w.partition, w.next)
+	pm := w.c.metrics
+	if err != nil {
+		pm.add(pm.snapshots, 1, attribute.String("result", "error"))
+		w.logs.warn("snapshot-failed", "snapshot write failed; commits keep to the open sessions", "offset", w.next, "error", err)
+		return
+	}
+	pm.add(pm.snapshots, 1, attribute.String("result", "ok"))
+	w.snapAt = w.next
+	w.mu.Lock()
+	w.ledger.Snapshotted(snapshotPoint(at, ref))
+	w.written = append(w.written, writtenSnapshot{ref: ref, offset: at.Offset})
+	w.mu.Unlock()
+	w.c.log.Debug("snapshot written", "topic", w.topic, "partition", w.partition, "offset", at.Offset,
+		"sessions", w.part.m.Open(), "ref", ref.String(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // roomForDeadLetters waits while the partition has maxDLQInFlight
@@ -351,6 +420,29 @@ func (w *worker) start() {
 	w.mu.Lock()
 	w.ledger.Resume(res.meta.Mark)
 	w.mu.Unlock()
+	if res.snap != nil {
+		info, err := w.part.restore(res.offset, res.meta, bytes.NewReader(res.snap))
+		if err == nil {
+			w.snapAt = res.offset
+			// The snapshot is durable: until this owner writes its own, its
+			// commits stay at it rather than fall back to the first
+			// offsets of the sessions it holds, which this owner never read.
+			if ref, err := parseSnapshotRef(res.meta.Snapshot); err == nil {
+				w.mu.Lock()
+				w.ledger.Snapshotted(snapshotPoint(w.part.point(res.offset), ref))
+				w.written = append(w.written, writtenSnapshot{ref: ref, offset: res.offset})
+				w.mu.Unlock()
+			}
+			w.c.log.Info("partition restored from its snapshot", "topic", w.topic, "partition", w.partition,
+				"offset", res.offset, "sessions", info.Sessions, "bytes", info.Bytes)
+			return
+		}
+		// adjust verified the snapshot, so this is a bug; the partition
+		// still fetches from the committed offset, and the mark keeps
+		// spans below it from being emitted again.
+		w.c.log.Error("restore verified snapshot", "topic", w.topic, "partition", w.partition, "error", err)
+		return
+	}
 	w.part.resume(res.offset, res.meta)
 }
 
@@ -457,6 +549,18 @@ func (w *worker) countOutcome(out lifecycle.Outcome) {
 			}
 		}
 	}
+}
+
+// superseded removes from written, and returns, the snapshots taken below
+// offset, which a commit at offset made unnecessary; the caller holds mu.
+func (w *worker) superseded(offset int64) []writtenSnapshot {
+	i := 0
+	for i < len(w.written) && w.written[i].offset < offset {
+		i++
+	}
+	stale := w.written[:i:i]
+	w.written = w.written[i:]
+	return stale
 }
 
 // position forgets acknowledged records and returns what may be committed,

@@ -37,6 +37,8 @@ func TestConfigFile(t *testing.T) {
 				GroupProtocol:      "classic",
 				StartOffset:        "latest",
 				CommitInterval:     2 * time.Second,
+				SnapshotInterval:   time.Minute,
+				SnapshotTopic:      "game.lifecycle.state",
 				InstanceID:         "sessiontrace-eu-1",
 				SessionTimeout:     30 * time.Second,
 				RebalanceTimeout:   45 * time.Second,

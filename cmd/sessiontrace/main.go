@@ -115,6 +115,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 		newBenchCmd(a),
 		newReportCmd(a),
 		newMappingCmd(a),
+		newSnapshotCmd(a),
 		newConfigDocCmd(),
 	)
 	return root
