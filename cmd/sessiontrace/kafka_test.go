@@ -27,9 +27,9 @@ import (
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 )
 
-// produceFile produces every record of a record file to topic, keyed as in
-// the file, and returns how many.
-func produceFile(t *testing.T, brokers []string, topic, path string) int {
+// fileRecords reads every record of a record file as a record for topic,
+// keyed and timestamped as in the file.
+func fileRecords(t *testing.T, topic, path string) []*kgo.Record {
 	t.Helper()
 	r, err := recordio.Open(path)
 	if err != nil {
@@ -47,6 +47,14 @@ func produceFile(t *testing.T, brokers []string, topic, path string) int {
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
 	}
+	return recs
+}
+
+// produceFile produces every record of a record file to topic, keyed as in
+// the file, and returns how many.
+func produceFile(t *testing.T, brokers []string, topic, path string) int {
+	t.Helper()
+	recs := fileRecords(t, topic, path)
 	kafkatest.Produce(t, brokers, recs...)
 	return len(recs)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"os/exec"
@@ -14,9 +13,6 @@ import (
 	"syscall"
 	"testing"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/recordio"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 )
@@ -170,21 +166,9 @@ func TestRekeyThenConsume(t *testing.T) {
 // key.
 func produceUnkeyed(t *testing.T, brokers []string, topic, path string) {
 	t.Helper()
-	r, err := recordio.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	var recs []*kgo.Record
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		recs = append(recs, &kgo.Record{Topic: topic, Value: rec.Value, Timestamp: rec.Timestamp})
+	recs := fileRecords(t, topic, path)
+	for _, r := range recs {
+		r.Key = nil
 	}
 	kafkatest.Produce(t, brokers, recs...)
 }
