@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
@@ -199,5 +200,54 @@ func TestReadinessFollowsAssignmentAndKafkaRefusals(t *testing.T) {
 	r.shutdown(t)
 	if ok, why := r.c.Readiness(); ok || why != "no partitions assigned" {
 		t.Errorf("after shutdown: ready=%v %q, want not ready with no partitions assigned", ok, why)
+	}
+}
+
+// TestInboxFlowControl drives one worker's inbox by hand: delivering past
+// DefaultWorkerQueue batches asks the poll loop to wait, a take that makes
+// room says so, a worker that drained meanwhile is never paused, and a paused
+// one resumes its fetching only once it is down to half.
+func TestInboxFlowControl(t *testing.T) {
+	room := make(chan struct{}, 1)
+	resumed, paused := 0, 0
+	w := &worker{wake: make(chan struct{}, 1), room: room, resume: func() { resumed++ }}
+	pause := func() { paused++ }
+	batch := []*kgo.Record{{}}
+	for i := 0; i < DefaultWorkerQueue; i++ {
+		if w.deliver(batch) {
+			t.Fatalf("batch %d of %d: inbox reported full", i+1, DefaultWorkerQueue)
+		}
+	}
+	if !w.deliver(batch) {
+		t.Fatalf("batch %d: inbox over DefaultWorkerQueue not reported full", DefaultWorkerQueue+1)
+	}
+	if _, ok := w.take(); !ok {
+		t.Fatal("take from a full inbox found nothing")
+	}
+	select {
+	case <-room:
+	default:
+		t.Fatal("a take back to DefaultWorkerQueue batches did not signal room")
+	}
+	w.pauseIfFull(pause)
+	if paused != 0 || w.full() {
+		t.Fatalf("a worker that made room was paused (%d pauses, full %v)", paused, w.full())
+	}
+
+	w.deliver(batch) // over the limit again, and stuck
+	w.pauseIfFull(pause)
+	w.pauseIfFull(pause)
+	if paused != 1 || w.full() {
+		t.Fatalf("a stuck worker: %d pauses (want 1), full %v (want false once paused)", paused, w.full())
+	}
+	for len(w.inbox) > DefaultWorkerQueue/2+1 {
+		w.take()
+	}
+	if resumed != 0 {
+		t.Fatalf("resumed with %d batches still queued", len(w.inbox))
+	}
+	w.take()
+	if resumed != 1 {
+		t.Fatalf("not resumed once down to %d batches (resumes %d)", len(w.inbox), resumed)
 	}
 }

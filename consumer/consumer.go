@@ -49,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -185,6 +186,9 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[int32]*worker
+	// room is signalled by a worker that took its inbox back to
+	// DefaultWorkerQueue batches; the poll loop waits on it (waitForRoom).
+	room chan struct{}
 	// ctx is the workers' context. It exists from New on because the client
 	// may be assigned partitions before Run starts; Run ties it to its own.
 	ctx    context.Context
@@ -221,6 +225,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default()},
 		workers:  map[int32]*worker{},
 		ready:    make(chan struct{}),
+		room:     make(chan struct{}, 1),
 		ctx:      ctx,
 		cancel:   cancel,
 	}
@@ -396,10 +401,12 @@ func (c *Consumer) Run(ctx context.Context) error {
 
 // poll is the fetch loop: it hands each partition's records to its worker and
 // allows rebalances after every poll, so callbacks never run while records
-// are being dispatched. It never blocks on a worker: a worker whose inbox is
-// full pauses its partition's fetching instead (back-pressure), so a
+// are being dispatched. It never blocks on a worker inside the rebalance
+// gate: it waits for a full worker only after AllowRebalance, and pauses the
+// partition of a worker still full after stallAfter (back-pressure), so a
 // rebalance completes even while every worker waits on a collector outage.
 func (c *Consumer) poll(ctx context.Context) error {
+	var full []*worker
 	for {
 		fetches := c.cl.PollRecords(ctx, c.cfg.MaxPollRecords)
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -435,14 +442,61 @@ func (c *Consumer) poll(ctx context.Context) error {
 			w.mu.Lock()
 			w.hw = p.HighWatermark
 			w.mu.Unlock()
-			w.deliver(p.Records, func() {
-				c.cl.PauseFetchPartitions(map[string][]int32{c.cfg.Topic: {p.Partition}})
-			})
+			if w.deliver(p.Records) {
+				full = append(full, w)
+			}
 		})
 		if got && !refused {
 			c.fetchRefused.Store(nil)
 		}
 		c.cl.AllowRebalance()
+		c.waitForRoom(ctx, full)
+		full = full[:0]
+	}
+}
+
+// stallAfter is how long the poll loop waits for a full worker to take a
+// batch before it pauses that worker's partition and polls for the others.
+// A busy worker takes one within milliseconds; one that has not is stuck.
+const stallAfter = 500 * time.Millisecond
+
+// waitForRoom holds the next poll, outside the rebalance gate, while a
+// worker in full still holds more than DefaultWorkerQueue batches: not
+// polling is what stops the client fetching, without dropping what it
+// buffered. Workers still full after stallAfter get their partitions paused.
+// It returns at once when ctx ends.
+func (c *Consumer) waitForRoom(ctx context.Context, full []*worker) {
+	var stall <-chan time.Time
+	for {
+		full = slices.DeleteFunc(full, func(w *worker) bool { return !w.full() })
+		if len(full) == 0 {
+			return
+		}
+		if stall == nil {
+			t := time.NewTimer(stallAfter)
+			defer t.Stop()
+			stall = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.room:
+		case <-stall:
+			for _, w := range full {
+				part := map[string][]int32{c.cfg.Topic: {w.partition}}
+				w.pauseIfFull(func() { c.cl.PauseFetchPartitions(part) })
+				// A partition revoked meanwhile was resumed by release
+				// (pauses outlive assignments); undo a pause that came
+				// after it.
+				c.mu.Lock()
+				current := c.workers[w.partition] == w
+				c.mu.Unlock()
+				if !current {
+					c.cl.ResumeFetchPartitions(part)
+				}
+			}
+			return
+		}
 	}
 }
 
@@ -473,6 +527,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			continue
 		}
 		w.resume = func() { c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {p}}) }
+		w.room = c.room
 		c.workers[p] = w
 		go w.run(c.ctx)
 		c.metrics.add(c.metrics.rebalances, 1, attribute.String("kind", "assigned"))

@@ -63,14 +63,23 @@ type worker struct {
 
 	// inbox holds the fetched batches the worker has not taken yet. The poll
 	// loop appends without ever blocking (a rebalance must never wait for a
-	// worker stuck on a collector outage); when it holds DefaultWorkerQueue
-	// batches the partition's fetching is paused, and resumed once the
-	// worker took it down to half (inMu also orders those two calls).
+	// worker stuck on a collector outage). Once it holds more than
+	// DefaultWorkerQueue batches the poll loop stops polling until the worker
+	// takes one (the client then stops fetching: franz-go's own flow
+	// control), and a worker still full after stallAfter has its partition's
+	// fetching paused, resumed once it took the inbox down to half (inMu also
+	// orders those two calls). Pausing is kept for a worker that is stuck:
+	// the client drops a paused partition's buffered fetches, which are then
+	// fetched again, so pausing a merely busy worker costs throughput.
 	inMu   sync.Mutex
 	inbox  [][]*kgo.Record
 	paused bool
 	resume func() // resumes the partition's fetching; set by the Consumer, nil in tests
 	wake   chan struct{}
+	// room is signalled when a take leaves the inbox at or under
+	// DefaultWorkerQueue; the poll loop waits on it. Shared by the workers
+	// of one Consumer; nil in tests that drive a worker alone.
+	room chan struct{}
 
 	// dlqOut counts this partition's dead-letter writes in flight; the
 	// worker waits before its next record while maxDLQInFlight are, so a
@@ -172,21 +181,42 @@ func (w *worker) record(r *kgo.Record) *schema.Record {
 	return &w.rec
 }
 
-// deliver appends a fetched batch to the inbox; it never blocks. pause is
-// called, under the inbox lock, when the inbox became full.
-func (w *worker) deliver(recs []*kgo.Record, pause func()) {
+// deliver appends a fetched batch to the inbox; it never blocks. It reports
+// whether the inbox is now over DefaultWorkerQueue, so the poll loop waits
+// for room before it polls again.
+func (w *worker) deliver(recs []*kgo.Record) (full bool) {
 	w.inMu.Lock()
 	w.inbox = append(w.inbox, recs)
-	if len(w.inbox) >= DefaultWorkerQueue && !w.paused {
+	full = len(w.inbox) > DefaultWorkerQueue && !w.paused
+	w.inMu.Unlock()
+	signal(w.wake)
+	return full
+}
+
+// full reports whether the inbox is over DefaultWorkerQueue and the
+// partition still fetched.
+func (w *worker) full() bool {
+	w.inMu.Lock()
+	defer w.inMu.Unlock()
+	return len(w.inbox) > DefaultWorkerQueue && !w.paused
+}
+
+// pauseIfFull pauses the partition's fetching, under the inbox lock, when
+// the inbox is still over DefaultWorkerQueue: the worker is stuck (a
+// collector outage, a dead-letter topic refusing writes), and the poll loop
+// must go on fetching for the others.
+func (w *worker) pauseIfFull(pause func()) {
+	w.inMu.Lock()
+	defer w.inMu.Unlock()
+	if len(w.inbox) > DefaultWorkerQueue && !w.paused {
 		w.paused = true
 		pause()
 	}
-	w.inMu.Unlock()
-	signal(w.wake)
 }
 
-// take removes the oldest batch from the inbox, resuming the partition's
-// fetching once the inbox is down to half.
+// take removes the oldest batch from the inbox, tells the poll loop when
+// there is room again, and resumes a paused partition's fetching once the
+// inbox is down to half.
 func (w *worker) take() ([]*kgo.Record, bool) {
 	w.inMu.Lock()
 	defer w.inMu.Unlock()
@@ -196,6 +226,9 @@ func (w *worker) take() ([]*kgo.Record, bool) {
 	recs := w.inbox[0]
 	w.inbox[0] = nil
 	w.inbox = w.inbox[1:]
+	if len(w.inbox) == DefaultWorkerQueue && w.room != nil {
+		signal(w.room)
+	}
 	if w.paused && len(w.inbox) <= DefaultWorkerQueue/2 {
 		w.paused = false
 		if w.resume != nil {
