@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/status"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -70,7 +71,11 @@ func (d *deliverer) deliver(ctx context.Context, base int64, lo, hi int, upload 
 		if ctx.Err() != nil {
 			return err
 		}
-		t := time.NewTimer(backoff)
+		wait := backoff
+		if asked, ok := retryDelay(err); ok {
+			wait = asked
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-t.C:
 		case <-ctx.Done():
@@ -79,6 +84,27 @@ func (d *deliverer) deliver(ctx context.Context, base int64, lo, hi int, upload 
 		}
 		backoff = min(2*backoff, d.max)
 	}
+}
+
+// maxRetryDelay caps the delay an endpoint may ask for: a collector that
+// asks for hours by mistake must not stall every partition for hours.
+const maxRetryDelay = 5 * time.Minute
+
+// retryDelay returns the delay the endpoint asked for with a
+// google.rpc.RetryInfo detail of a retryable status, which OTLP clients
+// honour instead of their own backoff (a collector under load says when to
+// come back), capped at maxRetryDelay; false when err carries none.
+func retryDelay(err error) (time.Duration, bool) {
+	s, ok := status.FromError(err)
+	if !ok {
+		return 0, false
+	}
+	for _, d := range s.Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
+			return min(max(ri.GetRetryDelay().AsDuration(), 0), maxRetryDelay), true
+		}
+	}
+	return 0, false
 }
 
 // message is the endpoint's own words for a refusal: a gRPC status's

@@ -40,6 +40,10 @@
 //	                header (grpc-go's Internal             would lose spans; the class tells the caller
 //	                "header key ...")                      to report not ready and to log it loudly
 //
+// A retryable status carrying a google.rpc.RetryInfo detail (a collector
+// shedding load says when to come back) is retried after the delay it asks
+// for instead of the backoff, capped at 5 minutes.
+//
 // Splitting costs about 2k·log2(n) extra requests for k refused spans in a
 // batch of n. An endpoint that refuses every request as InvalidArgument (a
 // resource it rejects, say) gets every span reported as rejected, one

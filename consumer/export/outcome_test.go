@@ -14,8 +14,10 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/trace"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -361,6 +363,77 @@ func TestInvalidHeaderIsAConfigurationRefusal(t *testing.T) {
 			r.log.waitClass(t, RejectedConfig, 3)
 			if a, n := r.lane.Acked(), rcv.Count(); a != 0 || n != 0 {
 				t.Fatalf("acked %d, received %d; want nothing", a, n)
+			}
+		})
+	}
+}
+
+// TestRetryInfoDelayIsHonoured has the receiver shed load: it answers the
+// first request of each run with a retryable status carrying a RetryInfo
+// delay far above the lane's RetryMax (10 ms). The retry must come no sooner
+// than the delay asked for, on both export paths (the SDK path's errors wrap
+// the status), and every span still arrives once.
+func TestRetryInfoDelayIsHonoured(t *testing.T) {
+	const asked = 300 * time.Millisecond
+	spans := testSpans(t, 10, 1)
+	for _, code := range []codes.Code{codes.Unavailable, codes.ResourceExhausted} {
+		for _, path := range paths {
+			t.Run(code.String()+"/"+path.name, func(t *testing.T) {
+				rcv := startReceiver(t)
+				var mu sync.Mutex
+				var arrivals []time.Time
+				rcv.Respond(func(*coltracepb.ExportTraceServiceRequest) receiver.Answer {
+					mu.Lock()
+					defer mu.Unlock()
+					arrivals = append(arrivals, time.Now())
+					if len(arrivals) == 1 {
+						return receiver.Answer{Code: code, Message: "shedding load", RetryAfter: asked}
+					}
+					return receiver.Answer{}
+				})
+				r := startLane(t, path.lane, rcv, spans)
+				r.emitAll(t)
+				r.flush(t)
+				r.checkReceived(t, nil)
+				mu.Lock()
+				defer mu.Unlock()
+				if len(arrivals) < 2 {
+					t.Fatalf("%d requests, want the refused one and its retry", len(arrivals))
+				}
+				if gap := arrivals[1].Sub(arrivals[0]); gap < asked {
+					t.Errorf("retried %v after a RetryInfo asking for %v", gap, asked)
+				}
+			})
+		}
+	}
+}
+
+func TestRetryDelay(t *testing.T) {
+	withDelay := func(code codes.Code, d time.Duration) error {
+		st, err := status.New(code, "busy").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(d)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Err()
+	}
+	tests := []struct {
+		name string
+		err  error
+		want time.Duration
+		ok   bool
+	}{
+		{"plain error", errors.New("connection refused"), 0, false},
+		{"status without details", status.Error(codes.Unavailable, "busy"), 0, false},
+		{"unavailable, 2s", withDelay(codes.Unavailable, 2*time.Second), 2 * time.Second, true},
+		{"wrapped, as the SDK path returns it", fmt.Errorf("traces export: %w", withDelay(codes.ResourceExhausted, time.Second)), time.Second, true},
+		{"negative", withDelay(codes.Unavailable, -time.Second), 0, true},
+		{"absurd, capped", withDelay(codes.Unavailable, 100*time.Hour), maxRetryDelay, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := retryDelay(tt.err)
+			if got != tt.want || ok != tt.ok {
+				t.Errorf("retryDelay = %v, %v; want %v, %v", got, ok, tt.want, tt.ok)
 			}
 		})
 	}

@@ -1,11 +1,15 @@
 package receiver
 
 import (
+	"time"
+
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // FailNext makes the next n export requests fail with the gRPC status code
@@ -36,6 +40,10 @@ type Answer struct {
 	// rejects this many spans. A partial success with a Message and no
 	// rejected span is a warning.
 	Rejected int64
+	// RetryAfter, with a failure Code, attaches a google.rpc.RetryInfo
+	// detail asking the client to wait this long before it retries (OTLP
+	// servers send it with Unavailable and ResourceExhausted).
+	RetryAfter time.Duration
 }
 
 // Respond makes the receiver answer every export request with what fn
@@ -120,7 +128,13 @@ func (r *Receiver) export(data []byte) (*coltracepb.ExportTraceServiceResponse, 
 	if respond != nil {
 		a := respond(req)
 		if a.Code != codes.OK {
-			return nil, status.Error(a.Code, a.Message)
+			st := status.New(a.Code, a.Message)
+			if a.RetryAfter > 0 {
+				if with, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(a.RetryAfter)}); err == nil {
+					st = with
+				}
+			}
+			return nil, st.Err()
 		}
 		if a.Rejected != 0 || a.Message != "" {
 			resp.PartialSuccess = &coltracepb.ExportTracePartialSuccess{RejectedSpans: a.Rejected, ErrorMessage: a.Message}
