@@ -403,21 +403,23 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	// The pending record goes in before its spans are emitted: the lane may
 	// refuse one of them (and report it) before this goroutine returns.
-	w.mu.Lock()
-	if st.out.Has(lifecycle.Started) {
-		w.ledger.Started(st.before)
+	if started := st.out.Has(lifecycle.Started); started || len(spans) > 0 || dlq != nil {
+		w.mu.Lock()
+		if started {
+			w.ledger.Started(st.before)
+		}
+		if len(spans) > 0 || dlq != nil {
+			pr := checkpoint.Record[bool]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
+			// Payload says the record has spans. The record itself is not
+			// kept: a fetched record's key and value point into its whole
+			// fetch's buffer, and holding the records whose spans are in
+			// flight kept hundreds of MiB of fetch buffers alive under load.
+			// The rare refused span re-reads its record (rejected).
+			pr.Payload = len(spans) > 0
+			w.ledger.Add(pr)
+		}
+		w.mu.Unlock()
 	}
-	if len(spans) > 0 || dlq != nil {
-		pr := checkpoint.Record[bool]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
-		// Payload says the record has spans. The record itself is not
-		// kept: a fetched record's key and value point into its whole
-		// fetch's buffer, and holding the records whose spans are in
-		// flight kept hundreds of MiB of fetch buffers alive under load.
-		// The rare refused span re-reads its record (rejected).
-		pr.Payload = len(spans) > 0
-		w.ledger.Add(pr)
-	}
-	w.mu.Unlock()
 	for i := range spans {
 		if err := w.lane.Emit(w.emitCtx, &spans[i]); err != nil {
 			// Only an aborted lane, or a tracer provider built without
