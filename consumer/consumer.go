@@ -625,10 +625,14 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 	return true
 }
 
-// startSnapshots makes sure the snapshot topic exists and sizes a chunk to
-// its max.message.bytes, leaving room for the record's framing (the
-// producer's default batch limit is franz-go's 1 MB, so a chunk is never
-// more).
+// startSnapshots makes sure the snapshot topic exists and sizes a chunk so
+// that a record batch fits its max.message.bytes (the broker's limit is on
+// the batch, not the record): the producer batches the chunks in flight
+// together (up to snapshotInFlight) and with tombstones, so a chunk is a
+// share of the limit, less each record's framing. A chunk of the whole limit
+// made every batch of two or more chunks MESSAGE_TOO_LARGE on a topic whose
+// max.message.bytes is below franz-go's 1 MB batch limit
+// (TestKilledMidSnapshotChunks).
 func (c *Consumer) startSnapshots(ctx context.Context) error {
 	s := c.snaps
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -636,7 +640,7 @@ func (c *Consumer) startSnapshots(ctx context.Context) error {
 	if err := s.ensure(ectx, c.cfg.Topic); err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
-	s.chunk = int(min(maxMessageBytes(ctx, s.adm, s.topic), DefaultDLQMaxBytes)) - 4*recordOverhead
+	s.chunk = max(int(min(maxMessageBytes(ctx, s.adm, s.topic), DefaultDLQMaxBytes))/(snapshotInFlight+1)-recordOverhead, 64)
 	return nil
 }
 

@@ -45,6 +45,7 @@ func runChild() int {
 		session = d
 	}
 	opts := append(out.options(), WithKafkaOptions(kgo.SessionTimeout(session), kgo.HeartbeatInterval(500*time.Millisecond)))
+	opts = append(opts, childHoldOptions()...)
 	c, err := New(cfg, out.exp, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

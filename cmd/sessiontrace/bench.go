@@ -69,6 +69,10 @@ type benchFlags struct {
 	json            bool
 	verbose         bool
 	cpuProfile      string
+	// recovery switches to the restart bench (benchrecovery.go).
+	recovery        bool
+	recoveryRecords []int
+	recoveryRate    float64
 }
 
 // validate checks the flags; each error names its flag and exits 2.
@@ -91,6 +95,8 @@ func (f benchFlags) validate() error {
 		return bad("--latency-rate must be above 0 and at most 1e7 events/s, got %v", f.latencyRate)
 	case f.timeout <= 0:
 		return bad("--timeout must be positive, got %s", f.timeout)
+	case f.recovery:
+		return f.validateRecovery()
 	}
 	return nil
 }
@@ -126,7 +132,20 @@ creates are deleted at the end.
 --open-sessions N measures memory instead, without Kafka: it builds N concurrent open sessions in
 one lifecycle machine from simulated traffic, three times (logins without free-form attributes,
 logins as simulated, and each player's first session in whatever phase it reached), and prints the
-heap they hold per session after GC; the target is 128 bytes at 1,000,000.`,
+heap they hold per session after GC; the target is 128 bytes at 1,000,000.
+
+--recovery measures restarts instead: against --brokers (kfake in this process without), two topics of
+one partition, each with one session open since its first record, are consumed by 'sessiontrace
+consume' processes (this binary; kafka.instance_id set, so a restart takes the partition back at
+once), without snapshots on one and with them on the other (kafka.snapshot_interval, 1s when it is
+0). For each amount of --recovery-records behind the open session (the last 1,000 produced just
+before the kill), the process is killed with SIGKILL while it processes them, a marker session is
+produced and a new process started; the restart is timed from its start until the embedded OTLP
+receiver holds every span of those records and of the marker, with the new process's CPU. Spans lost
+(must be 0) and duplicates (each must be closed at or above the commit's exported-through mark,
+i.e. within one commit interval) are counted by span ID; either failing exits 1. --recovery-rate
+states the records/s a partition takes, to print the event time the records stand for (and space
+the events' timestamps).`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "otlp-endpoint", "otlp-insecure")
@@ -142,6 +161,9 @@ heap they hold per session after GC; the target is 128 bytes at 1,000,000.`,
 	fs.BoolVar(&f.json, "json", false, "print the results as one JSON object instead of a table")
 	fs.StringVar(&f.cpuProfile, "cpu-profile", "", "write a pprof CPU profile of the pipeline phase to this file")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "log the consumer's own messages (otherwise only warnings)")
+	fs.BoolVar(&f.recovery, "recovery", false, "measure kill -9 and restart to caught-up, without and with snapshots, instead")
+	fs.IntSliceVar(&f.recoveryRecords, "recovery-records", recoveryDefaultRecords, "with --recovery: records behind the open session at each kill")
+	fs.Float64Var(&f.recoveryRate, "recovery-rate", recoveryRate, "with --recovery: records per second of a partition, to state the records as event time")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if err := f.validate(); err != nil {
 			return err
@@ -158,6 +180,19 @@ heap they hold per session after GC; the target is 128 bytes at 1,000,000.`,
 			level = cfg.Log.Level
 		}
 		log := newLogger(logConfig{Level: level, Format: cfg.Log.Format}, a.stderr)
+		if !f.recovery {
+			for _, name := range []string{"recovery-records", "recovery-rate"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("%w: bench: --%s needs --recovery", errUsage, name)
+				}
+			}
+		} else {
+			for _, name := range []string{"otlp-endpoint", "events", "players", "partitions", "open-sessions", "latency-rate", "latency-duration", "cpu-profile", "seed"} {
+				if cmd.Flags().Changed(name) {
+					return fmt.Errorf("%w: bench: --%s does not apply to --recovery", errUsage, name)
+				}
+			}
+		}
 		if f.openSessions > 0 {
 			for _, name := range []string{"brokers", "otlp-endpoint", "events", "partitions", "latency-rate", "latency-duration", "cpu-profile"} {
 				if cmd.Flags().Changed(name) {
@@ -173,6 +208,9 @@ heap they hold per session after GC; the target is 128 bytes at 1,000,000.`,
 		probe.Brokers = []string{"placeholder:9092"} // the broker may be embedded
 		if err := probe.Validate(); err != nil {
 			return fmt.Errorf("%w: kafka.%w", errInvalidConfig, err)
+		}
+		if f.recovery {
+			return benchRecovery(cmd.Context(), cfg, a.configPath, f, a.stdout, a.stderr, f.verbose)
 		}
 		return bench(cmd.Context(), cfg, f, a.stdout, a.stderr, log)
 	}
