@@ -33,8 +33,15 @@ type RecordDecoder interface {
 	DecodeRecord(r *Record, ev *Event) error
 }
 
-// DecodeRecord decodes r's value as a v1 event; headers are not read.
-func (d *Decoder) DecodeRecord(r *Record, ev *Event) error { return d.Decode(r.Key, r.Value, ev) }
+// DecodeRecord decodes r's value as a v1 event. Of the headers only
+// traceparent is read, for an event without a traceparent field of its own.
+func (d *Decoder) DecodeRecord(r *Record, ev *Event) error {
+	if err := d.Decode(r.Key, r.Value, ev); err != nil {
+		return err
+	}
+	headerLink(r, ev)
+	return nil
+}
 
 // NewRecordDecoder returns the v1 Decoder when m is nil, and otherwise a
 // decoder of m compiled against l.
@@ -120,7 +127,28 @@ func (d *MappedDecoder) DecodeRecord(r *Record, ev *Event) error {
 	if ignored {
 		return ErrIgnored
 	}
+	d.traceparent(&p.traceparent, r, ev)
+	headerLink(r, ev)
 	return nil
+}
+
+// traceparent reads the mapping's traceparent source of an accepted event:
+// a valid W3C traceparent becomes ev.Link; anything else present is
+// ignored and explained in ev.LinkError, never a reason to reject it.
+func (d *MappedDecoder) traceparent(s *source, r *Record, ev *Event) {
+	if s.kind == srcNone {
+		return
+	}
+	v, kind, _, ok, err := d.get(s, "traceparent", r)
+	switch {
+	case err != nil:
+		ev.LinkError = err.Detail
+	case !ok:
+	case kind != kindString:
+		ev.LinkError = s.name + ": not a string"
+	default:
+		linkFrom(ev, s.name, v)
+	}
 }
 
 // cloudEventsPlan picks the structured or the binary plan by the record's
