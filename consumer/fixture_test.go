@@ -59,6 +59,9 @@ type scenarioSpec struct {
 	// their own, with sane record timestamps among the records: a producer
 	// with a broken clock. They are dead-lettered as future_timestamp.
 	farFuture int
+	// links gives logins a traceparent field and game events a
+	// traceparent header (the match server's trace), so spans carry links.
+	links bool
 	// stagger is the time between two players' logins (default 137ms:
 	// every session overlaps every other). Longer, sessions begin and end
 	// all along the stream, so some always span a commit.
@@ -75,6 +78,7 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		ts  int64 // when it happened: the order records are produced in
 		seq int
 		ev  schema.Event
+		tp  string // a traceparent header, "" for none
 	}
 	var all []timed
 	for p := range spec.players {
@@ -90,8 +94,17 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 			ts += int64(step)
 			ev.PlayerID, ev.TS = player, ts+skew
 			ev.EventID = player + "-" + strconv.Itoa(seq)
+			var tp string
+			if spec.links {
+				switch ev.Type {
+				case schema.SessionLogin:
+					ev.Link = schema.TraceLink{TraceID: [16]byte{0xa, byte(p >> 8), byte(p)}, SpanID: [8]byte{1, byte(seq)}, Flags: 1}
+				case schema.GameEnter, schema.GameLeave:
+					tp = schema.TraceLink{TraceID: [16]byte{0xe, byte(p >> 8), byte(p)}, SpanID: [8]byte{2, byte(seq)}, Flags: byte(seq & 1)}.String()
+				}
+			}
 			seq++
-			all = append(all, timed{ts: ts, seq: len(all), ev: ev})
+			all = append(all, timed{ts: ts, seq: len(all), ev: ev, tp: tp})
 		}
 		add(schema.Event{Type: schema.SessionLogin, AuthMethod: "password", ClientVersion: "1.4.2", Platform: []string{"pc", "ps5", "ios"}[p%3]}, 0)
 		for m := range spec.matches {
@@ -131,7 +144,11 @@ func buildScenario(t testing.TB, spec scenarioSpec) *scenario {
 		p := partitionOf(e.ev.PlayerID, spec.partitions)
 		// The producer's clock is the event's: a CreateTime topic.
 		at := time.Unix(0, e.ev.TS)
-		s.records[p] = append(s.records[p], &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev), Timestamp: at})
+		rec := &kgo.Record{Partition: p, Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev), Timestamp: at}
+		if e.tp != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: schema.HeaderTraceparent, Value: []byte(e.tp)}}
+		}
+		s.records[p] = append(s.records[p], rec)
 		good++
 		if spec.poisonEach > 0 && good%spec.poisonEach == 0 {
 			bad := []string{`{"type":"session.login"`, `{"type":"teleport","event_id":"x","player_id":"` + e.ev.PlayerID + `","ts":"2026-11-25T10:00:00Z"}`, `not json at all`}[s.poison%3]
@@ -184,10 +201,20 @@ func parseMetadata(s string) (int64, bool) {
 	return m.Mark, ok
 }
 
-// applies decodes r into ev and reports whether the consumer, with the
-// default skew bounds, applies it to its state machine.
+// applies decodes r (its traceparent header too) into ev and reports
+// whether the consumer, with the default skew bounds, applies it to its
+// state machine.
 func applies(dec *schema.Decoder, r *kgo.Record, ev *schema.Event) bool {
-	return dec.Decode(r.Key, r.Value, ev) == nil && skewReason(ev.TS, r.Timestamp, DefaultMaxFutureSkew, DefaultMaxPastSkew) == ""
+	return dec.DecodeRecord(&schema.Record{Key: r.Key, Value: r.Value, Headers: headersOf(r)}, ev) == nil &&
+		skewReason(ev.TS, r.Timestamp, DefaultMaxFutureSkew, DefaultMaxPastSkew) == ""
+}
+
+func headersOf(r *kgo.Record) []schema.Header {
+	var hs []schema.Header
+	for _, h := range r.Headers {
+		hs = append(hs, schema.Header{Key: h.Key, Value: h.Value})
+	}
+	return hs
 }
 
 func partitionOf(player string, n int32) int32 {

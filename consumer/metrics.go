@@ -12,15 +12,17 @@ import (
 // metrics are the consumer's own instruments. Attributes are low-cardinality:
 // topic, partition, reason, kind.
 type metrics struct {
-	records      metric.Int64Counter
-	bytes        metric.Int64Counter
-	rejected     metric.Int64Counter
-	ignored      metric.Int64Counter
-	anomalies    metric.Int64Counter
-	dlq          metric.Int64Counter
-	dlqFailed    metric.Int64Counter
-	spans        metric.Int64Counter
-	exportFailed metric.Int64Counter
+	records  metric.Int64Counter
+	bytes    metric.Int64Counter
+	rejected metric.Int64Counter
+	ignored  metric.Int64Counter
+	// traceparentInvalid counts events whose traceparent was ignored.
+	traceparentInvalid metric.Int64Counter
+	anomalies          metric.Int64Counter
+	dlq                metric.Int64Counter
+	dlqFailed          metric.Int64Counter
+	spans              metric.Int64Counter
+	exportFailed       metric.Int64Counter
 	// spansRejected counts spans the endpoint refused for good.
 	spansRejected metric.Int64Counter
 	rebalances    metric.Int64Counter
@@ -49,10 +51,12 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		return g
 	}
 	out := &metrics{
-		records:      counter("sessiontrace.records", "{record}", "Records consumed."),
-		bytes:        counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
-		rejected:     counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, ts too far from the record's timestamp, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
-		ignored:      counter("sessiontrace.records.ignored", "{record}", "Records skipped because the mapping's type.ignore lists their event name; not dead-lettered."),
+		records:  counter("sessiontrace.records", "{record}", "Records consumed."),
+		bytes:    counter("sessiontrace.record.bytes", "By", "Bytes of record values consumed."),
+		rejected: counter("sessiontrace.records.rejected", "{record}", "Records sent to the dead-letter topic, by reason: failed to decode or validate, ts too far from the record's timestamp, duplicate or out-of-phase events, spans the OTLP endpoint refused."),
+		ignored:  counter("sessiontrace.records.ignored", "{record}", "Records skipped because the mapping's type.ignore lists their event name; not dead-lettered."),
+		traceparentInvalid: counter("sessiontrace.traceparent.invalid", "{event}",
+			"Events whose W3C traceparent (record header, v1 field or mapped source) did not parse: applied without the trace link, never dead-lettered."),
 		anomalies:    counter("sessiontrace.events.anomalies", "{event}", "Events applied with an anomaly (unknown session, clamped timestamp, superseded session...), by kind."),
 		dlq:          counter("sessiontrace.dlq.records", "{record}", "Records written to the dead-letter topic, by reason."),
 		dlqFailed:    counter("sessiontrace.dlq.failures", "{record}", "Dead-letter write attempts that failed and are retried (or written truncated, when too large), by reason and error."),

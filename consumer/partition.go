@@ -79,6 +79,9 @@ type step struct {
 	// skipped and counted, not dead-lettered.
 	ignored bool
 	out     lifecycle.Outcome
+	// badLink says why the event's traceparent was ignored, "" when it had
+	// none or a valid one; the event is applied all the same.
+	badLink string
 	// reason is why the record goes to the dead-letter topic, "" when it
 	// does not; detail says more.
 	reason, detail string
@@ -100,6 +103,7 @@ func (p *partition) process(rec *schema.Record, ts time.Time, offset int64, span
 		}
 		return spans, st
 	}
+	st.badLink = p.ev.LinkError
 	if skew := skewReason(p.ev.TS, ts, p.future, p.past); skew != "" {
 		// Never applied: a ts far from the record's own time would move
 		// stream time and end the partition's sessions.

@@ -22,6 +22,16 @@ import (
 // gRPC codec from the same message types.
 func TestDirectPathSendsTheSDKPathsBytes(t *testing.T) {
 	s := buildScenario(t, scenarioSpec{partitions: 3, players: 80, openAtEnd: 5, poisonEach: 30, matches: 2})
+	linked := buildScenario(t, scenarioSpec{partitions: 2, players: 40, openAtEnd: 3, matches: 2, links: true})
+	twoLinks := 0
+	for _, sp := range linked.spans {
+		if len(sp.Links) == 2 {
+			twoLinks++
+		}
+	}
+	if twoLinks < 40 {
+		t.Fatalf("%d spans of the linked scenario have two links: the link cases would test little", twoLinks)
+	}
 	withSchema, err := resource.Merge(resource.Default(), resource.NewWithAttributes("https://opentelemetry.io/schemas/1.43.0",
 		attribute.String("service.name", "sessiontrace"), attribute.Int("shard", 3), attribute.StringSlice("zones", []string{"eu-1", "eu-2"})))
 	if err != nil {
@@ -33,6 +43,7 @@ func TestDirectPathSendsTheSDKPathsBytes(t *testing.T) {
 		batch     int
 		env       map[string]string
 		failFirst int // requests the receiver fails before accepting any
+		links     bool
 	}{
 		{name: "default resource", batch: 64},
 		{name: "resource with schema URL", res: withSchema, batch: 64},
@@ -43,11 +54,19 @@ func TestDirectPathSendsTheSDKPathsBytes(t *testing.T) {
 			"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT":        "3",
 			"OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "4",
 		}},
+		{name: "trace links", res: withSchema, batch: 64, links: true},
+		{name: "trace links over the link count limit", res: withSchema, batch: 64, links: true, env: map[string]string{
+			"OTEL_SPAN_LINK_COUNT_LIMIT": "1",
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			for k, v := range tt.env {
 				t.Setenv(k, v)
+			}
+			s := s
+			if tt.links {
+				s = linked
 			}
 			sdk := replayPayloads(t, s, ExportSDK, tt.res, tt.batch, tt.failFirst)
 			direct := replayPayloads(t, s, ExportDirect, tt.res, tt.batch, tt.failFirst)
@@ -99,7 +118,7 @@ func replayPayloads(t *testing.T, s *scenario, path string, res *resource.Resour
 	defer cancel()
 	for p := range s.partitions {
 		for off, r := range s.records[p] {
-			if err := rp.Process(ctx, Record{Topic: "lifecycle", Partition: p, Offset: int64(off), Key: r.Key, Value: r.Value}); err != nil {
+			if err := rp.Process(ctx, Record{Topic: "lifecycle", Partition: p, Offset: int64(off), Key: r.Key, Value: r.Value, Headers: headersOf(r)}); err != nil {
 				t.Fatal(err)
 			}
 		}

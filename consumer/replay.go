@@ -23,6 +23,9 @@ type Record struct {
 	Offset    int64
 	Key       []byte
 	Value     []byte
+	// Headers are the record's headers, as a mapping may read them (and
+	// every decoder reads traceparent); nil for a JSONL file of events.
+	Headers []schema.Header
 	// ValueTooLarge marks a record whose value was longer than the
 	// decoder's max_record_bytes and was therefore not kept (a recording
 	// need not hold a huge value in memory to replay it): it is rejected as
@@ -109,6 +112,9 @@ type ReplayStats struct {
 	Rejected map[string]int // by reason: records that would go to the dead-letter topic
 	// Ignored counts records skipped by the mapping's ignore list.
 	Ignored int
+	// InvalidTraceparents counts events whose traceparent was ignored
+	// because it did not parse (they are applied without the link).
+	InvalidTraceparents int
 	// Anomalies counts applied events with an anomaly, by kind.
 	Anomalies map[string]int
 	// Open are the sessions still open at the end of the input (closed only
@@ -165,7 +171,7 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		r.stats.Rejected[string(schema.ReasonTooLarge)]++
 		return nil
 	}
-	r.rec.Key, r.rec.Value = rec.Key, rec.Value
+	r.rec.Key, r.rec.Value, r.rec.Headers = rec.Key, rec.Value, rec.Headers
 	if err := r.dec.DecodeRecord(&r.rec, &r.ev); errors.Is(err, schema.ErrIgnored) {
 		r.stats.Ignored++
 		return nil
@@ -177,6 +183,9 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		}
 		r.stats.Rejected[reason]++
 		return nil
+	}
+	if r.ev.LinkError != "" {
+		r.stats.InvalidTraceparents++
 	}
 	if reason := skewReason(r.ev.TS, rec.Timestamp, r.cfg.MaxFutureSkew, r.cfg.MaxPastSkew); reason != "" {
 		r.stats.Rejected[reason]++

@@ -62,7 +62,7 @@ func resumeConfig() Config {
 // genStream generates n records of one partition: players on two game
 // servers whose clocks disagree by two hours (so ts is out of order across
 // players, records being in the order events happened), sessions with and
-// without logins, events out of phase, duplicates near and beyond the dedup
+// without logins, some events naming a trace (a link), events out of phase, duplicates near and beyond the dedup
 // window, late events, silences longer than the idle timeout, events far in
 // the future with sane record timestamps, slightly ahead ones, records
 // without a timestamp, and poison.
@@ -102,6 +102,12 @@ func genStream(c chooser, n int) []genRecord {
 			defer func() { sess[p]++ }()
 		default:
 			ev.Type, ev.GameMode = schema.MatchmakingCancel, ""
+		}
+		// Some logins and games name a trace (no choice is drawn for it, so
+		// the streams are those without links): the links are kept by open
+		// sessions, so a snapshot or a rebuild must bring them back.
+		if (ev.Type == schema.SessionLogin || ev.Type == schema.GameEnter || ev.Type == schema.GameLeave) && seq[p]%2 == 0 {
+			ev.Link = schema.TraceLink{TraceID: [16]byte{byte(p + 1), byte(seq[p])}, SpanID: [8]byte{7, byte(seq[p])}, Flags: 1}
 		}
 		return ev
 	}

@@ -168,11 +168,17 @@ func signal(c chan struct{}) {
 }
 
 // record is r as the decoder reads it, in the worker's scratch record; the
-// headers are copied only for a mapping, which may read them.
+// headers are copied only for a mapping, which may read any of them. The v1
+// decoder reads only traceparent: a scan for that key copies nothing else.
 func (w *worker) record(r *kgo.Record) *schema.Record {
 	w.rec.Key, w.rec.Value = r.Key, r.Value
 	w.rec.Headers = w.rec.Headers[:0]
 	if !w.hdrs {
+		for _, h := range r.Headers {
+			if h.Key == schema.HeaderTraceparent {
+				w.rec.Headers = append(w.rec.Headers, schema.Header{Key: h.Key, Value: h.Value})
+			}
+		}
 		return &w.rec
 	}
 	for _, h := range r.Headers {
@@ -384,6 +390,12 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	}
 	if !replayed {
 		w.countOutcome(st.out)
+		if st.badLink != "" {
+			// The event is applied as if it carried no traceparent.
+			pm.traceparentInvalid.Add(context.Background(), 1, w.attrs)
+			w.logs.warn("traceparent", "invalid traceparent ignored: the event is applied without its trace link",
+				"offset", r.Offset, "detail", st.badLink)
+		}
 	}
 	reason, detail := st.reason, st.detail
 

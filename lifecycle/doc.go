@@ -75,6 +75,22 @@
 // values past a table's cap go to an extension record that other sessions do
 // not have.
 //
+// # Trace links
+//
+// An event with a trace link (schema.Event.Link, from a W3C traceparent)
+// adds a span link to the span it opens or closes, by the same rule as its
+// free-form attributes: a login's and a disconnect's go on the root, a
+// matchmaking, loading or game event's on its phase span, and an event that
+// closes one phase by opening another links the phase it opens. So a
+// game.enter published in the match server's trace links the in_game span
+// to it. An opening event's link is kept until its span ends; a span whose
+// opening and closing events both carry one has both, opening first, or one
+// when they name the same span. A span closed by something else (superseded,
+// timeout, next_phase...) has only its opening event's. Links of events that
+// change nothing (duplicates, out of phase) are dropped with them. Links are
+// exported to a remote span context, sampled or not as the traceparent's
+// flags say, without attributes.
+//
 // # Edge cases
 //
 //   - Unknown session: an event other than a login for a key with no open
@@ -119,7 +135,9 @@
 // loading type) are interned per Machine, the first three together with the
 // login's free-form attributes and the server with the game.enter's (up to
 // 4096 values each, beyond which a session keeps its own copy in its
-// extension record). An open loading span adds a 24-byte extension.
+// extension record). An open loading span adds a 24-byte extension. A trace
+// link kept for an open span is an entry in a side table keyed by the
+// session's slot (about 40 bytes), so sessions without one pay nothing.
 // BenchmarkOpenSessions measures the total; `sessiontrace bench
 // --open-sessions` measures it for simulated traffic too (logins with
 // attributes, sessions in every phase).

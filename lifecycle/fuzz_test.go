@@ -15,7 +15,8 @@ var disconnectReasons = [...]string{"client_quit", "kicked", "crash"}
 
 // fuzzEvents decodes fuzz bytes into events, 3 bytes an event: the type and
 // player, a signed time step (some steps jump far enough to expire sessions),
-// and bits for session ID, a repeated event ID and attributes.
+// and bits for session ID, a repeated event ID and attributes; the type
+// byte's top bits give some events a trace link (of three traces).
 func fuzzEvents(data []byte) []*S.Event {
 	var events []*S.Event
 	ts := sec(0)
@@ -40,6 +41,9 @@ func fuzzEvents(data []byte) []*S.Event {
 		}
 		if f&4 != 0 && i >= 3 {
 			ev.EventID = fmt.Sprintf("e%d", i-3*int(f>>3&3)) // maybe a duplicate
+		}
+		if l := a >> 6; l != 0 {
+			ev.Link = S.TraceLink{TraceID: [16]byte{l, 0xee}, SpanID: [8]byte{l, byte(i)}, Flags: l & 1}
 		}
 		if f&32 != 0 {
 			ev.Attributes = []S.Attr{strAttr("k", "v"), strAttr(string(KeyPlayerID), "spoof")}
@@ -107,8 +111,8 @@ func checkMachineRun(t *testing.T, events []*S.Event) []Span {
 	all = m.CloseAll(EndOfInput, all)
 	checkSpans(t, all)
 	st := m.Stats()
-	if len(m.exts) != 0 || m.idx.n != 0 || m.slab.live != 0 {
-		t.Fatalf("after CloseAll: %d extensions, %d index entries, %d records left", len(m.exts), m.idx.n, m.slab.live)
+	if len(m.exts) != 0 || m.idx.n != 0 || m.slab.live != 0 || len(m.links) != 0 {
+		t.Fatalf("after CloseAll: %d extensions, %d index entries, %d records, %d trace links left", len(m.exts), m.idx.n, m.slab.live, len(m.links))
 	}
 	if m.Open() != 0 || st.SessionsStarted != st.SessionsEnded || uint64(len(roots(all))) != st.SessionsEnded ||
 		st.Spans != uint64(len(all)) {
@@ -150,6 +154,26 @@ func checkOpen(t *testing.T, m *Machine) {
 	})
 	if n != m.Open() || ok != (n > 0) {
 		t.Fatalf("OpenSessions saw %d, Open() = %d, LowestOffset ok=%t", n, m.Open(), ok)
+	}
+	// Trace links are kept only for open spans of open sessions, and the
+	// flag says exactly which sessions have one.
+	kept := 0
+	for i := m.offHead; i >= 0; i = m.slab.at(i).offNext {
+		s := m.slab.at(i)
+		if s.flags&flagLinks != 0 != m.hasLinks(i) {
+			t.Fatalf("slot %d: flagLinks %t, links kept %t", i, s.flags&flagLinks != 0, m.hasLinks(i))
+		}
+		for role := range numLinkRoles {
+			if _, has := m.links[linkKey(i, role)]; has {
+				kept++
+				if role == linkMain && s.flags&(flagMM|flagGame) == 0 || role == linkLoad && s.flags&flagLoad == 0 {
+					t.Fatalf("slot %d keeps a link of role %d for a span that is not open", i, role)
+				}
+			}
+		}
+	}
+	if kept != len(m.links) {
+		t.Fatalf("%d trace links kept, %d of them for open sessions", len(m.links), kept)
 	}
 }
 

@@ -38,6 +38,7 @@ type goldenSpan struct {
 	Start      string       `json:"start"`
 	End        string       `json:"end"`
 	Attributes []goldenAttr `json:"attributes"`
+	Links      []string     `json:"links,omitempty"` // trace-span-flags
 }
 
 type goldenAttr struct {
@@ -73,6 +74,9 @@ func toGoldenSpan(s Span) goldenSpan {
 		g.Attributes = append(g.Attributes, goldenAttr{Key: string(kv.Key), Type: kv.Value.Type().String(), Value: kv.Value.AsInterface()})
 	}
 	slices.SortFunc(g.Attributes, func(a, b goldenAttr) int { return strings.Compare(a.Key, b.Key) })
+	for _, l := range s.Links {
+		g.Links = append(g.Links, l.TraceID.String()+"-"+l.SpanID.String()+"-"+l.Flags.String())
+	}
 	return g
 }
 

@@ -46,6 +46,15 @@ const (
 	flagGame                         // an in_game span is open
 	flagLoad                         // a loading span is open (details in the ext)
 	flagExt                          // Machine.exts holds an entry for the slot
+	flagLinks                        // Machine.links holds a trace link of the slot
+)
+
+// Roles of a kept trace link: which open span of the session it is for.
+const (
+	linkRoot uint32 = iota
+	linkMain        // the open matchmaking or in_game span
+	linkLoad        // the open loading span
+	numLinkRoles
 )
 
 const (
@@ -137,6 +146,10 @@ type Machine struct {
 	idx   index
 	exts  map[int32]*sessionExt
 	spare []*sessionExt
+	// links holds the trace links opening events carried until their span
+	// ends, by slot<<2 | role; nil until the first. Links are rare, so a
+	// side table costs the sessions without one nothing but a flag bit.
+	links map[uint32]schema.TraceLink
 
 	modes, maps, loadTypes interner
 	// games interns each in_game span's server with its attributes.
@@ -187,6 +200,7 @@ func (m *Machine) Reset() {
 	m.idx.reset()
 	m.exts = nil
 	m.spare = nil
+	m.links = nil
 	m.modes.reset()
 	m.loadTypes.reset()
 	m.phaseAttrs.reset()
@@ -445,6 +459,7 @@ func (m *Machine) start(ev *schema.Event, offset int64, h uint64, login bool, ou
 		return out, slot
 	}
 	s.seq = loginIndex
+	m.keepLink(slot, s, linkRoot, ev.Link)
 	attrs, key := m.keyedAttrs(ev.Attributes)
 	prof := profile{auth: ev.AuthMethod, version: ev.ClientVersion, platform: ev.Platform, attrs: key}
 	if s.profile = m.profiles.id(prof, attrs); s.profile == overflowID {
@@ -540,6 +555,7 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 				m.ext(slot, s).overflow().mainAttrs = slices.Clone(attrs)
 			}
 		}
+		m.keepLink(slot, s, linkMain, ev.Link)
 		s.flags |= flagMM
 		s.phase = phMatchmaking
 	case schema.MatchmakingComplete, schema.MatchmakingCancel:
@@ -561,6 +577,7 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 				x.overflow().loadAttrs = slices.Clone(attrs)
 			}
 		}
+		m.keepLink(slot, s, linkLoad, ev.Link)
 		s.flags |= flagLoad
 	case schema.LoadingFinish:
 		out = m.closeLoad(slot, s, t, ev.PlayerID, "", ev, out)
@@ -582,6 +599,7 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		if s.mainB = m.maps.id(ev.Map); s.mainB == overflowID {
 			m.ext(slot, s).overflow().mainB = ev.Map
 		}
+		m.keepLink(slot, s, linkMain, ev.Link)
 		s.flags |= flagGame
 		s.phase = phInGame
 	case schema.GameLeave:
@@ -595,7 +613,7 @@ func (m *Machine) step(slot int32, ev *schema.Event, o Outcome, out []Span) ([]S
 		if reason == "" {
 			reason = "unknown"
 		}
-		out = m.end(slot, s, reason, EndedByDisconnect, t, ev.PlayerID, ev.Attributes, out)
+		out = m.end(slot, s, reason, EndedByDisconnect, t, ev.PlayerID, ev, out)
 		m.stats.Disconnects++
 		return out, o | Ended
 	}
@@ -700,6 +718,7 @@ func (m *Machine) closeMain(slot int32, s *session, t int64, player, endedBy str
 		attrs = m.finishAttrs(attrs, endedBy, closing, opening)
 		sp = m.phaseSpan(s, SpanPhaseInGame, s.mainSeq, s.mainStart, t, attrs)
 	}
+	sp.Links = m.takeLinks(slot, s, linkMain, closer)
 	s.flags &^= flagMM | flagGame
 	s.mainA, s.mainB = 0, 0
 	m.tidyExt(slot, s, x)
@@ -757,6 +776,7 @@ func (m *Machine) closeLoad(slot int32, s *session, t int64, player, endedBy str
 	}
 	attrs = m.finishAttrs(attrs, endedBy, closing, opening)
 	sp := m.phaseSpan(s, SpanPhaseLoading, x.loadSeq, x.loadStart, t, attrs)
+	sp.Links = m.takeLinks(slot, s, linkLoad, closer)
 	x.loadSeq, x.loadStart, x.loadType, x.loadAttrs = 0, 0, 0, 0
 	if x.ov != nil {
 		x.ov.loadType, x.ov.loadAttrs = "", nil
@@ -836,9 +856,15 @@ func (m *Machine) endPhase(slot int32, s *session) string {
 
 // end ends the session in slot at time end: open phases close with
 // phase.ended_by endedBy, then the root closes with session.end_reason
-// reason, carrying the closing event's free-form attributes (closing) before
-// the login's. player may be "" when no event of the player is at hand.
-func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64, player string, closing []schema.Attr, out []Span) []Span {
+// reason, carrying the closing event's free-form attributes before the
+// login's, and the login's and the closing event's trace links. closer is
+// the event that ends the session (a disconnect), nil when something else
+// does. player may be "" when no event of the player is at hand.
+func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64, player string, closer *schema.Event, out []Span) []Span {
+	var closing []schema.Attr
+	if closer != nil {
+		closing = closer.Attributes
+	}
 	if player == "" {
 		p, _ := m.keys.get(s.key)
 		player = string(p)
@@ -881,7 +907,8 @@ func (m *Machine) end(slot int32, s *session, reason, endedBy string, end int64,
 	)
 	attrs = m.finishAttrs(attrs, "", closing, opening)
 	root := spanIDFor(s.trace, rootIndex)
-	out = append(out, Span{Name: SpanLifecycle, TraceID: s.trace, SpanID: root, Start: s.start, End: end, Attrs: attrs})
+	links := m.takeLinks(slot, s, linkRoot, closer)
+	out = append(out, Span{Name: SpanLifecycle, TraceID: s.trace, SpanID: root, Start: s.start, End: end, Attrs: attrs, Links: links})
 	m.free(slot, s, x)
 	m.stats.SessionsEnded++
 	return out
@@ -895,7 +922,66 @@ func (m *Machine) free(slot int32, s *session, x *sessionExt) {
 	if x != nil {
 		m.releaseExt(slot, x)
 	}
+	if s.flags&flagLinks != 0 {
+		for role := range numLinkRoles {
+			delete(m.links, linkKey(slot, role))
+		}
+	}
 	m.slab.release(slot)
+}
+
+func linkKey(slot int32, role uint32) uint32 { return uint32(slot)<<2 | role }
+
+// keepLink keeps the trace link l of the event opening the span of role,
+// until that span ends.
+func (m *Machine) keepLink(slot int32, s *session, role uint32, l schema.TraceLink) {
+	if !l.IsValid() {
+		return
+	}
+	if m.links == nil {
+		m.links = make(map[uint32]schema.TraceLink)
+	}
+	m.links[linkKey(slot, role)] = l
+	s.flags |= flagLinks
+}
+
+// takeLinks returns the links of the span of role that ends now: the one its
+// opening event carried (forgotten here), then the closing event's unless it
+// is the same; nil when neither had one.
+func (m *Machine) takeLinks(slot int32, s *session, role uint32, closer *schema.Event) []Link {
+	var opening, closing schema.TraceLink
+	if s.flags&flagLinks != 0 {
+		k := linkKey(slot, role)
+		opening = m.links[k]
+		delete(m.links, k)
+		if !m.hasLinks(slot) {
+			s.flags &^= flagLinks
+		}
+	}
+	if closer != nil {
+		closing = closer.Link
+	}
+	var out []Link
+	for _, l := range [...]schema.TraceLink{opening, closing} {
+		if l.IsValid() && (len(out) == 0 || out[0] != spanLink(l)) {
+			out = append(out, spanLink(l))
+		}
+	}
+	return out
+}
+
+// hasLinks reports whether Machine.links holds a link of slot.
+func (m *Machine) hasLinks(slot int32) bool {
+	for role := range numLinkRoles {
+		if _, ok := m.links[linkKey(slot, role)]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func spanLink(l schema.TraceLink) Link {
+	return Link{TraceID: l.TraceID, SpanID: l.SpanID, Flags: trace.TraceFlags(l.Flags)}
 }
 
 func (m *Machine) extOf(slot int32, s *session) *sessionExt {

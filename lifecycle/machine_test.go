@@ -818,7 +818,7 @@ const minTime = -1 << 63
 func spansEqual(a, b []Span) bool {
 	return slices.EqualFunc(a, b, func(x, y Span) bool {
 		return x.Name == y.Name && x.TraceID == y.TraceID && x.SpanID == y.SpanID && x.ParentSpanID == y.ParentSpanID &&
-			x.Start == y.Start && x.End == y.End && slices.Equal(x.Attrs, y.Attrs)
+			x.Start == y.Start && x.End == y.End && slices.Equal(x.Attrs, y.Attrs) && slices.Equal(x.Links, y.Links)
 	})
 }
 

@@ -11,6 +11,8 @@ import (
 	"math"
 
 	"go.opentelemetry.io/otel/attribute"
+
+	"github.com/sessiontrace/sessiontrace/schema"
 )
 
 // This file writes and reads a snapshot of a Machine: everything a new owner
@@ -19,11 +21,11 @@ import (
 // time), so that it can resume from the offset after the snapshot's last
 // record instead of replaying back to the oldest open session's login.
 //
-// Format, version 1. Integers are uvarints unless noted; "i64" is a zigzag
+// Format, version 2. Integers are uvarints unless noted; "i64" is a zigzag
 // varint, "u64le" 8 bytes little-endian; a string is uvarint(len) bytes; an
 // attribute list is a string holding its canonical key (attrKey).
 //
-//	magic "STSNAP" version=1
+//	magic "STSNAP" version=2
 //	window  streamTime:i64  idleTimeout:i64  maxDuration:i64
 //	modes, maps, loadTypes:  n (n-1 strings: ids 1..n-1, id 0 is "")
 //	games:       n (n-1 × server attrs)
@@ -36,8 +38,13 @@ import (
 //	    seq mainSeq profile mainA mainB matches left phase flags
 //	    if flags has flagExt: loadStart:i64 loadSeq loadType loadAttrs  hasOverflow
 //	        if hasOverflow: auth version platform profileAttrs rootAttrs mainAttrs loadAttrs mainA mainB loadType
+//	    if flags has flagLinks: roles (bit 0 root, 1 matchmaking or in_game, 2 loading; not 0),
+//	        each role's link in bit order: trace:16 bytes span:8 bytes flags
 //	idle order:  n slots, least recently touched first
 //	sha256 of everything before it: 32 bytes
+//
+// Version 1 is version 2 without trace links (no session has flagLinks): it
+// is still read, so a snapshot written before links existed resumes.
 //
 // Slots are kept so that extension records and the idle list refer to the
 // same sessions; which slot a later session gets does not change any span.
@@ -49,7 +56,9 @@ import (
 // snapshotMagic starts every snapshot; the byte after it is the version.
 const (
 	snapshotMagic   = "STSNAP"
-	snapshotVersion = 1
+	snapshotVersion = 2
+	// snapshotV1 is the format before trace links, still read.
+	snapshotV1 = 1
 )
 
 // ErrSnapshotCorrupt is returned by ReadSnapshot when a snapshot fails its
@@ -72,6 +81,7 @@ type SnapshotInfo struct {
 	IdleTimeout, MaxDuration int64
 	Sessions                 int
 	Extensions               int // sessions with an extension record
+	Links                    int // sessions holding trace links of open spans
 	Remembered               int // event IDs in the dedup window
 	// WindowStart is the offset of the oldest remembered event (valid when
 	// Remembered > 0); LowestOffset the first offset of the oldest open
@@ -149,22 +159,37 @@ func (m *Machine) WriteSnapshot(w io.Writer) (n int64, sum [sha256.Size]byte, er
 			e.uint(uint64(x.loadSeq))
 			e.uint(uint64(x.loadType))
 			e.uint(uint64(x.loadAttrs))
-			if x.ov == nil {
+			if ov := x.ov; ov == nil {
 				e.uint(0)
-				continue
+			} else {
+				e.uint(1)
+				e.str(ov.prof.auth)
+				e.str(ov.prof.version)
+				e.str(ov.prof.platform)
+				e.str(ov.prof.attrs)
+				e.attrs(ov.rootAttrs)
+				e.attrs(ov.mainAttrs)
+				e.attrs(ov.loadAttrs)
+				e.str(ov.mainA)
+				e.str(ov.mainB)
+				e.str(ov.loadType)
 			}
-			e.uint(1)
-			ov := x.ov
-			e.str(ov.prof.auth)
-			e.str(ov.prof.version)
-			e.str(ov.prof.platform)
-			e.str(ov.prof.attrs)
-			e.attrs(ov.rootAttrs)
-			e.attrs(ov.mainAttrs)
-			e.attrs(ov.loadAttrs)
-			e.str(ov.mainA)
-			e.str(ov.mainB)
-			e.str(ov.loadType)
+		}
+		if s.flags&flagLinks != 0 {
+			var roles uint64
+			for role := range numLinkRoles {
+				if _, ok := m.links[linkKey(i, role)]; ok {
+					roles |= 1 << role
+				}
+			}
+			e.uint(roles)
+			for role := range numLinkRoles {
+				if l, ok := m.links[linkKey(i, role)]; ok {
+					e.raw(l.TraceID[:])
+					e.raw(l.SpanID[:])
+					e.uint(uint64(l.Flags))
+				}
+			}
 		}
 	}
 	e.uint(uint64(m.slab.live))
@@ -230,7 +255,7 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 		return fail("header")
 	}
 	info.Version = int(v[0])
-	if info.Version != snapshotVersion {
+	if info.Version != snapshotVersion && info.Version != snapshotV1 {
 		// Every version ends with the SHA-256 of what precedes it, so an
 		// unknown version can still be told from a corrupt one.
 		rest, err := io.ReadAll(d.r)
@@ -244,7 +269,7 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 		if string(d.h.Sum(nil)) != string(rest[len(rest)-sha256.Size:]) {
 			return fail("checksum")
 		}
-		return info, fmt.Errorf("%w: version %d, this build reads %d", ErrSnapshotMismatch, info.Version, snapshotVersion)
+		return info, fmt.Errorf("%w: version %d, this build reads %d and %d", ErrSnapshotMismatch, info.Version, snapshotV1, snapshotVersion)
 	}
 	info.Window = int(d.count(1 << 30))
 	info.StreamTime = d.int()
@@ -362,7 +387,39 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 		if !needsOK(&s, x) {
 			return fail("session record without the extension record it needs")
 		}
+		var links [numLinkRoles]schema.TraceLink
+		if s.flags&flagLinks != 0 {
+			if info.Version == snapshotV1 {
+				return fail("trace links in a version 1 snapshot")
+			}
+			roles := d.count(1<<numLinkRoles - 1)
+			if roles == 0 || roles&(1<<linkMain) != 0 && s.flags&(flagMM|flagGame) == 0 ||
+				roles&(1<<linkLoad) != 0 && s.flags&flagLoad == 0 {
+				return fail("trace links of spans that are not open")
+			}
+			for role := range numLinkRoles {
+				if roles&(1<<role) == 0 {
+					continue
+				}
+				l := &links[role]
+				copy(l.TraceID[:], d.raw(len(l.TraceID)))
+				copy(l.SpanID[:], d.raw(len(l.SpanID)))
+				l.Flags = byte(d.count(math.MaxUint8))
+				if d.err != nil || !l.IsValid() {
+					return fail("trace link")
+				}
+			}
+			info.Links++
+		}
 		m.place(slot, &s, player, sid, x)
+		for role, l := range links {
+			if l.IsValid() {
+				if m.links == nil {
+					m.links = make(map[uint32]schema.TraceLink)
+				}
+				m.links[linkKey(slot, uint32(role))] = l
+			}
+		}
 	}
 	if d.count(maxSessions) != info.Sessions {
 		return fail("idle list")

@@ -266,3 +266,70 @@ func BenchmarkSnapshot(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestSnapshotTraceLinks: the links opening events carried travel with the
+// snapshot, at every split of a stream that opens and closes every kind of
+// span with links (testdata/lifecycle/trace_links.jsonl).
+func TestSnapshotTraceLinks(t *testing.T) {
+	events := readScenario(t, goldenDir+"/trace_links.jsonl")
+	for split := 0; split <= len(events); split++ {
+		checkSnapshotResume(t, events, split)
+	}
+	m := newMachine(t)
+	run(t, m, events[:9]) // login and in_game links kept
+	var snap bytes.Buffer
+	if _, _, err := m.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	info, err := InspectSnapshot(bytes.NewReader(snap.Bytes()))
+	if err != nil || info.Links != 1 || info.Version != snapshotVersion {
+		t.Fatalf("InspectSnapshot = %+v, %v; want version %d with one session holding links", info, err, snapshotVersion)
+	}
+}
+
+// TestSnapshotVersion1 reads a snapshot in the format before trace links
+// (version 1: the same without link records); one whose session claims
+// links is corrupt.
+func TestSnapshotVersion1(t *testing.T) {
+	asV1 := func(b []byte) []byte {
+		b = bytes.Clone(b[:len(b)-sha256.Size])
+		b[len(snapshotMagic)] = snapshotV1
+		sum := sha256.Sum256(b)
+		return append(b, sum[:]...)
+	}
+	events := fuzzEvents([]byte{0x01, 1, 33, 0x02, 5, 1, 0x03, 5, 32, 0x17, 5, 0, 0x09, 5, 0, 0x21, 1, 4})
+	for _, ev := range events {
+		ev.Link = S.TraceLink{}
+	}
+	whole := newMachine(t, snapshotConfig)
+	want, _ := run(t, whole, events)
+	want = whole.CloseAll(EndOfInput, want)
+
+	old := newMachine(t, snapshotConfig)
+	got, _ := run(t, old, events[:3])
+	var snap bytes.Buffer
+	if _, _, err := old.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	m := newMachine(t, snapshotConfig)
+	info, err := m.ReadSnapshot(bytes.NewReader(asV1(snap.Bytes())))
+	if err != nil || info.Version != snapshotV1 {
+		t.Fatalf("ReadSnapshot of version 1 = %+v, %v", info, err)
+	}
+	for i := 3; i < len(events); i++ {
+		got, _ = m.Apply(events[i], int64(i), got)
+	}
+	if got = m.CloseAll(EndOfInput, got); !spansEqual(got, want) {
+		t.Fatalf("resumed from version 1: %v, want %v", names(got), names(want))
+	}
+
+	linked := newMachine(t)
+	run(t, linked, readScenario(t, goldenDir+"/trace_links.jsonl")[:2])
+	snap.Reset()
+	if _, _, err := linked.WriteSnapshot(&snap); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := InspectSnapshot(bytes.NewReader(asV1(snap.Bytes()))); !errors.Is(err, ErrSnapshotCorrupt) {
+		t.Fatalf("version 1 with trace links = %v, want ErrSnapshotCorrupt", err)
+	}
+}

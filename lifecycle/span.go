@@ -23,6 +23,20 @@ type Span struct {
 	// Attrs are the standard attributes first, then the free-form event
 	// attributes whose keys the standard ones do not use.
 	Attrs []attribute.KeyValue
+	// Links are the traces the span's opening and closing events named with
+	// a W3C traceparent, in that order (one when both named the same span);
+	// nil for nearly every span. Exported as OTLP span links to a remote
+	// span context, without attributes.
+	Links []Link
+}
+
+// Link is a span link to the span of another trace: the trace ID, span ID
+// (the traceparent's parent-id) and W3C trace flags of an event's
+// traceparent.
+type Link struct {
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
+	Flags   trace.TraceFlags
 }
 
 // IsRoot reports whether s is a session's root span.

@@ -243,7 +243,33 @@ func (d *Decoder) fill(key, b []byte, ev *Event) *Error {
 			return err
 		}
 	}
+	d.traceparent(b, ev)
 	return nil
+}
+
+// traceparent reads the optional "traceparent" field of an accepted event:
+// a valid W3C traceparent becomes ev.Link; anything else present (not a
+// string, not a traceparent, a repeated key) is ignored and explained in
+// ev.LinkError, never a reason to reject the event. null and "" are absent.
+func (d *Decoder) traceparent(b []byte, ev *Event) {
+	sp := &d.spans[fTraceparent]
+	switch {
+	case sp.kind == kindNone:
+	case sp.dup:
+		ev.LinkError = "field traceparent: duplicate key"
+	case sp.kind == kindNull:
+	case sp.kind != kindString:
+		ev.LinkError = "field traceparent: not a string"
+	default:
+		s := b[sp.start:sp.end]
+		if sp.esc {
+			d.buf = unescape(d.buf[:0], s)
+			s = d.buf
+		}
+		if len(s) > 0 {
+			linkFrom(ev, "field traceparent", s)
+		}
+	}
 }
 
 // present reports whether field f carries a value, rejecting duplicates. null

@@ -21,6 +21,7 @@
 //	session_id  string     optional
 //	ts          string     required  RFC 3339 date-time, any offset
 //	attributes  object     optional  scalar values only
+//	traceparent string     optional  W3C Trace Context traceparent (see Trace links)
 //
 // Type-specific fields (R = required, o = optional):
 //
@@ -73,9 +74,34 @@
 //     order above. The Reason of a record thus does not depend on how its
 //     producer ordered the keys.
 //
+// # Trace links
+//
+// An event may name the trace it was published in with a W3C Trace Context
+// traceparent, 00-<32 hex trace-id>-<16 hex parent-id>-<2 hex flags>; the
+// span the event opens or closes then links to that trace (package
+// lifecycle says which span). It is read, first present wins, from:
+//
+//  1. the v1 "traceparent" field, or under a mapping its traceparent source
+//     (default: the member "traceparent"; for CloudEvents ce:traceparent,
+//     the distributed tracing extension: a top-level member in structured
+//     mode, the ce_traceparent header in binary mode);
+//  2. the record header "traceparent" (HeaderTraceparent), as Kafka
+//     instrumentations inject it; the v1 decoder reads no other header.
+//
+// ParseTraceparent follows the recommendation: lower-case hex only, all-zero
+// trace-id or parent-id invalid, version ff invalid, version 00 exactly 55
+// characters, a later version parsed for its first four fields (what follows
+// must start with '-'). A traceparent that does not parse, is not a string,
+// or repeats its key is ignored: the event is decoded as if it had none and
+// Event.LinkError says why (the consumer counts and logs it). It is never a
+// reason to reject the event, and a present but invalid first source is not
+// replaced by the header. The version and any tracestate are not kept
+// (TraceLink).
+//
 // # Round trip
 //
-// AppendJSON writes the canonical form (fixed field order, ts in UTC with
+// AppendJSON writes the canonical form (fixed field order, a trace link as a
+// version-00 traceparent after ts, ts in UTC with
 // nine fraction digits, floats in shortest form with ".0" on integral
 // attribute floats so they stay KindFloat). Decode(AppendJSON(ev)) equals ev
 // (Event.Equal) for every ev that passes Event.Validate, and Validate accepts

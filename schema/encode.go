@@ -27,6 +27,11 @@ func AppendJSON(dst []byte, ev *Event) []byte {
 	dst = append(dst, `,"ts":"`...)
 	dst = appendTimestamp(dst, ev.TS)
 	dst = append(dst, '"')
+	if ev.Link.IsValid() {
+		dst = append(dst, `,"traceparent":"`...)
+		dst = ev.Link.AppendTraceparent(dst)
+		dst = append(dst, '"')
+	}
 	if ev.Type < numTypes {
 		for _, tf := range typeFields[ev.Type] {
 			dst = appendField(dst, ev, tf.f)

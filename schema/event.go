@@ -103,6 +103,16 @@ type Event struct {
 	// Attributes are the free-form scalar attributes of the event, in wire
 	// order, bounded by the decoder's Limits.
 	Attributes []Attr
+
+	// Link is the trace the event's W3C traceparent names (the v1
+	// "traceparent" field, a mapping's traceparent source, or else the
+	// record's traceparent header); the zero value when it carries none.
+	// The span the event opens or closes links to it.
+	Link TraceLink
+	// LinkError says why a traceparent the event carried was ignored (it did
+	// not parse), "" when there was none or it was valid. An invalid
+	// traceparent never rejects its event.
+	LinkError string
 }
 
 // Kind tells which field of a Value holds the scalar.

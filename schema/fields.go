@@ -10,6 +10,7 @@ const (
 	fSessionID
 	fTS
 	fAttributes
+	fTraceparent
 	fAuthMethod
 	fClientVersion
 	fPlatform
@@ -35,6 +36,7 @@ var fieldNames = [numFields]string{
 	fSessionID:     "session_id",
 	fTS:            "ts",
 	fAttributes:    "attributes",
+	fTraceparent:   "traceparent",
 	fAuthMethod:    "auth_method",
 	fClientVersion: "client_version",
 	fPlatform:      "platform",
@@ -67,6 +69,8 @@ func lookupField(key []byte) field {
 		return fTS
 	case "attributes":
 		return fAttributes
+	case "traceparent":
+		return fTraceparent
 	case "auth_method":
 		return fAuthMethod
 	case "client_version":

@@ -33,8 +33,15 @@ type RecordDecoder interface {
 	DecodeRecord(r *Record, ev *Event) error
 }
 
-// DecodeRecord decodes r's value as a v1 event; headers are not read.
-func (d *Decoder) DecodeRecord(r *Record, ev *Event) error { return d.Decode(r.Key, r.Value, ev) }
+// DecodeRecord decodes r's value as a v1 event. Of the headers only
+// traceparent is read, for an event without a traceparent field of its own.
+func (d *Decoder) DecodeRecord(r *Record, ev *Event) error {
+	if err := d.Decode(r.Key, r.Value, ev); err != nil {
+		return err
+	}
+	headerLink(r, ev)
+	return nil
+}
 
 // NewRecordDecoder returns the v1 Decoder when m is nil, and otherwise a
 // decoder of m compiled against l.
@@ -120,7 +127,49 @@ func (d *MappedDecoder) DecodeRecord(r *Record, ev *Event) error {
 	if ignored {
 		return ErrIgnored
 	}
+	if len(r.Headers) == 0 && p.traceparent.kind != srcPath {
+		return nil // the common case of a JSON record without headers
+	}
+	if !d.traceparent(&p.traceparent, r, ev) {
+		headerLink(r, ev)
+	}
 	return nil
+}
+
+// traceparent reads the mapping's traceparent source of an accepted event:
+// a valid W3C traceparent becomes ev.Link; anything else present is
+// ignored and explained in ev.LinkError, never a reason to reject it. It
+// reports whether it also looked at the traceparent header fallback.
+func (d *MappedDecoder) traceparent(s *source, r *Record, ev *Event) bool {
+	if s.kind == srcNone {
+		return false
+	}
+	if s.kind == srcHeader {
+		// One pass for the source's header and the traceparent fallback
+		// (binary CloudEvents: ce_traceparent, then traceparent), which
+		// most records have neither of.
+		v, fallback := traceHeaders(r.Headers, s.text)
+		switch {
+		case len(v) > 0 && !utf8.Valid(v):
+			ev.LinkError = s.name + ": not valid UTF-8"
+		case len(v) > 0:
+			linkFrom(ev, s.name, v)
+		case len(fallback) > 0:
+			linkFrom(ev, "header "+HeaderTraceparent, fallback)
+		}
+		return true
+	}
+	v, kind, _, ok, err := d.get(s, "traceparent", r)
+	switch {
+	case err != nil:
+		ev.LinkError = err.Detail
+	case !ok:
+	case kind != kindString:
+		ev.LinkError = s.name + ": not a string"
+	default:
+		linkFrom(ev, s.name, v)
+	}
+	return false
 }
 
 // cloudEventsPlan picks the structured or the binary plan by the record's
@@ -160,6 +209,20 @@ func jsonContentType(ct []byte) bool {
 
 func hasPrefixFold(b []byte, p string) bool {
 	return len(b) >= len(p) && bytes.EqualFold(b[:len(p)], []byte(p))
+}
+
+// traceHeaders returns the values of the last headers named key and
+// traceparent (HeaderTraceparent), in one pass; nil for one that is absent.
+func traceHeaders(hs []Header, key string) (v, fallback []byte) {
+	for i := range hs {
+		switch k := hs[i].Key; {
+		case k == key:
+			v = hs[i].Value
+		case k == HeaderTraceparent:
+			fallback = hs[i].Value
+		}
+	}
+	return v, fallback
 }
 
 // header returns the value of the last header named key.

@@ -78,6 +78,14 @@ type Mapping struct {
 	// Fields are the sources of the type-specific fields, by v1 field name
 	// (reason, platform, server_id...).
 	Fields map[string]Source `mapstructure:"fields"`
+	// Traceparent is the source of the event's W3C traceparent, whose trace
+	// the span the event opens or closes links to. Default: the member
+	// "traceparent", or ce:traceparent (the CloudEvents distributed tracing
+	// extension: a top-level member in structured mode, the ce_traceparent
+	// header in binary mode). When it has nothing, the record's traceparent
+	// header is read. An invalid traceparent is ignored and counted, never a
+	// reason to reject the event.
+	Traceparent Source `mapstructure:"traceparent"`
 	// Attributes are the other fields copied onto the span as attributes,
 	// under the decoder's limits. A record's own "attributes" object is not
 	// read under a mapping.
@@ -205,6 +213,7 @@ type plan struct {
 	ts          source
 	specVersion source // CloudEvents only
 	contentType source // binary CloudEvents: datacontenttype
+	traceparent source
 	fields      [numFields]source
 	attrs       []source
 }
@@ -439,6 +448,8 @@ func (m *Mapping) defaultSource(part string) string {
 			return "ce:time"
 		case "session_id":
 			return ""
+		case "traceparent":
+			return "ce:traceparent"
 		}
 	}
 	return part
@@ -476,6 +487,7 @@ func (cm *CompiledMapping) compilePlan(structured, binary bool) *plan {
 	s = or(m.SessionID, "session_id")
 	c.p.sessionID = withValues(s, c.resolve(s.From))
 	c.p.ts = c.resolve(or(m.TS, "ts").From)
+	c.p.traceparent = c.resolve(or(m.Traceparent, "traceparent").From)
 	if structured {
 		c.p.specVersion = c.resolve("ce:specversion")
 	}
@@ -652,14 +664,14 @@ func (m *Mapping) check(l Limits) error {
 	for _, e := range []struct {
 		key string
 		s   Source
-	}{{"event_id", m.EventID}, {"player_id", m.PlayerID}, {"session_id", m.SessionID}, {"ts", m.TS}} {
+	}{{"event_id", m.EventID}, {"player_id", m.PlayerID}, {"session_id", m.SessionID}, {"ts", m.TS}, {"traceparent", m.Traceparent}} {
 		if err := m.checkSource(e.key, e.s.From, e.key == "event_id"); err != nil {
 			return err
 		}
 		if e.key != "ts" && (e.s.Format != "" || e.s.Layout != "" || e.s.Zone != "") {
 			return fmt.Errorf("%s: format, layout and zone are only for ts", e.key)
 		}
-		if (e.key == "event_id" || e.key == "ts") && len(e.s.Values) > 0 {
+		if (e.key == "event_id" || e.key == "ts" || e.key == "traceparent") && len(e.s.Values) > 0 {
 			return fmt.Errorf("%s.values: no value table for %s", e.key, e.key)
 		}
 		if err := checkValues(e.key, e.s.Values); err != nil {

@@ -32,6 +32,10 @@ func (ev *Event) validate(l Limits) *Error {
 	if err := checkString(fSessionID, ev.SessionID, false, l.MaxFieldLen); err != nil {
 		return err
 	}
+	if ev.Link != (TraceLink{}) && !ev.Link.IsValid() {
+		// AppendJSON would leave it out: it would not survive the wire.
+		return newError(ReasonInvalidField, "traceparent", "a trace link needs a non-zero trace ID and span ID")
+	}
 	if err := ev.validateAttributes(l); err != nil {
 		return err
 	}
@@ -171,7 +175,7 @@ func (ev *Event) Equal(o *Event) bool {
 		ev.TotalSizeMB != o.TotalSizeMB || ev.HasTotalSizeMB != o.HasTotalSizeMB ||
 		ev.ServerID != o.ServerID || ev.Map != o.Map ||
 		ev.Result != o.Result || ev.Score != o.Score || ev.HasScore != o.HasScore ||
-		len(ev.Attributes) != len(o.Attributes) {
+		ev.Link != o.Link || len(ev.Attributes) != len(o.Attributes) {
 		return false
 	}
 	for i, x := range ev.Attributes {

@@ -66,9 +66,10 @@ func TestConfigFile(t *testing.T) {
 						},
 						Ignore: []string{"user.heartbeat"},
 					},
-					EventID:  schema.Source{From: "hash:value"},
-					PlayerID: schema.Source{From: "payload.player.id"},
-					TS:       schema.Source{From: "occurredAt", Format: schema.TimeEpochMS},
+					EventID:     schema.Source{From: "hash:value"},
+					PlayerID:    schema.Source{From: "payload.player.id"},
+					TS:          schema.Source{From: "occurredAt", Format: schema.TimeEpochMS},
+					Traceparent: schema.Source{From: "payload.trace"},
 					Fields: map[string]schema.Source{
 						"reason": {From: "payload.code", Values: []schema.ValueName{{From: "USER_QUIT", To: "client_quit"}}},
 					},

@@ -269,5 +269,9 @@ func appendEvent(b []byte, ev *schema.Event) []byte {
 			b = strconv.AppendBool(b, a.Value.Bool)
 		}
 	}
+	if ev.Link.IsValid() {
+		b = ev.Link.AppendTraceparent(append(b, " traceparent="...))
+	}
+	str("traceparent_ignored", ev.LinkError)
 	return b
 }

@@ -31,7 +31,9 @@ import (
 // no event IDs, producer reason codes) gives the same span names, parents,
 // times, attributes and end types under other IDs; CloudEvents in both
 // Kafka modes keep the event IDs, so their spans are identical byte for
-// byte.
+// byte. Some events carry a W3C traceparent in each shape's own way (the v1
+// field, a mapped path, the CloudEvents extension in both modes, a
+// traceparent header), so the links arrive on the same spans.
 func TestConsumeMapped(t *testing.T) {
 	replayed := runCLI(t, nil, "replay", "-o", "json", sessionsFile)
 	mustSucceed(t, replayed, "replay")
@@ -63,6 +65,14 @@ func TestConsumeMapped(t *testing.T) {
 				}
 				if ignored := int(metricValue(metrics, "sessiontrace_records_ignored_total")); ignored != c.ignored {
 					t.Errorf("sessiontrace_records_ignored = %d, want %d", ignored, c.ignored)
+				}
+				// The samples carry four valid traceparents (the spans'
+				// links are compared above) and one in upper case.
+				if n := int(metricValue(metrics, "sessiontrace_traceparent_invalid_total")); n != 1 {
+					t.Errorf("sessiontrace_traceparent_invalid = %d, want 1", n)
+				}
+				if links := strings.Count(strings.Join(got, "\n"), `"links":[`); links != 3 {
+					t.Errorf("%d spans with links, want 3 (a root and two in_game spans)", links)
 				}
 			})
 		})

@@ -112,8 +112,9 @@ func adversarialSpans() []lifecycle.Span {
 		Attrs: append([]attribute.KeyValue{lifecycle.KeyPlayerID.String(adversarialStrings[0]),
 			lifecycle.KeyEndReason.String(adversarialStrings[1]), lifecycle.KeyMatchesPlayed.Int64(1)}, attrs...)}
 	root.TraceID[0], root.SpanID[0] = 1, 1
+	root.Links = []lifecycle.Link{{TraceID: [16]byte{0xab, 15: 1}, SpanID: [8]byte{0xcd, 7: 2}, Flags: 1}}
 	phase := lifecycle.Span{Name: "session.phase.\x1b[2J", TraceID: root.TraceID, ParentSpanID: root.SpanID,
-		Start: 1e18, End: 1e18 + 1e9, Attrs: attrs}
+		Start: 1e18, End: 1e18 + 1e9, Attrs: attrs, Links: []lifecycle.Link{root.Links[0], {TraceID: [16]byte{0xff}, SpanID: [8]byte{7: 0xff}, Flags: 0xff}}}
 	phase.SpanID[0] = 2
 	return []lifecycle.Span{phase, root}
 }
@@ -133,6 +134,20 @@ func TestSpanJSONEveryAttributeType(t *testing.T) {
 		}
 		if len(got.Attributes) != len(sp.Attrs) {
 			t.Fatalf("%d attributes, want %d", len(got.Attributes), len(sp.Attrs))
+		}
+		// OTLP JSON writes IDs in hex, which protojson reads as base64:
+		// the links' IDs are read back as hex.
+		var ids struct {
+			Links []struct{ TraceID, SpanID string }
+		}
+		if err := json.Unmarshal(line, &ids); err != nil || len(ids.Links) != len(sp.Links) || len(got.Links) != len(sp.Links) {
+			t.Fatalf("%d links (%v), want %d:\n%s", len(ids.Links), err, len(sp.Links), line)
+		}
+		for i, l := range sp.Links {
+			if ids.Links[i].TraceID != l.TraceID.String() || ids.Links[i].SpanID != l.SpanID.String() ||
+				got.Links[i].Flags != uint32(l.Flags)|0x300 {
+				t.Errorf("link %d: %s/%s flags %#x, want %s", i, ids.Links[i].TraceID, ids.Links[i].SpanID, got.Links[i].Flags, l)
+			}
 		}
 		for i, kv := range spanFromOTLP(&got).Attrs {
 			want := sp.Attrs[i]
@@ -169,6 +184,10 @@ func TestTextOutputsEscapeProducerText(t *testing.T) {
 	renderTree(&tree, spans)
 	renderTree(&tree, spans[:1]) // an open session: no root yet
 	checkPrintable(t, "tree", tree.Bytes())
+	if !strings.Contains(tree.String(), " link=00-ab000000000000000000000000000001-cd00000000000002-01") ||
+		!strings.Contains(tree.String(), " link=00-ff000000000000000000000000000000-00000000000000ff-ff") {
+		t.Errorf("the tree does not show the links:\n%s", tree.String())
+	}
 	if !strings.Contains(tree.String(), safeText(adversarialStrings[0])) {
 		t.Errorf("the tree does not show the player ID escaped:\n%s", tree.String())
 	}
@@ -178,10 +197,10 @@ func TestTextOutputsEscapeProducerText(t *testing.T) {
 		open = append(open, lifecycle.OpenSession{PlayerID: s, SessionID: s, Phase: s})
 	}
 	var summary bytes.Buffer
-	reportReplay(&summary, consumer.ReplayStats{Records: 1, Open: open[:maxOpenListed],
+	reportReplay(&summary, consumer.ReplayStats{Records: 1, Open: open[:maxOpenListed], InvalidTraceparents: 2,
 		Rejected: map[string]int{adversarialStrings[1]: 1}, Anomalies: map[string]int{adversarialStrings[0]: 1}}, false)
 	checkPrintable(t, "replay summary", summary.Bytes())
-	if got, want := strings.Count(summary.String(), "\n"), 4+maxOpenListed; got != want {
+	if got, want := strings.Count(summary.String(), "\n"), 5+maxOpenListed; got != want {
 		t.Errorf("summary has %d lines, want %d:\n%s", got, want, summary.String())
 	}
 }
@@ -215,6 +234,14 @@ func TestReplayAdversarialInput(t *testing.T) {
 			}
 			if !strings.Contains(r.stdout, `{"key":"session.start_observed","value":{"boolValue":false}}`) {
 				t.Errorf("no session.start_observed=false attribute in:\n%s", r.stdout)
+			}
+			// Two valid traceparents become links, two adversarial ones are
+			// ignored, counted, and printed nowhere.
+			if n := strings.Count(r.stdout, `"links":[`); n != 2 {
+				t.Errorf("%d spans with links, want 2:\n%s", n, r.stdout)
+			}
+			if !strings.Contains(r.stderr, "invalid traceparents ignored (the events were applied without a trace link): 2") {
+				t.Errorf("the summary does not count the invalid traceparents:\n%s", r.stderr)
 			}
 		})
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/recordio"
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/schema"
 )
 
 // Replay outputs.
@@ -303,8 +304,21 @@ func replay(ctx context.Context, cfg config, f replayFlags, src source, stdout, 
 func replayRecord(rec recordio.Record) consumer.Record {
 	return consumer.Record{
 		Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
-		ValueTooLarge: rec.OversizedValue > 0,
+		Headers: replayHeaders(rec.Headers), ValueTooLarge: rec.OversizedValue > 0,
 	}
+}
+
+// replayHeaders is a recording's headers as the decoders read them: a
+// mapping may read any, every decoder reads traceparent.
+func replayHeaders(hs []recordio.Header) []schema.Header {
+	if len(hs) == 0 {
+		return nil
+	}
+	out := make([]schema.Header, len(hs))
+	for i, h := range hs {
+		out[i] = schema.Header{Key: h.Key, Value: h.Value}
+	}
+	return out
 }
 
 // reportReplay prints the summary of a replay on stderr, so stdout carries
@@ -320,6 +334,9 @@ func reportReplay(w io.Writer, s consumer.ReplayStats, closed bool) {
 	}
 	if len(s.Anomalies) > 0 {
 		fmt.Fprintf(w, "anomalies: %s\n", formatCounts(s.Anomalies))
+	}
+	if s.InvalidTraceparents > 0 {
+		fmt.Fprintf(w, "invalid traceparents ignored (the events were applied without a trace link): %d\n", s.InvalidTraceparents)
 	}
 	if len(s.Open) == 0 {
 		return

@@ -176,6 +176,7 @@ func buildReport(ctx context.Context, cfg config, closeOpen bool, src source, na
 	runErr := src.each(ctx, func(rec recordio.Record) error {
 		return rp.Process(ctx, consumer.Record{
 			Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset, Key: rec.Key, Value: rec.Value,
+			Headers: replayHeaders(rec.Headers),
 		})
 	})
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.Kafka.ShutdownTimeout)

@@ -92,8 +92,8 @@ func printSnapshot(w io.Writer, info lifecycle.SnapshotInfo) {
 	if info.StreamTime != math.MinInt64 {
 		st = time.Unix(0, info.StreamTime).UTC().Format(time.RFC3339Nano)
 	}
-	fmt.Fprintf(w, "version\t%d\nbytes\t%d\nsha256\t%x\nopen sessions\t%d\nwith extension records\t%d\n",
-		info.Version, info.Bytes, info.SHA256, info.Sessions, info.Extensions)
+	fmt.Fprintf(w, "version\t%d\nbytes\t%d\nsha256\t%x\nopen sessions\t%d\nwith extension records\t%d\nwith trace links\t%d\n",
+		info.Version, info.Bytes, info.SHA256, info.Sessions, info.Extensions, info.Links)
 	if info.Sessions > 0 {
 		fmt.Fprintf(w, "oldest session's first offset\t%d\n", info.LowestOffset)
 	}

@@ -21,6 +21,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/sessiontrace/sessiontrace/lifecycle"
+	"github.com/sessiontrace/sessiontrace/schema"
 )
 
 // otlpSpanKindInternal is SPAN_KIND_INTERNAL, the kind of every span the
@@ -29,8 +30,9 @@ const otlpSpanKindInternal = 1
 
 // appendSpanJSON appends s as one line of OTLP JSON (the protobuf JSON
 // mapping OTLP/HTTP uses): hex IDs, times as decimal strings, attributes as
-// key/value objects. Fields with default values are left out, as the
-// mapping does, so a root span has no parentSpanId.
+// key/value objects, links with the OTLP link flags the exporters send.
+// Fields with default values are left out, as the mapping does, so a root
+// span has no parentSpanId and most spans no links.
 func appendSpanJSON(b []byte, s *lifecycle.Span) []byte {
 	b = append(b, `{"traceId":"`...)
 	b = hex.AppendEncode(b, s.TraceID[:])
@@ -65,7 +67,39 @@ func appendSpanJSON(b []byte, s *lifecycle.Span) []byte {
 		}
 		b = append(b, ']')
 	}
+	if len(s.Links) > 0 {
+		b = append(b, `,"links":[`...)
+		for i, l := range s.Links {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"traceId":"`...)
+			b = hex.AppendEncode(b, l.TraceID[:])
+			b = append(b, `","spanId":"`...)
+			b = hex.AppendEncode(b, l.SpanID[:])
+			b = append(b, `","flags":`...)
+			b = strconv.AppendUint(b, uint64(otlpLinkFlags(l)), 10)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
 	return append(b, "}\n"...)
+}
+
+// otlpLinkFlags are the OTLP flags of a span link as both export paths
+// write them: the W3C trace flags, and "is remote" known and set.
+func otlpLinkFlags(l lifecycle.Link) uint32 {
+	return uint32(l.Flags) | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK|tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
+}
+
+// appendLinks appends " link=<traceparent>" for each link of s, for the
+// tree: hex digits only, so nothing a producer sent reaches the terminal.
+func appendLinks(b []byte, s *lifecycle.Span) []byte {
+	for _, l := range s.Links {
+		b = append(b, " link="...)
+		b = schema.TraceLink{TraceID: l.TraceID, SpanID: l.SpanID, Flags: byte(l.Flags)}.AppendTraceparent(b)
+	}
+	return b
 }
 
 func appendAnyValue(b []byte, v attribute.Value) []byte {
@@ -265,6 +299,9 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 		if a["session.start_observed"] == "false" {
 			fmt.Fprint(w, "  (login not observed)")
 		}
+		if len(root.Links) > 0 {
+			fmt.Fprintf(w, " %s", appendLinks(nil, root))
+		}
 		fmt.Fprintln(w)
 	} else if len(phases) > 0 {
 		origin = phases[0].Start
@@ -287,8 +324,8 @@ func renderTree(w io.Writer, spans []lifecycle.Span) {
 			}
 			attrs = append(attrs, safeText(string(kv.Key))+"="+safeText(kv.Value.String()))
 		}
-		line := fmt.Sprintf("  %s %-*s %+9.1fs %8.1fs  %s", branch, nameWidth, safeText(p.Name),
-			float64(p.Start-origin)/1e9, float64(p.End-p.Start)/1e9, strings.Join(attrs, " "))
+		line := fmt.Sprintf("  %s %-*s %+9.1fs %8.1fs  %s%s", branch, nameWidth, safeText(p.Name),
+			float64(p.Start-origin)/1e9, float64(p.End-p.Start)/1e9, strings.Join(attrs, " "), appendLinks(nil, &p))
 		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }
@@ -312,6 +349,13 @@ func spanFromOTLP(sp *tracepb.Span) lifecycle.Span {
 	copy(s.TraceID[:], sp.GetTraceId())
 	copy(s.SpanID[:], sp.GetSpanId())
 	copy(s.ParentSpanID[:], sp.GetParentSpanId())
+	for _, l := range sp.GetLinks() {
+		var sl lifecycle.Link
+		copy(sl.TraceID[:], l.GetTraceId())
+		copy(sl.SpanID[:], l.GetSpanId())
+		sl.Flags = trace.TraceFlags(l.GetFlags() & 0xff)
+		s.Links = append(s.Links, sl)
+	}
 	for _, kv := range sp.GetAttributes() {
 		k := attribute.Key(kv.GetKey())
 		switch v := kv.GetValue().GetValue().(type) {

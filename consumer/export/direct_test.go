@@ -160,6 +160,13 @@ func TestEncoderMatchesSDKTransform(t *testing.T) {
 		{Name: lifecycle.SpanPhaseLoading, TraceID: [16]byte{9}, SpanID: [8]byte{7}, ParentSpanID: [8]byte{9}, Start: 1, End: 1 << 62,
 			Attrs: []attribute.KeyValue{attribute.String("long", string(bytes.Repeat([]byte("ab"), 200)))}},
 	}
+	l1 := lifecycle.Link{TraceID: [16]byte{0x4b, 0xf9, 15: 0x36}, SpanID: [8]byte{0, 0xf0, 7: 0xb7}, Flags: 1}
+	l2 := lifecycle.Link{TraceID: [16]byte{0x0a, 15: 0x9c}, SpanID: [8]byte{0xb7, 7: 0x31}}
+	l3 := lifecycle.Link{TraceID: [16]byte{0xff, 15: 0xff}, SpanID: [8]byte{0xff, 7: 0xff}, Flags: 0xff}
+	linked := append(append([]lifecycle.Span(nil), scenario[:40]...), edge...)
+	for i := range linked {
+		linked[i].Links = [][]lifecycle.Link{nil, {l1}, {l2, l3}, {l1, l2, l3}}[i%4]
+	}
 	nonScalar := []lifecycle.Span{{Name: lifecycle.SpanLifecycle, TraceID: [16]byte{3}, SpanID: [8]byte{3}, Start: 1, End: 2,
 		Attrs: []attribute.KeyValue{attribute.StringSlice("list", []string{"a", "b"}), attribute.Int("n", 1),
 			attribute.BoolSlice("bools", []bool{true, false}), attribute.Int64Slice("ints", []int64{-1, 2}),
@@ -180,6 +187,10 @@ func TestEncoderMatchesSDKTransform(t *testing.T) {
 		{"count and length limits", append(append([]lifecycle.Span(nil), scenario[:50]...), edge...), map[string]string{
 			"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "4", "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT": "3"}, true},
 		{"no attributes allowed", edge, map[string]string{"OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "0"}, true},
+		{"links", linked, nil, true},
+		{"links, non-scalar attribute", append(append([]lifecycle.Span(nil), linked[:8]...), nonScalar...), nil, false},
+		{"link count limit", linked, map[string]string{"OTEL_SPAN_LINK_COUNT_LIMIT": "2"}, true},
+		{"no links allowed", linked, map[string]string{"OTEL_SPAN_LINK_COUNT_LIMIT": "0", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT": "2"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

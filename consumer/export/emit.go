@@ -68,19 +68,33 @@ func newEmitter(t trace.Tracer) *emitter { return &emitter{tracer: t} }
 
 // Emit starts and ends one SDK span carrying s's IDs, parent (as a remote,
 // sampled parent SpanContext, so the exported span has the "parent is remote"
-// flag), name, timestamps and attributes; the kind is internal. The SDK span
+// flag), name, timestamps, attributes and links (to remote span contexts,
+// with the links' trace flags); the kind is internal. The SDK span
 // is ended only when the SDK produced s's IDs; otherwise (the provider was not
 // built with idGenerator, or the span was not sampled) nothing is ended and an
 // error is returned.
 func (e *emitter) Emit(ctx context.Context, s *lifecycle.Span) error {
 	ctx = context.WithValue(ctx, wantedKey{}, s)
-	opts := [4]trace.SpanStartOption{
+	opts := [5]trace.SpanStartOption{
 		trace.WithTimestamp(time.Unix(0, s.Start)),
 		trace.WithAttributes(s.Attrs...),
 		trace.WithSpanKind(trace.SpanKindInternal),
+		nil, // links
 		trace.WithNewRoot(),
 	}
 	n := len(opts)
+	if len(s.Links) > 0 {
+		links := make([]trace.Link, len(s.Links))
+		for i, l := range s.Links {
+			links[i] = trace.Link{SpanContext: trace.NewSpanContext(trace.SpanContextConfig{
+				TraceID: l.TraceID, SpanID: l.SpanID, TraceFlags: l.Flags, Remote: true,
+			})}
+		}
+		opts[3] = trace.WithLinks(links...)
+	} else {
+		opts[3], opts[4] = opts[4], nil
+		n--
+	}
 	if s.ParentSpanID.IsValid() {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
 			TraceID:    s.TraceID,

@@ -26,7 +26,29 @@ const scopeName = "github.com/sessiontrace/sessiontrace"
 const (
 	flagsRoot  = uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK) | 0x01
 	flagsPhase = flagsRoot | uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
+	// flagsLink is or-ed into a link's W3C trace flags: a link is to a
+	// remote span context (the traceparent's), known to be remote.
+	flagsLink = uint32(tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_HAS_IS_REMOTE_MASK | tracepb.SpanFlags_SPAN_FLAGS_CONTEXT_IS_REMOTE_MASK)
 )
+
+// linkFlags are the OTLP flags of a span link, as the SDK's transform
+// writes them.
+func linkFlags(l *lifecycle.Link) uint32 { return uint32(l.Flags) | flagsLink }
+
+// keptLinks returns the links of s the SDK keeps and how many dropped links
+// it reports: with a link count limit n >= 0 it keeps the last n (its queue
+// evicts the oldest), a negative limit keeps all. A span that keeps none
+// reports none dropped either (the SDK copies the count with the links).
+func keptLinks(s *lifecycle.Span, limit int) ([]lifecycle.Link, int) {
+	links := s.Links
+	if limit >= 0 && len(links) > limit {
+		if limit == 0 {
+			return nil, 0
+		}
+		return links[len(links)-limit:], len(links) - limit
+	}
+	return links, 0
+}
 
 // spanEncoder builds the OTLP request of one batch straight from
 // lifecycle.Span values: the same ResourceSpans the SDK path produces (SDK
@@ -70,6 +92,9 @@ type spanEncoder struct {
 	ints   []commonpb.AnyValue_IntValue
 	dbls   []commonpb.AnyValue_DoubleValue
 	bools  []commonpb.AnyValue_BoolValue
+	links  []tracepb.Span_Link
+	lptrs  []*tracepb.Span_Link
+	lids   []byte
 }
 
 // newSpanEncoder returns an encoder for spans of res. A nil res means the
@@ -130,10 +155,15 @@ func (e *spanEncoder) encodeMessages(batch []lifecycle.Span) []*tracepb.Resource
 		return nil
 	}
 	e.ss.ProtoReflect().SetUnknown(nil)
-	nAttrs := 0
+	nAttrs, nLinks := 0, 0
 	for i := range batch {
 		nAttrs += len(batch[i].Attrs)
+		nLinks += len(batch[i].Links)
 	}
+	e.links = grow(e.links, nLinks)
+	e.lptrs = grow(e.lptrs, nLinks)
+	e.lids = grow(e.lids, 24*nLinks)
+	nl := 0 // next free link slot
 	e.spans = grow(e.spans, len(batch))
 	e.ptrs = grow(e.ptrs, len(batch))
 	e.ids = grow(e.ids, 32*len(batch))
@@ -170,6 +200,21 @@ func (e *spanEncoder) encodeMessages(batch []lifecycle.Span) []*tracepb.Resource
 		if a > first {
 			attrs = e.kvPtrs[first:a:a]
 		}
+		var links []*tracepb.Span_Link
+		kept, droppedLinks := keptLinks(s, e.limits.LinkCountLimit)
+		if len(kept) > 0 {
+			first := nl
+			for j := range kept {
+				l := &kept[j]
+				id := e.lids[24*nl : 24*nl+24 : 24*nl+24]
+				copy(id[:16], l.TraceID[:])
+				copy(id[16:], l.SpanID[:])
+				e.links[nl] = tracepb.Span_Link{TraceId: id[:16:16], SpanId: id[16:24:24], Flags: linkFlags(l)}
+				e.lptrs[nl] = &e.links[nl]
+				nl++
+			}
+			links = e.lptrs[first:nl:nl]
+		}
 		var parent []byte
 		flags := flagsRoot
 		if s.ParentSpanID.IsValid() {
@@ -188,6 +233,8 @@ func (e *spanEncoder) encodeMessages(batch []lifecycle.Span) []*tracepb.Resource
 			EndTimeUnixNano:        uint64(max(0, s.End)),
 			Attributes:             attrs,
 			DroppedAttributesCount: uint32(min(dropped, 1<<32-1)), //nolint:gosec // clamped
+			Links:                  links,
+			DroppedLinksCount:      uint32(min(droppedLinks, 1<<32-1)), //nolint:gosec // clamped
 			Status:                 &e.status,
 		}
 		e.ptrs[i] = &e.spans[i]
@@ -233,8 +280,14 @@ const (
 	fieldSpanEnd      protowire.Number = 8
 	fieldSpanAttr     protowire.Number = 9
 	fieldSpanDropped  protowire.Number = 10
+	fieldSpanLink     protowire.Number = 13
+	fieldSpanDropLink protowire.Number = 14
 	fieldSpanStatus   protowire.Number = 15
 	fieldSpanFlags    protowire.Number = 16
+
+	fieldLinkTraceID protowire.Number = 1
+	fieldLinkSpanID  protowire.Number = 2
+	fieldLinkFlags   protowire.Number = 6
 
 	fieldKVKey   protowire.Number = 1
 	fieldKVValue protowire.Number = 2
@@ -258,6 +311,11 @@ var (
 	tagSpanEnd        = tag1(fieldSpanEnd, protowire.Fixed64Type)
 	tagSpanAttr       = tag1(fieldSpanAttr, protowire.BytesType)
 	tagSpanDropped    = tag1(fieldSpanDropped, protowire.VarintType)
+	tagSpanLink       = tag1(fieldSpanLink, protowire.BytesType)
+	tagSpanDropLink   = tag1(fieldSpanDropLink, protowire.VarintType)
+	tagLinkTraceID    = tag1(fieldLinkTraceID, protowire.BytesType)
+	tagLinkSpanID     = tag1(fieldLinkSpanID, protowire.BytesType)
+	tagLinkFlags      = tag1(fieldLinkFlags, protowire.Fixed32Type)
 	tagSpanStatus     = tag1(fieldSpanStatus, protowire.BytesType)
 	tagSpanFlags      = protowire.AppendTag(nil, fieldSpanFlags, protowire.Fixed32Type)
 
@@ -277,7 +335,13 @@ var (
 		protowire.SizeTag(fieldSpanStatus) + protowire.SizeBytes(0) +
 		protowire.SizeTag(fieldSpanFlags) + protowire.SizeFixed32()
 	parentSize = protowire.SizeTag(fieldSpanParentID) + protowire.SizeBytes(8)
-	timeSize   = protowire.SizeTag(fieldSpanStart) + protowire.SizeFixed64()
+	// linkSize is a Span.Link message: trace and span IDs and the flags,
+	// which always have the remote bits set (no trace_state, no
+	// attributes).
+	linkSize = protowire.SizeTag(fieldLinkTraceID) + protowire.SizeBytes(16) +
+		protowire.SizeTag(fieldLinkSpanID) + protowire.SizeBytes(8) +
+		protowire.SizeTag(fieldLinkFlags) + protowire.SizeFixed32()
+	timeSize = protowire.SizeTag(fieldSpanStart) + protowire.SizeFixed64()
 )
 
 // tag1 is the one-byte tag of a field numbered below 16.
@@ -317,6 +381,11 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 		}
 		if dropped > 0 {
 			size += protowire.SizeTag(fieldSpanDropped) + protowire.SizeVarint(uint64(dropped))
+		}
+		links, droppedLinks := keptLinks(s, e.limits.LinkCountLimit)
+		size += len(links) * (protowire.SizeTag(fieldSpanLink) + protowire.SizeBytes(linkSize))
+		if droppedLinks > 0 {
+			size += protowire.SizeTag(fieldSpanDropLink) + protowire.SizeVarint(uint64(droppedLinks))
 		}
 
 		b = append(b, tagScopeSpansSpan)
@@ -376,6 +445,19 @@ func (e *spanEncoder) appendSpans(b []byte, batch []lifecycle.Span) ([]byte, boo
 		if dropped > 0 {
 			b = append(b, tagSpanDropped)
 			b = appendVarint(b, uint64(dropped))
+		}
+		for j := range links {
+			l := &links[j]
+			b = append(b, tagSpanLink, byte(linkSize), tagLinkTraceID) // linkSize < 128: a one-byte length
+			b = appendBytes(b, l.TraceID[:])
+			b = append(b, tagLinkSpanID)
+			b = appendBytes(b, l.SpanID[:])
+			b = append(b, tagLinkFlags)
+			b = protowire.AppendFixed32(b, linkFlags(l))
+		}
+		if droppedLinks > 0 {
+			b = append(b, tagSpanDropLink)
+			b = appendVarint(b, uint64(droppedLinks))
 		}
 		b = append(b, tagSpanStatus)
 		b = appendVarint(b, 0)

@@ -76,7 +76,7 @@ func (e *ackExporter) Shutdown(context.Context) error {
 
 // spanOf rebuilds the lifecycle view of an SDK span for Observer.Rejected.
 func spanOf(s sdktrace.ReadOnlySpan) lifecycle.Span {
-	return lifecycle.Span{
+	sp := lifecycle.Span{
 		Name:         s.Name(),
 		TraceID:      s.SpanContext().TraceID(),
 		SpanID:       s.SpanContext().SpanID(),
@@ -85,6 +85,11 @@ func spanOf(s sdktrace.ReadOnlySpan) lifecycle.Span {
 		End:          s.EndTime().UnixNano(),
 		Attrs:        s.Attributes(),
 	}
+	for _, l := range s.Links() {
+		sc := l.SpanContext
+		sp.Links = append(sp.Links, lifecycle.Link{TraceID: sc.TraceID(), SpanID: sc.SpanID(), Flags: sc.TraceFlags()})
+	}
+	return sp
 }
 
 // sdkLane is the SDK export path: its own tracer provider and blocking

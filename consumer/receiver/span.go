@@ -25,13 +25,28 @@ type Span struct {
 	// Flags are the OTLP span flags: the W3C trace flags in bits 0-7, and in
 	// bits 8 and 9 whether the parent's remoteness is known and whether the
 	// parent is remote.
-	Flags    uint32
+	Flags uint32
+	// Links are the span's links, in order.
+	Links    []Link
 	Resource map[string]any
 	// Scope is the name of the instrumentation scope that produced the span.
 	Scope string
 	// Raw is the span as decoded; it is shared, not a copy, and must not be
 	// modified.
 	Raw *tracepb.Span
+}
+
+// Link is a received span link.
+type Link struct {
+	TraceID trace.TraceID
+	SpanID  trace.SpanID
+	// TraceState is the link's W3C tracestate, as sent.
+	TraceState string
+	// Flags are the OTLP link flags: the W3C trace flags in bits 0-7, and
+	// in bits 8 and 9 whether the linked span's remoteness is known and
+	// whether it is remote.
+	Flags uint32
+	Attrs map[string]any
 }
 
 // ParentRemote reports whether the exporter said the span's parent is in
@@ -67,6 +82,12 @@ func (r *Receiver) Spans() []Span {
 		copy(s.TraceID[:], sp.GetTraceId())
 		copy(s.SpanID[:], sp.GetSpanId())
 		copy(s.ParentSpanID[:], sp.GetParentSpanId())
+		for _, l := range sp.GetLinks() {
+			rl := Link{TraceState: l.GetTraceState(), Flags: l.GetFlags(), Attrs: attrMap(l.GetAttributes())}
+			copy(rl.TraceID[:], l.GetTraceId())
+			copy(rl.SpanID[:], l.GetSpanId())
+			s.Links = append(s.Links, rl)
+		}
 		out[i] = s
 	}
 	return out
