@@ -34,6 +34,13 @@ const (
 	DefaultMaxFutureSkew = 5 * time.Minute
 	// DefaultMaxPastSkew is generous: only an absurdly old ts is refused.
 	DefaultMaxPastSkew = 7 * 24 * time.Hour
+	// DefaultReorderWindow is off: with a window, a partition's last events
+	// wait until stream time passes them, i.e. for the partition's next
+	// events, and nothing releases them on a quiet partition yet. 2s
+	// absorbs several producers' order on a busy one.
+	DefaultReorderWindow = 0
+	// DefaultReorderMaxEvents bounds one partition's held events.
+	DefaultReorderMaxEvents = 1 << 16
 )
 
 // Export paths accepted by Config.ExportPath.
@@ -156,6 +163,19 @@ type Config struct {
 	// MaxPastSkew or disable it).
 	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	MaxPastSkew   time.Duration `mapstructure:"max_past_skew"`
+	// ReorderWindow is how long, in stream time, each partition holds
+	// decoded events before applying them in (ts, offset) order (default
+	// 0, off; 2s suits several producers): events that reach the partition out of order by less than this
+	// (several producers writing one player's events) build the same
+	// session as in order. Every span waits for it: a root span is exported
+	// within export_batch_timeout + the window + 1s of its last event. A
+	// held record is not committed past. 0 turns the window off: records
+	// are applied in arrival order, and an event that arrives before one
+	// its phase needs is an out_of_phase dead letter.
+	ReorderWindow time.Duration `mapstructure:"reorder_window"`
+	// ReorderMaxEvents caps the events one partition holds (default
+	// 65536); when it is exceeded the event due first is applied early.
+	ReorderMaxEvents int `mapstructure:"reorder_max_events"`
 	// Lifecycle configures the per-partition session state machine.
 	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
 	// Limits bound what one record may carry.
@@ -192,6 +212,8 @@ func DefaultConfig() Config {
 		MaxPollRecords:     DefaultMaxPollRecords,
 		MaxFutureSkew:      DefaultMaxFutureSkew,
 		MaxPastSkew:        DefaultMaxPastSkew,
+		ReorderWindow:      DefaultReorderWindow,
+		ReorderMaxEvents:   DefaultReorderMaxEvents,
 		Lifecycle:          lifecycle.DefaultConfig(),
 		Limits:             schema.DefaultLimits(),
 	}
@@ -276,10 +298,14 @@ func (c Config) ValidatePipeline() error {
 	if c.MaxPastSkew < 0 {
 		return fmt.Errorf("max_past_skew %v: %w", c.MaxPastSkew, ErrNegative)
 	}
+	if c.ReorderWindow < 0 {
+		return fmt.Errorf("reorder_window %v: %w", c.ReorderWindow, ErrNegative)
+	}
 	for _, s := range []struct {
 		key string
 		v   int
 	}{
+		{"reorder_max_events", c.ReorderMaxEvents},
 		{"export_queue_size", c.ExportQueueSize},
 		{"export_batch_size", c.ExportBatchSize},
 		{"max_poll_records", c.MaxPollRecords},

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -45,6 +47,7 @@ func (c *byteChooser) IntN(n int) int {
 type genRecord struct {
 	key, value []byte
 	ts         time.Time // the record's Kafka timestamp; zero: none
+	at         int64     // when it was generated (Unix ns)
 }
 
 // resumeConfig is small enough for idle timeouts, dedup window evictions and
@@ -65,7 +68,32 @@ func resumeConfig() Config {
 // window, late events, silences longer than the idle timeout, events far in
 // the future with sane record timestamps, slightly ahead ones, records
 // without a timestamp, and poison.
-func genStream(c chooser, n int) []genRecord {
+func genStream(c chooser, n int) []genRecord { return genStreamEvery(c, n, 90*time.Second) }
+
+// genJittered is genStream with events at most step apart, whose records
+// reach the partition in the order of their ts plus up to jitter (several
+// producers, each with its own delay), so neighbouring events are out of
+// order.
+func genJittered(c chooser, n int, step, jitter time.Duration) []genRecord {
+	recs := genStreamEvery(c, n, step)
+	arrival := make([]int64, len(recs))
+	for i := range recs {
+		arrival[i] = recs[i].at + int64(c.IntN(int(jitter)))
+	}
+	idx := make([]int, len(recs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return arrival[idx[a]] < arrival[idx[b]] })
+	out := make([]genRecord, len(recs))
+	for i, j := range idx {
+		out[i] = recs[j]
+	}
+	return out
+}
+
+// genStreamEvery is genStream with at most step between events.
+func genStreamEvery(c chooser, n int, step time.Duration) []genRecord {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
 	players := 2 + c.IntN(7)
 	seq := make([]int, players)
@@ -105,10 +133,10 @@ func genStream(c chooser, n int) []genRecord {
 		return ev
 	}
 	add := func(ev schema.Event, ts time.Time) {
-		out = append(out, genRecord{key: []byte(ev.PlayerID), value: schema.AppendJSON(nil, &ev), ts: ts})
+		out = append(out, genRecord{key: []byte(ev.PlayerID), value: schema.AppendJSON(nil, &ev), ts: ts, at: now})
 	}
 	for len(out) < n {
-		now += int64(c.IntN(90)) * int64(time.Second)
+		now += int64(c.IntN(int(step/time.Millisecond))) * int64(time.Millisecond)
 		p := c.IntN(players)
 		switch k := c.IntN(24); {
 		case k < 14: // an event, stamped by its server's clock
@@ -132,7 +160,7 @@ func genStream(c chooser, n int) []genRecord {
 		case k == 20: // no record timestamp: never bounded
 			add(event(p, now), time.Time{})
 		case k == 21:
-			out = append(out, genRecord{key: []byte("x"), value: []byte(`{"type":"session.login"`), ts: time.Unix(0, now)})
+			out = append(out, genRecord{key: []byte("x"), value: []byte(`{"type":"session.login"`), ts: time.Unix(0, now), at: now})
 		default:
 			ev := event(p, now)
 			add(ev, time.Unix(0, ev.TS))
@@ -152,7 +180,8 @@ type emittedSpan struct {
 // order up to acked, dead-letter writes when the test says so.
 type owner struct {
 	t      testing.TB
-	p      *partition
+	p      *partition[int64]
+	steps  []step[int64]
 	l      *checkpoint.Ledger[int64]
 	mark   int64
 	spans  []emittedSpan
@@ -165,7 +194,7 @@ type owner struct {
 
 func newOwner(t testing.TB, cfg Config) *owner {
 	t.Helper()
-	p, err := newPartition(cfg)
+	p, err := newPartition[int64](cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,14 +222,41 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) 
 
 // process runs the record at off as worker.process does.
 func (o *owner) process(r genRecord, off int64) {
-	replayed := off < o.mark
-	spans, st := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, o.buf[:0])
-	o.buf = spans[:0]
+	spans, steps := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, off, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// finish applies what the reorder window still holds, as at the end of the
+// input; next is the offset after the last record.
+func (o *owner) finish(next int64) {
+	spans, steps := o.p.flush(next, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// handle does the steps' side effects as worker.apply does.
+func (o *owner) handle(spans []lifecycle.Span, steps []step[int64]) {
+	from := 0
+	for _, st := range steps {
+		o.step(st, spans[from:st.spans])
+		from = st.spans
+	}
+	o.buf, o.steps = spans[:0], steps[:0]
+}
+
+func (o *owner) step(st step[int64], spans []lifecycle.Span) {
 	if st.warm {
 		return
 	}
+	defer o.l.Processed(st.next, st.low)
+	if st.held {
+		return
+	}
+	replayed := st.before.Offset < o.mark
+	off := st.offset
 	o.out[off] = st.out
-	o.stream[off] = o.p.m.StreamTime()
+	if st.applied {
+		o.stream[off] = st.stream
+	}
 	var dlq *atomic.Int32
 	if st.reason != "" && !replayed {
 		dlq = new(atomic.Int32)
@@ -218,9 +274,8 @@ func (o *owner) process(r genRecord, off int64) {
 		o.l.Add(checkpoint.Record[int64]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq, Payload: off})
 	}
 	for _, sp := range spans {
-		o.spans = append(o.spans, emittedSpan{offset: off, span: sp})
+		o.spans = append(o.spans, emittedSpan{offset: st.before.Offset, span: sp})
 	}
-	o.l.Processed(o.p.point(off+1), o.p.low())
 }
 
 // acknowledge lets the simulated lane and dead-letter producer catch up at
@@ -237,9 +292,8 @@ func (o *owner) acknowledge(c chooser) {
 
 // checkResume runs the property over stream; it returns how many positions
 // it checked.
-func checkResume(t testing.TB, stream []genRecord, c chooser) int {
+func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
 	t.Helper()
-	cfg := resumeConfig()
 	run := newOwner(t, cfg)
 	type commit struct {
 		pos   checkpoint.Position
@@ -309,19 +363,50 @@ func spanDiff(got, want []emittedSpan) string {
 }
 
 func TestResumeProperty(t *testing.T) {
-	n := 200
+	// The first case is the property before the reorder window; the
+	// others, slower per stream, run fewer.
+	n, more := 200, 50
 	if testing.Short() {
-		n = 40
+		n, more = 40, 10
 	}
-	positions := 0
-	for seed := range uint64(n) {
-		r := rand.New(rand.NewPCG(seed, 10))
-		stream := genStream(r, 100+r.IntN(300))
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			positions += checkResume(t, stream, r)
+	for i, tc := range []struct {
+		name   string
+		window time.Duration
+		gen    func(c chooser, n int) []genRecord
+	}{
+		{"in order, no window", 0, genStream},
+		{"in order, 2s window", 2 * time.Second, genStream},
+		{"jittered 500ms, no window", 0, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}},
+		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}},
+		{"jittered 5s, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord { return genJittered(c, n, time.Second, 5*time.Second) }},
+		{"jittered 500ms, 2s window of 3 events", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 100*time.Millisecond, 500*time.Millisecond)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := resumeConfig()
+			cfg.ReorderWindow = tc.window
+			if strings.HasSuffix(tc.name, "of 3 events") {
+				cfg.ReorderMaxEvents = 3
+			}
+			positions, n := 0, n
+			if i > 0 {
+				n = more
+			}
+			for seed := range uint64(n) {
+				r := rand.New(rand.NewPCG(seed, 10))
+				stream := tc.gen(r, 100+r.IntN(300))
+				t.Run(fmt.Sprint(seed), func(t *testing.T) {
+					positions += checkResume(t, cfg, stream, r)
+				})
+			}
+			t.Logf("%d streams, %d committable positions resumed", n, positions)
 		})
 	}
-	t.Logf("%d streams, %d committable positions resumed", n, positions)
 }
 
 func FuzzResume(f *testing.F) {
@@ -337,7 +422,16 @@ func FuzzResume(f *testing.F) {
 		c := &byteChooser{b: b}
 		// Each committable position is resumed over the rest of the
 		// stream: quadratic, so the stream stays short.
-		stream := genStream(c, min(1+len(b)/3, 150))
-		checkResume(t, stream, c)
+		cfg := resumeConfig()
+		gen := genStream
+		if c.IntN(2) == 1 {
+			cfg.ReorderWindow = 2 * time.Second
+			cfg.ReorderMaxEvents = 1 + c.IntN(8)
+			gen = func(c chooser, n int) []genRecord {
+				return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+			}
+		}
+		stream := gen(c, min(1+len(b)/3, 150))
+		checkResume(t, cfg, stream, c)
 	})
 }

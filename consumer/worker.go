@@ -26,9 +26,10 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	part  *partition
-	rec   schema.Record // scratch: the record as the decoder reads it
-	hdrs  bool          // the decoder reads headers (a mapping); v1 does not
+	part  *partition[*kgo.Record]
+	steps []step[*kgo.Record] // scratch: what one record did
+	rec   schema.Record       // scratch: the record as the decoder reads it
+	hdrs  bool                // the decoder reads headers (a mapping); v1 does not
 	lane  export.Lane
 	spans []lifecycle.Span
 	logs  *rateLog
@@ -95,7 +96,7 @@ type resume struct {
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
-	part, err := newPartition(p.cfg)
+	part, err := newPartition[*kgo.Record](p.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
 	}
@@ -246,13 +247,12 @@ func (w *worker) countRecords(n, bytes int64) {
 	pm.bytes.Add(context.Background(), bytes, w.attrs)
 }
 
-// process runs one record through decode, the state machine and the lane.
+// process runs one record through decode, the reorder window, the state
+// machine and the lane.
 func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	if !w.started {
 		w.start()
 	}
-	pm := w.c.metrics
-
 	mark := w.exportedThrough.Load()
 	// Handled by a previous owner: rebuild state only, silently. The tails
 	// of sessions that began below the committed offset look like unknown
@@ -267,12 +267,17 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	} else if w.rebuilt > 0 {
 		w.rebuildDone(mark)
 	}
-	spans, st := w.part.process(w.record(r), r.Timestamp, r.Offset, w.spans[:0])
-	w.spans = spans[:0]
-	if st.ignored && !replayed {
-		pm.add(pm.ignored, 1)
+	spans, steps := w.part.process(w.record(r), r.Timestamp, r.Offset, r, w.spans[:0], w.steps[:0])
+	from := 0
+	for i := range steps {
+		w.apply(ctx, &steps[i], spans[from:steps[i].spans], mark)
+		from = steps[i].spans
 	}
-	if st.warm {
+	warm := steps[0].warm
+	// The steps must not keep records or spans alive until the next one.
+	clear(steps)
+	w.spans, w.steps = spans[:0], steps[:0]
+	if warm {
 		// Below the committed offset: it only refilled the dedup window,
 		// and nothing of it is this owner's to commit.
 		if replayed && r.Offset+1 >= mark {
@@ -280,10 +285,35 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		}
 		return
 	}
+
+	w.mu.Lock()
+	w.open = w.part.m.Open()
+	w.mu.Unlock()
+	if replayed && r.Offset+1 >= mark {
+		w.rebuildDone(mark)
+	}
+}
+
+// apply does the side effects of one step of the partition: the metrics,
+// the dead-letter write, the ledger and the spans. A step positioned below
+// mark was handled by a previous owner: it only rebuilds state.
+func (w *worker) apply(ctx context.Context, st *step[*kgo.Record], spans []lifecycle.Span, mark int64) {
+	pm := w.c.metrics
+	replayed := st.before.Offset < mark
+	if st.ignored && !replayed {
+		pm.add(pm.ignored, 1)
+	}
+	if st.warm {
+		return
+	}
+	if st.held {
+		w.processed(st)
+		return
+	}
 	if !replayed {
 		w.countOutcome(st.out)
 	}
-	reason, detail := st.reason, st.detail
+	r, reason, detail := st.payload, st.reason, st.detail
 
 	var dlq *atomic.Int32
 	if reason != "" && !replayed {
@@ -325,15 +355,14 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	if len(spans) > 0 && w.c.sessions != nil {
 		w.c.sessions.Record(ctx, spans)
 	}
+	w.processed(st)
+}
 
-	next, low, open := w.part.point(r.Offset+1), w.part.low(), w.part.m.Open()
+// processed tells the ledger where a commit may be made after st.
+func (w *worker) processed(st *step[*kgo.Record]) {
 	w.mu.Lock()
-	w.ledger.Processed(next, low)
-	w.open = open
+	w.ledger.Processed(st.next, st.low)
 	w.mu.Unlock()
-	if replayed && r.Offset+1 >= mark {
-		w.rebuildDone(mark)
-	}
 }
 
 // start takes what the partition's last commit says, once, before the
