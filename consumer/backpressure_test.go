@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
@@ -152,12 +151,7 @@ func TestTimedOutShutdownCommitsWhatWasAcknowledged(t *testing.T) {
 // authorization, ready again when fetches succeed, and not ready once every
 // partition was released.
 func TestReadinessFollowsAssignmentAndKafkaRefusals(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	cluster, brokers := controlledCluster(t)
 	s := buildScenario(t, scenarioSpec{partitions: 1, players: 10, matches: 1})
 	first, rest := s.split(0.5)
 	topic := kafkatest.Topic(t, brokers, 1)

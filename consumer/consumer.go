@@ -28,6 +28,16 @@
 // as the previous owner would have (checkpoint's package doc says where it
 // cannot).
 //
+// With Config.SnapshotInterval set, each worker also writes snapshots of its
+// partition's open sessions to a compacted topic (snapshots.go), and a
+// commit may then be made at a durable snapshot, past open sessions; its
+// metadata names the snapshot, which the next owner loads and verifies
+// (adjust) before it replays only the records after it. A snapshot that is
+// missing or corrupt makes the partition replay from the oldest record the
+// topic holds instead, counted and logged. Package checkpoint's doc says why
+// writing the snapshot before the commit that names it is safe without a
+// Kafka transaction.
+//
 // An event whose ts is further than Config.MaxFutureSkew ahead of, or
 // Config.MaxPastSkew behind, its record's Kafka timestamp is dead-lettered
 // and never applied, so one bad producer clock cannot move a partition's
@@ -39,6 +49,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +126,13 @@ type pipeline struct {
 	metrics  *metrics
 	sessions *sessionmetrics.Recorder // nil: no session metrics
 	dlq      *deadLetter
-	kopts    []kgo.Opt
+	// snaps writes and reads the snapshot topic; nil when snapshots are off
+	// (SnapshotInterval 0). Made in New, because the group may assign
+	// partitions (and adjust read their snapshots) before Run; its topic is
+	// ensured and its chunk size set in Run, before the first poll hands a
+	// worker a record.
+	snaps *snapshotStore
+	kopts []kgo.Opt
 
 	failedExports atomic.Int64 // export attempts that failed, for tests and readiness
 	exportLog     *rateLog
@@ -187,6 +204,10 @@ type Consumer struct {
 // time must still commit what was acknowledged.
 const finalCommitTimeout = 5 * time.Second
 
+// fetchMaxWait bounds how long the broker holds a fetch for partitions with
+// no new data.
+const fetchMaxWait = 500 * time.Millisecond
+
 // New validates cfg and builds a Consumer. The sdk export path exports
 // through exporter (the process's shared OTLP exporter), the direct path
 // through the client of WithOTLPClient; the one the configured path needs
@@ -229,6 +250,11 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		kgo.SessionTimeout(cfg.SessionTimeout),
 		kgo.RebalanceTimeout(cfg.RebalanceTimeout),
 		kgo.HeartbeatInterval(cfg.HeartbeatInterval),
+		// A partition resumed after back-pressure is fetched again only
+		// with the broker's next fetch request; with franz-go's default
+		// 5 s long poll on the other, caught-up partitions, it would wait
+		// that long and miss the latency target (batch timeout + 1 s).
+		kgo.FetchMaxWait(fetchMaxWait),
 	}
 	if cfg.InstanceID != "" {
 		kopts = append(kopts, kgo.InstanceID(cfg.InstanceID))
@@ -253,9 +279,26 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	} else {
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	}
+	if cfg.SnapshotInterval > 0 {
+		sopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+		sopts = append(sopts,
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+		)
+		scl, err := kgo.NewClient(sopts...)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("consumer: snapshot producer: %w", err)
+		}
+		c.snaps = &snapshotStore{cl: scl, adm: kadm.NewClient(scl), brokers: cfg.Brokers, kopts: c.kopts, topic: cfg.snapshotTopic()}
+	}
 	cl, err := kgo.NewClient(kopts...)
 	if err != nil {
 		cancel()
+		if c.snaps != nil {
+			c.snaps.cl.Close()
+		}
 		return nil, fmt.Errorf("consumer: kafka client: %w", err)
 	}
 	c.cl = cl
@@ -317,6 +360,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 	c.dlq = dlq
 	c.mu.Unlock()
 	defer dlq.cl.Close() // after the final release below: it flushed the partitions' writes
+	if c.snaps != nil {
+		defer c.snaps.cl.Close() // after the final release: it writes the last snapshots
+		if err := c.startSnapshots(ctx); err != nil {
+			c.cl.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
 
 	var wg sync.WaitGroup
 	commitCtx, stopCommits := context.WithCancel(context.Background())
@@ -482,6 +535,56 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 	return nil
 }
 
+// loadSnapshot reads and verifies the snapshot res names, for the worker
+// to restore before its first record, and reports whether it could; when it
+// cannot (missing, corrupt, snapshots off), the worker resumes without it,
+// with the mark of the commit, from the oldest record the caller can still
+// read, and the fallback is counted and logged.
+func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) bool {
+	fail := func(err error) bool {
+		c.metrics.add(c.metrics.fallbacks, 1)
+		c.log.Warn("the commit's snapshot cannot be used: the partition replays from the oldest record the topic holds",
+			"topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset, "snapshot", res.meta.Snapshot, "error", err)
+		// Stream time and the window were those of the snapshot's offset,
+		// which the fallback does not start at.
+		w.resumeFrom.Store(&resume{offset: res.offset, meta: checkpoint.Metadata{Mark: res.meta.Mark}})
+		return false
+	}
+	if c.snaps == nil {
+		return fail(errors.New("snapshots are off (snapshot_interval 0)"))
+	}
+	ref, err := parseSnapshotRef(res.meta.Snapshot)
+	if err != nil {
+		return fail(err)
+	}
+	rctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+	defer cancel()
+	start := time.Now()
+	b, info, err := c.snaps.read(rctx, ref, w.partition, res.offset)
+	if err != nil {
+		return fail(err)
+	}
+	w.resumeFrom.Store(&resume{offset: res.offset, meta: res.meta, snap: b})
+	c.log.Info("snapshot loaded", "topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset,
+		"sessions", info.Sessions, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
+	return true
+}
+
+// startSnapshots makes sure the snapshot topic exists and sizes a chunk to
+// its max.message.bytes, leaving room for the record's framing (the
+// producer's default batch limit is franz-go's 1 MB, so a chunk is never
+// more).
+func (c *Consumer) startSnapshots(ctx context.Context) error {
+	s := c.snaps
+	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := s.ensure(ectx, c.cfg.Topic); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	s.chunk = int(min(maxMessageBytes(ctx, s.adm, s.topic), DefaultDLQMaxBytes)) - 4*recordOverhead
+	return nil
+}
+
 // adjust starts each resumed partition at its dedup window's start, below
 // the committed offset: the records in between only refill the window, so
 // the new owner drops exactly the redeliveries the previous one would have.
@@ -491,6 +594,7 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 // an empty window.
 func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
 	want := map[int32]*resume{}
+	var fallback []int32
 	for p := range offsets[c.cfg.Topic] {
 		c.mu.Lock()
 		w := c.workers[p]
@@ -498,14 +602,35 @@ func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 		if w == nil {
 			continue
 		}
-		if res := w.resumeFrom.Load(); res != nil && res.meta.Resume && res.meta.WindowStart < res.offset {
+		res := w.resumeFrom.Load()
+		if res != nil && res.meta.Snapshot != "" {
+			if c.loadSnapshot(ctx, w, res) {
+				// The snapshot holds the dedup window and stream time: the
+				// partition starts at the committed offset.
+				continue
+			}
+			fallback = append(fallback, p)
+			continue
+		}
+		if res != nil && res.meta.Resume && res.meta.WindowStart < res.offset {
 			want[p] = res
 		}
 	}
-	if len(want) == 0 {
+	if len(want) == 0 && len(fallback) == 0 {
 		return offsets, nil
 	}
 	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.Topic)
+	for _, p := range fallback {
+		// The oldest record the topic still holds: sessions that started
+		// there are rebuilt whole, and the mark keeps every span the
+		// previous owners exported from being emitted again.
+		lo, ok := starts.Lookup(c.cfg.Topic, p)
+		if err != nil || !ok || lo.Err != nil {
+			offsets[c.cfg.Topic][p] = kgo.NewOffset().AtStart()
+			continue
+		}
+		offsets[c.cfg.Topic][p] = kgo.NewOffset().At(lo.Offset).WithEpoch(-1)
+	}
 	for p, res := range want {
 		from := res.meta.WindowStart
 		lo, ok := starts.Lookup(c.cfg.Topic, p)
@@ -576,6 +701,9 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 			if err := w.waitDeadLetters(ctx); err != nil {
 				c.log.Warn("partition released before all dead-letter copies were written; their records stay uncommitted", "topic", w.topic, "partition", w.partition, "error", err)
 			}
+			// The worker's goroutine has exited: the machine is ours. A
+			// snapshot now lets the next owner start at the last record.
+			w.snapshot(ctx)
 		})
 	}
 	wg.Wait()
@@ -684,7 +812,9 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 					w.mu.Lock()
 					w.committed = positions[p.Partition]
 					hw := w.hw
+					stale := w.superseded(off)
 					w.mu.Unlock()
+					c.deleteSnapshots(w.partition, stale)
 					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
 					c.log.Debug("committed", "partition", p.Partition, "offset", off, "mark", marks[p.Partition])
 					attrs := partitionAttrs(t.Topic, p.Partition)
@@ -695,6 +825,23 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 				}
 			}
 		})
+}
+
+// deleteSnapshots writes tombstones for the chunks of snapshots no commit
+// will name again, so that compaction removes them. A tombstone lost to a
+// crash leaves a snapshot that costs space until the partition is
+// compacted under a later one; it is never read.
+func (c *Consumer) deleteSnapshots(partition int32, stale []writtenSnapshot) {
+	if c.snaps == nil {
+		return
+	}
+	for _, s := range stale {
+		key := snapshotKey(partition, s.offset)
+		for i := range s.ref.chunks {
+			c.snaps.cl.Produce(context.Background(), &kgo.Record{Topic: c.snaps.topic, Partition: s.ref.partition,
+				Key: []byte(key + strconv.Itoa(i))}, nil)
+		}
+	}
 }
 
 // startDLQ makes sure the dead-letter topic exists (creating it only when a
@@ -726,6 +873,7 @@ func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: dead-letter producer: %w", err)
 	}
+	d.fetchOpts = append(append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...), kgo.SeedBrokers(c.cfg.Brokers...))
 	d.cl = cl
 	return d, nil
 }

@@ -66,6 +66,9 @@ type deadLetter struct {
 	retryInitial time.Duration
 	retryMax     time.Duration
 
+	// fetchOpts make a client that re-reads a source record (refetch).
+	fetchOpts []kgo.Opt
+
 	// failing is the last write error, nil since a write succeeded:
 	// readiness reports it.
 	failing atomic.Pointer[string]
@@ -302,4 +305,67 @@ func maxMessageBytes(ctx context.Context, adm *kadm.Client, topic string) int32 
 		}
 	}
 	return DefaultDLQMaxBytes
+}
+
+// refetch reads the record at offset of topic/partition again, retrying
+// with backoff until it is read or ctx ends: the worker does not keep the
+// records whose spans are in flight, and a refused span (rare) needs its
+// record for the dead-letter copy. The record is below the committed
+// offset's reach (the commit waits for it), so it is still in the log
+// unless retention deleted it, which ends the retries with an error.
+func (d *deadLetter) refetch(ctx context.Context, topic string, partition int32, offset int64) (*kgo.Record, error) {
+	wait := d.retryInitial
+	for {
+		r, err := d.fetchOne(ctx, topic, partition, offset)
+		if err == nil || ctx.Err() != nil || errors.Is(err, errRecordGone) {
+			return r, err
+		}
+		d.log.warn("refetch", "re-reading a source record failed; retrying", "topic", topic, "partition", partition, "offset", offset, "error", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, d.retryMax)
+	}
+}
+
+// errRecordGone is refetch's answer for a record no longer in the log.
+var errRecordGone = errors.New("record no longer in the log")
+
+func (d *deadLetter) fetchOne(ctx context.Context, topic string, partition int32, offset int64) (*kgo.Record, error) {
+	cl, err := kgo.NewClient(append(append([]kgo.Opt(nil), d.fetchOpts...),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {partition: kgo.NewOffset().At(offset)}}),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("read %s/%d@%d: %w", topic, partition, offset, err)
+		}
+		var found *kgo.Record
+		var ferr error
+		fs.EachError(func(_ string, _ int32, err error) { ferr = err })
+		fs.EachRecord(func(r *kgo.Record) {
+			if found == nil && r.Offset >= offset {
+				found = r
+			}
+		})
+		switch {
+		case found != nil && found.Offset == offset:
+			return found, nil
+		case found != nil:
+			return nil, fmt.Errorf("read %s/%d@%d: %w (the log continues at %d)", topic, partition, offset, errRecordGone, found.Offset)
+		case ferr != nil:
+			return nil, fmt.Errorf("read %s/%d@%d: %w", topic, partition, offset, ferr)
+		}
+	}
 }

@@ -219,12 +219,7 @@ func isPoison(t *testing.T, r *kgo.Record) bool {
 // topic exists already: the consumer must start (a metadata request says the
 // topic is there) and never ask to create it.
 func TestDeadLetterTopicIsOnlyCreatedWhenMissing(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	cluster, brokers := controlledCluster(t)
 	s := buildScenario(t, scenarioSpec{partitions: 1, players: 10, matches: 1, poisonEach: 8})
 	topic := kafkatest.Topic(t, brokers, 1)
 	topicWithConfigs(t, brokers, topic+".dlq", 1, nil)
@@ -259,12 +254,7 @@ func TestDeadLetterTopicIsOnlyCreatedWhenMissing(t *testing.T) {
 // record while its copy is unwritten, and every copy must be written once
 // the broker accepts them again.
 func TestDeadLetterWriteFailuresHoldTheCommit(t *testing.T) {
-	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cluster.Close)
-	brokers := cluster.ListenAddrs()
+	cluster, brokers := controlledCluster(t)
 	s := buildScenario(t, scenarioSpec{partitions: 1, players: 20, matches: 1, poisonEach: 15})
 	topic := kafkatest.Topic(t, brokers, 1)
 	s.produce(t, brokers, topic) // before the broker starts refusing writes
@@ -361,4 +351,17 @@ func (c *lineCounter) count(sub string) int {
 		}
 	}
 	return n
+}
+
+// controlledCluster starts a kfake cluster of this test's own, for tests
+// that make it answer some requests their way (kafkatest's backends do not
+// expose theirs).
+func controlledCluster(t *testing.T) (*kfake.Cluster, []string) {
+	t.Helper()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	return cluster, cluster.ListenAddrs()
 }

@@ -25,6 +25,8 @@ type metrics struct {
 	spansRejected metric.Int64Counter
 	rebalances    metric.Int64Counter
 	commits       metric.Int64Counter
+	snapshots     metric.Int64Counter
+	fallbacks     metric.Int64Counter
 	openSessions  metric.Int64Gauge
 	committed     metric.Int64Gauge
 	lag           metric.Int64Gauge
@@ -58,8 +60,11 @@ func newMetrics(mp metric.MeterProvider) (*metrics, error) {
 		exportFailed: counter("sessiontrace.spans.export_failures", "{span}", "Spans in export attempts that failed and will be retried."),
 		spansRejected: counter("sessiontrace.spans.rejected", "{span}",
 			"Spans the OTLP endpoint refused for good and that are not sent again: rejected in a partial success, or refused on their own (InvalidArgument, too large), by reason."),
-		rebalances:   counter("sessiontrace.rebalances", "{partition}", "Partitions assigned, revoked or lost, by kind."),
-		commits:      counter("sessiontrace.commits", "{commit}", "Offset commits, by result."),
+		rebalances: counter("sessiontrace.rebalances", "{partition}", "Partitions assigned, revoked or lost, by kind."),
+		commits:    counter("sessiontrace.commits", "{commit}", "Offset commits, by result."),
+		snapshots:  counter("sessiontrace.snapshots", "{snapshot}", "Snapshots of a partition's open sessions written to the snapshot topic, by result."),
+		fallbacks: counter("sessiontrace.snapshots.fallbacks", "{partition}",
+			"Partitions whose commit named a snapshot that was missing or corrupt: they replayed from the oldest record the topic still holds instead."),
 		openSessions: gauge("sessiontrace.sessions.open", "{session}", "Open sessions per partition."),
 		committed:    gauge("sessiontrace.commit.offset", "{offset}", "Last committed offset per partition."),
 		lag:          gauge("sessiontrace.commit.lag", "{record}", "High watermark minus committed offset per partition."),

@@ -3,6 +3,7 @@ package consumer
 import (
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -52,6 +53,10 @@ type partition[P any] struct {
 	// positioned at the cut, which a new owner resuming there must be able
 	// to rebuild.
 	cutLow int64
+	// flushes are the offsets of the records before which every held
+	// event is applied, ascending: quiet flushes this owner decided on
+	// (once they are durable) or read from the commit it resumed at.
+	flushes []int64
 }
 
 func newPartition[P any](cfg Config) (*partition[P], error) {
@@ -88,6 +93,28 @@ func (p *partition[P]) resume(offset int64, meta checkpoint.Metadata) {
 	}
 	p.applyFrom = offset
 	p.cut = checkpoint.Point{Offset: offset, StreamTime: meta.StreamTime, WindowStart: meta.WindowStart}
+	p.flushes = append(p.flushes[:0], meta.Flushes...)
+}
+
+// restore makes the partition continue from a commit at offset whose
+// metadata names a snapshot, read from snap: the machine takes the
+// snapshot's state (verified by its SHA-256) and every record from offset on
+// is applied. On error the partition is unchanged, and the caller falls
+// back.
+func (p *partition[P]) restore(offset int64, meta checkpoint.Metadata, snap io.Reader) (lifecycle.SnapshotInfo, error) {
+	info, err := p.m.ReadSnapshot(snap)
+	if err != nil {
+		return info, fmt.Errorf("restore snapshot %s at offset %d: %w", meta.Snapshot, offset, err)
+	}
+	p.applyFrom = -1
+	if p.win != nil {
+		// Snapshots are taken only where nothing is held (worker.snapshot),
+		// so every event below offset was applied and the largest ts the
+		// window was given there is the snapshot's stream time.
+		p.win.latest = p.m.StreamTime()
+	}
+	p.flushes = append(p.flushes[:0], meta.Flushes...)
+	return info, nil
 }
 
 // step is what one record, or one held event applied, did.
@@ -129,11 +156,15 @@ type step[P any] struct {
 // Kafka timestamp, zero when unknown) through the decoder, the bounds, the
 // dedup window and the reorder window, and applies what the window
 // releases, appending the spans that finishes to spans and one step for
-// the record and one for each event applied to steps (the record's own
-// first).
+// the record and one for each event applied to steps (those of a quiet
+// flush planned before the record first, then the record's own, then those
+// of the events it lets out of the window).
 func (p *partition[P]) process(rec *schema.Record, ts time.Time, offset int64, payload P, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
 	st := step[P]{offset: offset, payload: payload, warm: offset < p.applyFrom}
 	if !st.warm {
+		// A quiet flush before this record: its steps come before the
+		// record's.
+		spans, steps = p.flushAt(offset, spans, steps)
 		p.recut(offset)
 	}
 	st.before = p.cut
@@ -186,6 +217,33 @@ func (p *partition[P]) flush(next int64, spans []lifecycle.Span, steps []step[P]
 		return spans, steps
 	}
 	return p.drain(next, true, spans, steps)
+}
+
+// quiet plans a quiet flush before the record at next, the offset after
+// the last record given: every held event is applied before that record is
+// (now, by flushAt, once the caller made the flush durable, or by
+// process, when the record arrives first). A new owner starting below next
+// must plan the same flush (checkpoint.Ledger.Flushed names it in the
+// commits).
+func (p *partition[P]) quiet(next int64) {
+	p.flushes = append(p.flushes, next)
+}
+
+// flushAt applies every held event if a flush is planned before the record
+// at next and drops the plan; next is the offset after the last record
+// given.
+func (p *partition[P]) flushAt(next int64, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
+	// Plans below next are of records this owner never reads (a resumed
+	// partition's plans start above its committed offset, and records
+	// come in offset order): they cannot be met any more.
+	for len(p.flushes) > 0 && p.flushes[0] < next {
+		p.flushes = p.flushes[1:]
+	}
+	if len(p.flushes) == 0 || p.flushes[0] != next {
+		return spans, steps
+	}
+	p.flushes = p.flushes[1:]
+	return p.flush(next, spans, steps)
 }
 
 // held returns how many events the reorder window holds.

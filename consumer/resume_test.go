@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -202,8 +203,9 @@ func newOwner(t testing.TB, cfg Config) *owner {
 }
 
 // resumed is a fresh owner for a commit at pos, through the metadata
-// codec, and the offset it starts reading at.
-func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) {
+// codec, and the offset it starts reading at; snaps holds the snapshots by
+// ref.
+func resumed(t testing.TB, cfg Config, pos checkpoint.Position, snaps map[string][]byte) (*owner, int64) {
 	t.Helper()
 	o := newOwner(t, cfg)
 	meta, ok := checkpoint.Parse(checkpoint.Format(pos), pos.Offset)
@@ -212,6 +214,16 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) 
 	}
 	o.mark = meta.Mark
 	o.l.Resume(meta.Mark)
+	if meta.Snapshot != "" {
+		b, ok := snaps[meta.Snapshot]
+		if !ok {
+			t.Fatalf("commit %+v names an unknown snapshot", pos)
+		}
+		if _, err := o.p.restore(pos.Offset, meta, bytes.NewReader(b)); err != nil {
+			t.Fatal(err)
+		}
+		return o, pos.Offset
+	}
 	o.p.resume(pos.Offset, meta)
 	from := pos.Offset
 	if meta.Resume {
@@ -223,6 +235,13 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position) (*owner, int64) 
 // process runs the record at off as worker.process does.
 func (o *owner) process(r genRecord, off int64) {
 	spans, steps := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, off, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// flushAt applies what the reorder window holds if a quiet flush is
+// planned before the record at next.
+func (o *owner) flushAt(next int64) {
+	spans, steps := o.p.flushAt(next, o.buf[:0], o.steps[:0])
 	o.handle(spans, steps)
 }
 
@@ -291,8 +310,10 @@ func (o *owner) acknowledge(c chooser) {
 }
 
 // checkResume runs the property over stream; it returns how many positions
-// it checked.
-func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
+// it checked, and how many of them named a snapshot. With snapshots, the
+// run takes snapshots at random moments where nothing is held (as
+// worker.snapshot does), each durable at once, so that commits may name them.
+func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots bool) (int, int) {
 	t.Helper()
 	run := newOwner(t, cfg)
 	type commit struct {
@@ -300,14 +321,48 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
 		acked int64
 	}
 	var commits []commit
+	snaps := map[string][]byte{}
+	// A quiet flush is planned only with the window on, at random moments
+	// with events held (the worker's: caught up, nothing fetched for a
+	// window of wall time). The commit naming it is durable before it is
+	// applied, as the worker waits for it; the commits before it do not
+	// name it, so a fresh owner starting at one of them decides as the run
+	// did only up to the flush (nothing the run did after it was emitted
+	// before it was committed). upTo[j] is where commit j's check ends: the
+	// flush's offset and how many spans the run had emitted before it.
+	type limit struct{ offset, spans int64 }
+	var upTo []limit
+	noLimit := limit{int64(len(stream)), -1}
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
+		if cfg.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
+			next := int64(i) + 1
+			run.l.Flushed(next)
+			for j := range commits {
+				if upTo[j] == noLimit {
+					upTo[j] = limit{next, int64(len(run.spans))}
+				}
+			}
+			pos, _ := run.l.Position(run.acked)
+			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
+			run.p.quiet(next)
+			run.flushAt(next)
+		}
+		if snapshots && run.p.held() == 0 && c.IntN(6) == 0 {
+			var b bytes.Buffer
+			if _, _, err := run.p.m.WriteSnapshot(&b); err != nil {
+				t.Fatal(err)
+			}
+			ref := fmt.Sprintf("snap-%d", i+1)
+			snaps[ref] = b.Bytes()
+			run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.point(int64(i) + 1), Ref: ref})
+		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
-			commits = append(commits, commit{pos: pos, acked: run.acked})
+			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
 		}
 	}
-	for _, cm := range commits {
+	for j, cm := range commits {
 		pos := cm.pos
 		// The spans of the run closed at or after H are a suffix of its
 		// emission order.
@@ -318,11 +373,19 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
 		if int64(k) > cm.acked {
 			t.Fatalf("commit %+v: H passes %d unacknowledged spans", pos, int64(k)-cm.acked)
 		}
-		fresh, from := resumed(t, cfg, pos)
-		for off := from; off < int64(len(stream)); off++ {
+		fresh, from := resumed(t, cfg, pos, snaps)
+		end := upTo[j].offset
+		for off := from; off < end; off++ {
 			fresh.process(stream[off], off)
 		}
 		want := run.spans[k:]
+		if upTo[j] != noLimit {
+			want = run.spans[min(int64(k), upTo[j].spans):upTo[j].spans]
+		} else {
+			// The end of the stream: a flush the run planned there is the
+			// commit's too.
+			fresh.flushAt(end)
+		}
 		if len(fresh.spans) != len(want) {
 			t.Fatalf("commit %+v (from %d): resumed owner emitted %d spans, the run %d after H\n%s", pos, from, len(fresh.spans), len(want), spanDiff(fresh.spans, want))
 		}
@@ -331,7 +394,12 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
 				t.Fatalf("commit %+v (from %d): span %d differs\n%s", pos, from, i, spanDiff(fresh.spans, want))
 			}
 		}
-		for off := pos.Offset; off < int64(len(stream)); off++ {
+		for off := pos.Offset; off < end; off++ {
+			if _, ok := fresh.stream[off]; !ok && upTo[j] != noLimit {
+				// Held when the check ends; the run applied it at its
+				// flush.
+				continue
+			}
 			if fresh.stream[off] != run.stream[off] {
 				t.Fatalf("commit %+v: stream time after record %d is %d resumed, %d in the run", pos, off, fresh.stream[off], run.stream[off])
 			}
@@ -340,7 +408,13 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser) int {
 			}
 		}
 	}
-	return len(commits)
+	named := 0
+	for _, cm := range commits {
+		if cm.pos.Snapshot != "" {
+			named++
+		}
+	}
+	return len(commits), named
 }
 
 func spanDiff(got, want []emittedSpan) string {
@@ -401,10 +475,60 @@ func TestResumeProperty(t *testing.T) {
 				r := rand.New(rand.NewPCG(seed, 10))
 				stream := tc.gen(r, 100+r.IntN(300))
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					positions += checkResume(t, cfg, stream, r)
+					p, _ := checkResume(t, cfg, stream, r, false)
+					positions += p
 				})
 			}
 			t.Logf("%d streams, %d committable positions resumed", n, positions)
+		})
+	}
+}
+
+// TestResumePropertySnapshots is the resume property across snapshots:
+// resuming from any committed (offset, metadata, snapshot) gives exactly the
+// spans of the uninterrupted run.
+func TestResumePropertySnapshots(t *testing.T) {
+	n, more := 200, 50
+	if testing.Short() {
+		n, more = 40, 10
+	}
+	for i, tc := range []struct {
+		name   string
+		window time.Duration
+		gen    func(c chooser, n int) []genRecord
+		// named is the least share of positions that must name a
+		// snapshot: with the window on, snapshots are taken only where
+		// nothing is held, mostly after quiet flushes.
+		named float64
+	}{
+		{"in order, no window", 0, genStream, 0.25},
+		{"in order, 2s window", 2 * time.Second, genStream, 0.02},
+		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}, 0.02},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := resumeConfig()
+			cfg.ReorderWindow = tc.window
+			n := n
+			if i > 0 {
+				n = more
+			}
+			positions, named := 0, 0
+			for seed := range uint64(n) {
+				r := rand.New(rand.NewPCG(seed, 15))
+				stream := tc.gen(r, 100+r.IntN(300))
+				t.Run(fmt.Sprint(seed), func(t *testing.T) {
+					p, s := checkResume(t, cfg, stream, r, true)
+					positions, named = positions+p, named+s
+				})
+			}
+			t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot", n, positions, named)
+			// The property means little unless enough commits pass an
+			// open session.
+			if float64(named) < tc.named*float64(positions) {
+				t.Fatalf("only %d of %d positions named a snapshot", named, positions)
+			}
 		})
 	}
 }
@@ -431,7 +555,8 @@ func FuzzResume(f *testing.F) {
 				return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
 			}
 		}
+		snapshots := c.IntN(2) == 1
 		stream := gen(c, min(1+len(b)/3, 150))
-		checkResume(t, cfg, stream, c)
+		checkResume(t, cfg, stream, c, snapshots)
 	})
 }

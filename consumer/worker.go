@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -56,7 +57,7 @@ type worker struct {
 	mu sync.Mutex
 	// ledger holds the records whose side effects are pending and the
 	// points a commit may be made at: the commit rule.
-	ledger    *checkpoint.Ledger[*kgo.Record]
+	ledger    *checkpoint.Ledger[bool]
 	open      int
 	committed checkpoint.Position // last committed by this worker; offset -1 if none
 	hw        int64               // high watermark seen on the last fetch
@@ -84,6 +85,23 @@ type worker struct {
 	quit       chan struct{}
 	done       chan struct{}
 	quitClosed sync.Once
+
+	// next is the offset after the last record processed, -1 before the
+	// first; snapAt is the offset of the last snapshot written, and
+	// snapTime when it was. Only the worker's goroutine touches them, or
+	// release once that goroutine has exited.
+	next, snapAt int64
+	snapTime     time.Time
+	// written are the snapshots written and not yet superseded by a
+	// committed one (under mu): once a commit names a later one they are
+	// deleted from the snapshot topic.
+	written []writtenSnapshot
+}
+
+// writtenSnapshot is a snapshot in the topic and the offset it was taken at.
+type writtenSnapshot struct {
+	ref    snapshotRef
+	offset int64
 }
 
 // maxDLQInFlight bounds one partition's outstanding dead-letter writes.
@@ -93,6 +111,9 @@ const maxDLQInFlight = 1024
 type resume struct {
 	offset int64 // the committed offset
 	meta   checkpoint.Metadata
+	// snap is the verified snapshot the commit names, nil when it names
+	// none or it could not be read (meta.Snapshot is then "").
+	snap []byte
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
@@ -106,12 +127,15 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		hdrs:      p.cfg.Mapping != nil,
 		logs:      newRateLog(p.log.With("topic", topic, "partition", partition), 10*time.Second),
 		attrs:     partitionAttrs(topic, partition),
-		ledger:    checkpoint.New[*kgo.Record](-1),
+		ledger:    checkpoint.New[bool](-1),
 		committed: checkpoint.Position{Point: checkpoint.Point{Offset: -1}, Mark: -1},
 		wake:      make(chan struct{}, 1),
 		dlqDone:   make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 		done:      make(chan struct{}),
+		next:      -1,
+		snapAt:    -1,
+		snapTime:  time.Now(),
 	}
 	w.dlqCtx, w.dlqCancel = context.WithCancel(context.Background())
 	w.exportedThrough.Store(-1)
@@ -191,13 +215,22 @@ func (w *worker) run(ctx context.Context) {
 	// context ends would leave a hole in the lane's queue that the
 	// acknowledged count could pass.
 	w.emitCtx = context.WithoutCancel(ctx)
+	// snapDue fires when a snapshot is due while the partition is idle: the
+	// records after the last one may be few, or none for long.
+	var snapDue <-chan time.Time
 	for {
 		recs, ok := w.take()
 		if !ok {
+			if iv := w.c.cfg.SnapshotInterval; iv > 0 && snapDue == nil && w.next != w.snapAt {
+				snapDue = time.After(max(0, iv-time.Since(w.snapTime)))
+			}
 			select {
 			case <-w.quit:
 				return
 			case <-w.wake:
+			case <-snapDue:
+				snapDue = nil
+				w.snapshot(ctx)
 			}
 			continue
 		}
@@ -208,11 +241,47 @@ func (w *worker) run(ctx context.Context) {
 				return
 			}
 			w.process(ctx, r)
+			w.next = r.Offset + 1
 			n++
 			bytes += int64(len(r.Value))
 		}
 		w.countRecords(n, bytes)
+		if iv := w.c.cfg.SnapshotInterval; iv > 0 && time.Since(w.snapTime) >= iv {
+			w.snapshot(ctx)
+		}
 	}
+}
+
+// snapshot writes a snapshot of the partition's state before w.next to the
+// snapshot topic and, once Kafka acknowledged it, tells the ledger, so that
+// commits may pass the sessions it holds. It runs on the worker's goroutine
+// between batches (the machine is the worker's), or in release once that
+// goroutine has exited. Nothing is written before the first record, while
+// records only refill the dedup window, or when nothing changed since the
+// last snapshot.
+func (w *worker) snapshot(ctx context.Context) {
+	w.snapTime = time.Now()
+	s := w.c.snaps
+	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom {
+		return
+	}
+	at := w.part.point(w.next)
+	start := time.Now()
+	ref, _, err := s.write(ctx, w.part.m, w.partition, w.next)
+	pm := w.c.metrics
+	if err != nil {
+		pm.add(pm.snapshots, 1, attribute.String("result", "error"))
+		w.logs.warn("snapshot-failed", "snapshot write failed; commits keep to the open sessions", "offset", w.next, "error", err)
+		return
+	}
+	pm.add(pm.snapshots, 1, attribute.String("result", "ok"))
+	w.snapAt = w.next
+	w.mu.Lock()
+	w.ledger.Snapshotted(snapshotPoint(at, ref))
+	w.written = append(w.written, writtenSnapshot{ref: ref, offset: at.Offset})
+	w.mu.Unlock()
+	w.c.log.Debug("snapshot written", "topic", w.topic, "partition", w.partition, "offset", at.Offset,
+		"sessions", w.part.m.Open(), "ref", ref.String(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // roomForDeadLetters waits while the partition has maxDLQInFlight
@@ -336,10 +405,13 @@ func (w *worker) apply(ctx context.Context, st *step[*kgo.Record], spans []lifec
 		w.ledger.Started(st.before)
 	}
 	if len(spans) > 0 || dlq != nil {
-		pr := checkpoint.Record[*kgo.Record]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
-		if len(spans) > 0 {
-			pr.Payload = r
-		}
+		pr := checkpoint.Record[bool]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq}
+		// Payload says the record has spans. The record itself is not
+		// kept: a fetched record's key and value point into its whole
+		// fetch's buffer, and holding the records whose spans are in
+		// flight kept hundreds of MiB of fetch buffers alive under load.
+		// The rare refused span re-reads its record (rejected).
+		pr.Payload = len(spans) > 0
 		w.ledger.Add(pr)
 	}
 	w.mu.Unlock()
@@ -377,6 +449,29 @@ func (w *worker) start() {
 	w.mu.Lock()
 	w.ledger.Resume(res.meta.Mark)
 	w.mu.Unlock()
+	if res.snap != nil {
+		info, err := w.part.restore(res.offset, res.meta, bytes.NewReader(res.snap))
+		if err == nil {
+			w.snapAt = res.offset
+			// The snapshot is durable: until this owner writes its own, its
+			// commits stay at it rather than fall back to the first
+			// offsets of the sessions it holds, which this owner never read.
+			if ref, err := parseSnapshotRef(res.meta.Snapshot); err == nil {
+				w.mu.Lock()
+				w.ledger.Snapshotted(snapshotPoint(w.part.point(res.offset), ref))
+				w.written = append(w.written, writtenSnapshot{ref: ref, offset: res.offset})
+				w.mu.Unlock()
+			}
+			w.c.log.Info("partition restored from its snapshot", "topic", w.topic, "partition", w.partition,
+				"offset", res.offset, "sessions", info.Sessions, "bytes", info.Bytes)
+			return
+		}
+		// adjust verified the snapshot, so this is a bug; the partition
+		// still fetches from the committed offset, and the mark keeps
+		// spans below it from being emitted again.
+		w.c.log.Error("restore verified snapshot", "topic", w.topic, "partition", w.partition, "error", err)
+		return
+	}
 	w.part.resume(res.offset, res.meta)
 }
 
@@ -411,7 +506,7 @@ func (w *worker) sendDeadLetter(r *kgo.Record, reason, detail string, counter *a
 func (w *worker) rejected(seq int64, msg string) {
 	w.mu.Lock()
 	p := w.ledger.Pending(seq)
-	if p == nil || p.Payload == nil {
+	if p == nil || !p.Payload {
 		w.mu.Unlock()
 		// Spans of a replayed record are never emitted; anything else is a
 		// lane that broke its contract, which must not go unseen.
@@ -426,16 +521,36 @@ func (w *worker) rejected(seq int64, msg string) {
 	if p.DeadLetters == nil {
 		p.DeadLetters = new(atomic.Int32)
 	}
-	rec, counter := p.Payload, p.DeadLetters
+	offset, counter := p.Offset, p.DeadLetters
 	// Counted before the lock is released: position must see it before
-	// the lane's acknowledged count covers the span.
+	// the lane's acknowledged count covers the span. The in-flight count
+	// covers the re-read too, so a release waits for it.
 	counter.Add(1)
+	w.dlqOut.Add(1)
 	w.mu.Unlock()
 	const reason = "export_rejected"
 	pm := w.c.metrics
 	pm.add(pm.rejected, 1, attribute.String("reason", reason))
-	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", rec.Offset, "detail", msg)
-	w.sendDeadLetter(rec, reason, msg, counter)
+	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", offset, "detail", msg)
+	// Not on the lane's goroutine: the re-read is a fetch.
+	go func() {
+		rec, err := w.c.dlq.refetch(w.dlqCtx, w.topic, w.partition, offset)
+		if err != nil {
+			// The partition is being released (or the record is gone):
+			// the copy stays unwritten and the commit stays below it.
+			w.logs.warn("refetch", "could not read a refused span's record again; it stays uncommitted", "offset", offset, "error", err)
+			w.dlqOut.Add(-1)
+			signal(w.dlqDone)
+			return
+		}
+		w.c.dlq.send(w.dlqCtx, rec, reason, msg, func(err error) {
+			if err == nil {
+				counter.Add(-1)
+			}
+			w.dlqOut.Add(-1)
+			signal(w.dlqDone)
+		})
+	}()
 }
 
 // waitDeadLetters waits until the partition has no dead-letter write in
@@ -463,6 +578,18 @@ func (w *worker) countOutcome(out lifecycle.Outcome) {
 			}
 		}
 	}
+}
+
+// superseded removes from written, and returns, the snapshots taken below
+// offset, which a commit at offset made unnecessary; the caller holds mu.
+func (w *worker) superseded(offset int64) []writtenSnapshot {
+	i := 0
+	for i < len(w.written) && w.written[i].offset < offset {
+		i++
+	}
+	stale := w.written[:i:i]
+	w.written = w.written[i:]
+	return stale
 }
 
 // position forgets acknowledged records and returns what may be committed,

@@ -47,7 +47,13 @@ func (d *dedup) seen(id string, offset int64) bool {
 	}
 	h := max(xxhash.Sum64String(id)&^multiple, 1)
 	i, free := d.find(h)
-	dup := i >= 0
+	d.push(h, offset, i, free)
+	return i >= 0
+}
+
+// push remembers h (read at offset) as the newest, forgetting the oldest; i
+// and free are what find(h) returned.
+func (d *dedup) push(h uint64, offset int64, i, free int) {
 	if d.full {
 		// Forgetting first can move entries; find the slot again.
 		d.forget(d.ring[d.pos])
@@ -67,7 +73,6 @@ func (d *dedup) seen(id string, offset int64) bool {
 		d.pos = 0
 		d.full = true
 	}
-	return dup
 }
 
 // oldest returns the offset of the oldest remembered event, and false when

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/viper"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/rekey"
 	"github.com/sessiontrace/sessiontrace/schema"
 )
 
@@ -52,6 +53,7 @@ type config struct {
 	HTTP    httpConfig    `mapstructure:"http"`
 	Log     logConfig     `mapstructure:"log"`
 	Metrics metricsConfig `mapstructure:"metrics"`
+	Rekey   rekey.Config  `mapstructure:"rekey"`
 	Privacy privacyConfig `mapstructure:"privacy"`
 }
 
@@ -149,6 +151,7 @@ func defaultConfig() config {
 		HTTP:    httpConfig{Address: defaultHTTPAddress},
 		Log:     logConfig{Level: defaultLogLevel, Format: defaultLogFormat},
 		Metrics: defaultMetricsConfig(),
+		Rekey:   rekey.DefaultConfig(),
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/sessiontrace/sessiontrace/consumer"
+	"github.com/sessiontrace/sessiontrace/consumer/rekey"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 	"github.com/sessiontrace/sessiontrace/schema"
@@ -36,6 +37,8 @@ func TestConfigFile(t *testing.T) {
 				GroupProtocol:      "classic",
 				StartOffset:        "latest",
 				CommitInterval:     2 * time.Second,
+				SnapshotInterval:   time.Minute,
+				SnapshotTopic:      "game.lifecycle.state",
 				InstanceID:         "sessiontrace-eu-1",
 				SessionTimeout:     30 * time.Second,
 				RebalanceTimeout:   45 * time.Second,
@@ -94,6 +97,16 @@ func TestConfigFile(t *testing.T) {
 			Interval: 30 * time.Second,
 		},
 		Privacy: privacyConfig{PlayerID: "hmac-sha256", Key: "not-a-real-pseudonym-key-0123456789", KeyFile: "testdata/cli/pseudonym-key.txt"},
+		Rekey: rekey.Config{
+			Topics:                []string{"auth-events", "matchmaking-events", "match-events"},
+			OutputTopic:           "game.lifecycle",
+			Group:                 "sessiontrace-rekey-eu",
+			DLQTopic:              "game.lifecycle.rekey.dead",
+			TransactionalIDPrefix: "rekey-eu",
+			Instance:              "rekey-eu-1",
+			TransactionTimeout:    20 * time.Second,
+			MaxPollRecords:        2000,
+		},
 	}
 	key, err := schema.NewPseudonymKey([]byte("not-a-real-pseudonym-key-0123456789"))
 	if err != nil {

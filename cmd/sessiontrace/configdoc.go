@@ -22,6 +22,8 @@ var keyDocs = map[string]string{
 	"kafka.group_protocol":            "`classic` (client-side cooperative-sticky balancing) or `consumer` (KIP-848; advised only against Kafka 4.3+).",
 	"kafka.start_offset":              "Where a partition without a committed offset starts: `earliest` (nothing skipped) or `latest`.",
 	"kafka.commit_interval":           "How often acknowledged positions are committed; bounds the duplicates a crash can cause.",
+	"kafka.snapshot_interval":         "How often (of processing) each partition writes a snapshot of its open sessions to `kafka.snapshot_topic`, and at revoke and shutdown; once Kafka acknowledged one, the commit may pass the sessions it holds, so a restart replays only the records after it. Writing pauses the partition while it encodes (about 100 bytes an open session). 0 writes none: the committed offset never passes an open session's first record.",
+	"kafka.snapshot_topic":            "Compacted topic of the snapshots; empty means `<topic>.snapshots`. Created (cleanup.policy=compact, the source topic's partition count) when missing.",
 	"kafka.instance_id":               "Static group membership (KIP-345): a stable ID per member, e.g. the pod name, so a restarted member (even after kill -9) gets its partitions back at once instead of after `kafka.session_timeout`. A static member does not leave the group on shutdown. Empty: dynamic membership.",
 	"kafka.session_timeout":           "How long the group waits for a silent member before moving its partitions (the wait after a kill -9 without `kafka.instance_id`). Ignored with `group_protocol: consumer`, where the broker's `group.consumer.session.timeout.ms` decides.",
 	"kafka.rebalance_timeout":         "How long a rebalance waits for every member to rejoin; a slower member is removed from the group.",
@@ -70,7 +72,7 @@ var keyDocs = map[string]string{
 	"otlp.headers_file":               "File of `name=value` lines sent as gRPC headers (API keys); merged over `OTEL_EXPORTER_OTLP_HEADERS`. Names and values are checked at start against gRPC's rules (lower-case `a-z0-9-_.`, no `grpc-` prefix, printable ASCII values unless the name ends in `-bin`), in the file and the environment alike; a bad one fails naming the key. Never logged.",
 	"otlp.compression":                "`gzip` or `none`; empty leaves `OTEL_EXPORTER_OTLP_COMPRESSION` in charge (default none).",
 	"otlp.timeout":                    "Deadline of one export request (the consumer retries failed exports itself).",
-	"http.address":                    "Address of `/healthz`, `/readyz` and `/metrics` (consume only); empty disables the endpoint.",
+	"http.address":                    "Address of `/healthz`, `/readyz` and `/metrics` (consume and rekey); empty disables the endpoint.",
 	"log.level":                       "`debug`, `info`, `warn` or `error`.",
 	"log.format":                      "`text` or `json` (to stderr).",
 	"metrics.otlp":                    "Also push every metric (the session metrics and the consumer's own) over OTLP/gRPC to the span endpoint, with its TLS, headers and compression; `/metrics` serves them either way. An endpoint that answers Unimplemented for metrics (a traces-only collector) is reported once in the log and not pushed to again.",
@@ -80,6 +82,14 @@ var keyDocs = map[string]string{
 	"privacy.player_id":               "`hmac-sha256` replaces every player ID, right after decoding, with `p_` and 32 hex digits of HMAC-SHA256(key, ID): `player.id` on spans, the derived trace IDs, dead-letter details and logs carry only the pseudonym; the dead-letter copy keeps the original record. Empty: player IDs as sent.",
 	"privacy.key":                     "Key of the pseudonyms, at least 16 bytes. Secret: only from the environment, never from the file or a flag, never logged.",
 	"privacy.key_file":                "File holding the pseudonym key (e.g. a mounted secret); trailing newlines are ignored.",
+	"rekey.topics":                    "Source topics of `rekey`, keyed any way (by server, by match, or not at all); a comma-separated list in the environment.",
+	"rekey.output_topic":              "Topic `rekey` writes every record to, keyed by player ID; `consume` reads it as `kafka.topic`. It must exist: its partition count is the consumer's parallelism.",
+	"rekey.group":                     "Consumer group of `rekey`, distinct from `kafka.group`.",
+	"rekey.dlq_topic":                 "Dead-letter topic of `rekey` for records whose player cannot be found (reason in headers, as the consumer's); empty means `<output_topic>.rekey.dlq`. Created when missing, with the output topic's partition count.",
+	"rekey.transactional_id_prefix":   "Prefix of the member's Kafka transactional ID, `<prefix>-<instance>`.",
+	"rekey.instance":                  "Name of this `rekey` member: unique among running members and stable across restarts (e.g. the pod name), so a restarted member fences its predecessor's open transaction at once. Empty: the host name (set it when several members share a host).",
+	"rekey.transaction_timeout":       "The broker aborts a `rekey` transaction open longer than this; after a kill -9, a successor with another `rekey.instance` waits up to this long for the partitions the dead member was writing.",
+	"rekey.max_poll_records":          "Most records `rekey` copies in one transaction.",
 }
 
 // flagSpec names the flag that sets a configuration key. Each subcommand
@@ -98,6 +108,9 @@ var configFlags = []flagSpec{
 	{"otlp-endpoint", "otlp.endpoint"},
 	{"otlp-insecure", "otlp.insecure"},
 	{"http-address", "http.address"},
+	{"source-topics", "rekey.topics"},
+	{"output-topic", "rekey.output_topic"},
+	{"instance", "rekey.instance"},
 	{"log-level", "log.level"},
 	{"log-format", "log.format"},
 }

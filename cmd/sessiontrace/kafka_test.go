@@ -22,13 +22,14 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sessiontrace/sessiontrace/cmd/sessiontrace/internal/recordio"
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 )
 
-// produceFile produces every record of a record file to topic, keyed as in
-// the file, and returns how many.
-func produceFile(t *testing.T, brokers []string, topic, path string) int {
+// fileRecords reads every record of a record file as a record for topic,
+// keyed and timestamped as in the file.
+func fileRecords(t *testing.T, topic, path string) []*kgo.Record {
 	t.Helper()
 	r, err := recordio.Open(path)
 	if err != nil {
@@ -46,6 +47,14 @@ func produceFile(t *testing.T, brokers []string, topic, path string) int {
 		}
 		recs = append(recs, &kgo.Record{Topic: topic, Key: rec.Key, Value: rec.Value, Timestamp: rec.Timestamp})
 	}
+	return recs
+}
+
+// produceFile produces every record of a record file to topic, keyed as in
+// the file, and returns how many.
+func produceFile(t *testing.T, brokers []string, topic, path string) int {
+	t.Helper()
+	recs := fileRecords(t, topic, path)
 	kafkatest.Produce(t, brokers, recs...)
 	return len(recs)
 }
@@ -305,8 +314,8 @@ func TestConsume(t *testing.T) {
 			t.Fatal("nothing committed")
 		}
 		for p, c := range commits {
-			if !strings.HasPrefix(c.Metadata, "sessiontrace/v1 h=") {
-				t.Errorf("partition %d committed %d with metadata %q", p, c.Offset, c.Metadata)
+			if m, ok := checkpoint.Parse(c.Metadata, c.Offset); !ok || !m.Resume {
+				t.Errorf("partition %d committed %d with metadata %q, not version 2 of ours", p, c.Offset, c.Metadata)
 			}
 		}
 	})

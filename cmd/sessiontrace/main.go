@@ -4,6 +4,7 @@
 // Subcommands:
 //
 //	consume    the production mode: a consumer group exporting over OTLP
+//	rekey      copy events keyed any way to a topic keyed by player, exactly once
 //	replay     run a recorded file or a topic range through the same pipeline
 //	simulate   publish realistic game-server traffic to Kafka or a file
 //	record     copy a topic range to a file that replay reads, byte for byte
@@ -106,6 +107,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 	a.root = root
 	root.AddCommand(
 		newConsumeCmd(a),
+		newRekeyCmd(a),
 		newReplayCmd(a),
 		newSimulateCmd(a),
 		newRecordCmd(a),
@@ -113,6 +115,7 @@ Start with 'sessiontrace demo': it needs no Kafka and no collector.`,
 		newBenchCmd(a),
 		newReportCmd(a),
 		newMappingCmd(a),
+		newSnapshotCmd(a),
 		newConfigDocCmd(),
 	)
 	return root

@@ -61,7 +61,7 @@ func TestConsumeMapped(t *testing.T) {
 				} else if !slices.Equal(got, want) {
 					t.Fatalf("mapped spans differ from the v1 spans: %d vs %d\n%s", len(got), len(want), firstDiff(strings.Join(want, "\n"), strings.Join(got, "\n")))
 				}
-				if ignored := metricValue(metrics, "sessiontrace_records_ignored"); ignored != c.ignored {
+				if ignored := int(metricValue(metrics, "sessiontrace_records_ignored_total")); ignored != c.ignored {
 					t.Errorf("sessiontrace_records_ignored = %d, want %d", ignored, c.ignored)
 				}
 			})
@@ -78,7 +78,10 @@ func mappingConfig(t *testing.T, brokers []string, topic, mappingFile string) st
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  topic: %s\n  group: %s\n  commit_interval: 200ms\n  export_batch_timeout: 100ms\n  mapping:\n",
+	// The samples' events are dated months before the records are produced
+	// (their Kafka timestamps are now): max_past_skew would dead-letter
+	// them all as past_timestamp.
+	fmt.Fprintf(&b, "kafka:\n  brokers: [%s]\n  topic: %s\n  group: %s\n  commit_interval: 200ms\n  export_batch_timeout: 100ms\n  max_past_skew: 0s\n  mapping:\n",
 		strings.Join(brokers, ", "), topic, kafkatest.Group(t))
 	for line := range strings.SplitSeq(strings.TrimRight(string(raw), "\n"), "\n") {
 		b.WriteString("    " + line + "\n")
@@ -236,21 +239,6 @@ func consumeSpans(t *testing.T, cfg string, n int, env []string) ([]string, stri
 		t.Fatalf("consume did not exit after SIGTERM:\n%s", stderr.String())
 	}
 	return got, metrics, stderr.String()
-}
-
-// metricValue sums the samples of the Prometheus counter name in text.
-func metricValue(text, name string) int {
-	total := 0
-	for line := range strings.SplitSeq(text, "\n") {
-		if !strings.HasPrefix(line, name) || strings.HasPrefix(line, "#") {
-			continue
-		}
-		var v float64
-		if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err == nil {
-			total += int(v)
-		}
-	}
-	return total
 }
 
 // shapeOf rewrites span JSON lines without their IDs: each span names its

@@ -64,6 +64,7 @@ func (f *simFlags) config(now time.Time) (simulate.Config, error) {
 func newSimulateCmd(a *app) *cobra.Command {
 	var f simFlags
 	var output string
+	var pf producerFlags
 	cmd := &cobra.Command{
 		Use:   "simulate (--brokers B --topic T | --output FILE)",
 		Short: "Publish realistic game-server traffic to Kafka, or write it to a file",
@@ -77,12 +78,19 @@ With --output FILE the events are written as JSONL (one event per line, "-" is s
 time of publishing as their Kafka record timestamps: the simulated times are in each event's "ts",
 so the times of record and replay --from/--to select by when events were published, not by "ts".
 Before publishing it checks, within 10 s, that the brokers accept the credentials and know (or
-create) the topic.`,
+create) the topic.
+
+With --producer-topics AUTH,MATCHMAKING,MATCH the same events are published as a backend of three
+services would write them: each service to its own topic, unkeyed or keyed by what it knows
+(--producer-keys), each record delayed by up to --jitter, so that one player's events are spread
+over partitions and out of order. 'sessiontrace rekey' turns that back into one topic keyed by
+player.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "topic")
 	f.register(cmd.Flags(), simulate.DefaultConfig())
 	cmd.Flags().StringVarP(&output, "output", "o", "", `write JSONL to this file ("-" is stdout) instead of publishing to Kafka`)
+	pf.register(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := l.load(a.configPath)
 		if err != nil {
@@ -101,9 +109,18 @@ create) the topic.`,
 		}
 		start := time.Now()
 		var n int
-		if output != "" {
+		switch {
+		case pf.on() && output != "":
+			return fmt.Errorf("%w: --producer-topics publishes to Kafka; it cannot be combined with --output", errUsage)
+		case pf.on():
+			p, perr := pf.config(sc.Seed)
+			if perr != nil {
+				return perr
+			}
+			n, err = simulateProducers(cmd.Context(), cfg.Kafka, gen, p, sc.Rate)
+		case output != "":
 			n, err = simulateToFile(gen, output, a.stdout)
-		} else {
+		default:
 			n, err = simulateToKafka(cmd.Context(), cfg.Kafka, gen, sc.Rate)
 		}
 		if err != nil {

@@ -35,6 +35,29 @@
 // their IDs without applying them, has the old window at C. Every position
 // the ledger can commit is a Point that carries both.
 //
+// # Snapshots
+//
+// Without more, one session open for hours pins C for hours, and every new
+// owner replays everything since its login. A snapshot of the partition's
+// state before the record at S (every open session, stream time, the dedup
+// window; package lifecycle writes it) lets a new owner load it and replay
+// from S instead. The ledger is told of a snapshot once it is durable
+// (Snapshotted), and a commit may then be made at S with the snapshot named
+// in its metadata, past open sessions, provided S is at or below the first
+// record whose side effects are unacknowledged (the new owner must replay
+// that record to emit its spans, and the snapshot holds the state the
+// replay starts from). Of C without a snapshot and the latest such S, the
+// higher is committed. A new owner that loads the snapshot decides exactly
+// as the old owner would have, without the divergence below.
+//
+// Because the ledger hears of a snapshot only once it is durable, a commit
+// that names one is always made after it can be read back: the snapshot is
+// written and acknowledged first, the commit referring to it follows. A
+// crash between the two leaves an unreferenced snapshot and the previous
+// commit, which is still whole. No Kafka transaction is needed for that
+// order; the snapshots a commit no longer names may be deleted only once a
+// commit naming a later one succeeded.
+//
 // # Metadata format
 //
 // The commit's metadata string is
@@ -43,11 +66,18 @@
 //
 // with decimal integers (t may be negative; math.MinInt64 means no event was
 // applied yet), at most 82 bytes, far below Kafka's default
-// offset.metadata.max.bytes (4096). Version 1, "sessiontrace/v1 h=<H>", is
-// read too: a new owner then starts at C with no stream time and an empty
-// window, as version 1 consumers did. Anything else (another tool's
-// metadata) is ignored: the partition starts at the committed offset as if
-// nothing was known.
+// offset.metadata.max.bytes (4096). A commit at a snapshot is
+//
+//	sessiontrace/v3 h=<H> t=<T> w=<W> s=<ref>
+//
+// where t and w are those before C as in version 2 (the fallback should the
+// snapshot be unreadable) and ref names the snapshot: at most MaxRefLen
+// bytes of [A-Za-z0-9:._-] (the consumer's says where the snapshot's chunks
+// are and their SHA-256), so at most 82+3+MaxRefLen bytes. Version 1,
+// "sessiontrace/v1 h=<H>", is read too: a new owner then starts at C with no
+// stream time and an empty window, as version 1 consumers did. Anything
+// else (another tool's metadata) is ignored: the partition starts at the
+// committed offset as if nothing was known.
 //
 // # Known divergence
 //
@@ -110,7 +140,60 @@ type Record[P any] struct {
 type Position struct {
 	Point
 	Mark int64
+	// Snapshot is the ref of the durable snapshot of the state before C that
+	// the commit names, "" when it names none.
+	Snapshot string
+	// Flushes are the quiet flushes above C (version 4).
+	Flushes Flushes
 }
+
+// MaxFlushes bounds the quiet flushes one commit names: at most 20 bytes
+// each, with the rest of the metadata far below Kafka's default
+// offset.metadata.max.bytes (4096).
+const MaxFlushes = 32
+
+// Flushes is a list of quiet flushes: the offsets of the records before
+// which a partition applied every event its reorder window held, in
+// ascending order. It is a value (comparable, like Position).
+type Flushes struct {
+	n  int
+	at [MaxFlushes]int64
+}
+
+// Len returns how many flushes f holds.
+func (f Flushes) Len() int { return f.n }
+
+// At returns the i-th flush's offset.
+func (f Flushes) At(i int) int64 { return f.at[i] }
+
+// Has reports whether f holds a flush before the record at offset.
+func (f Flushes) Has(offset int64) bool {
+	for i := range f.n {
+		if f.at[i] == offset {
+			return true
+		}
+	}
+	return false
+}
+
+// Slice returns f's offsets, nil when it holds none.
+func (f Flushes) Slice() []int64 {
+	if f.n == 0 {
+		return nil
+	}
+	return append([]int64(nil), f.at[:f.n]...)
+}
+
+// Snapshot is a durable snapshot of the partition's state before the record
+// at Point.Offset, and the ref a commit names it by.
+type Snapshot struct {
+	Point
+	Ref string
+}
+
+// MaxRefLen bounds a snapshot ref, so that a commit's metadata stays far
+// below Kafka's default offset.metadata.max.bytes (4096).
+const MaxRefLen = 256
 
 // Ledger is one partition's pending records and the points a commit may
 // be made at. Besides the pending records it keeps one Point (24 bytes) per
@@ -125,6 +208,13 @@ type Ledger[P any] struct {
 	next   Point // before the next record; Offset -1 before the first
 	low    int64 // lowest first offset of an open session, -1 when none
 	mark   int64 // the previous owner's mark, -1 when none
+	// snaps are the durable snapshots not yet passed by a later one that
+	// could be committed, in offset order: the first is the one the last
+	// position named, if any.
+	snaps []Snapshot
+	// flushes are the quiet flushes above the last committable offset, in
+	// offset order.
+	flushes []int64
 }
 
 // New returns an empty ledger. prevMark is the mark read back from the
@@ -155,6 +245,41 @@ func (l *Ledger[P]) Add(r Record[P]) {
 // the lowest first offset of a session open now (-1 when none).
 func (l *Ledger[P]) Processed(next Point, low int64) {
 	l.next, l.low = next, low
+}
+
+// Snapshotted records that a snapshot of the state before the record at
+// s.Offset is durable (Kafka acknowledged every byte of it). Offsets do not
+// decrease from call to call; s.Ref must be a valid ref (ValidRef).
+func (l *Ledger[P]) Snapshotted(s Snapshot) { l.snaps = append(l.snaps, s) }
+
+// Flushed records a quiet flush before the record at offset: a decision
+// of this owner's (or of a previous one, read back from the commit) that a
+// new owner starting below offset must take too, so every position below
+// it names it. Offsets increase from call to call; at most MaxFlushes may
+// be above the committable offset at a time (Flushes tells how many are).
+func (l *Ledger[P]) Flushed(offset int64) {
+	if n := len(l.flushes); n > 0 && l.flushes[n-1] >= offset || n >= MaxFlushes {
+		panic(fmt.Sprintf("checkpoint: flush at %d after %v", offset, l.flushes))
+	}
+	l.flushes = append(l.flushes, offset)
+}
+
+// Flushes returns how many quiet flushes are above the committable offset
+// of the last Position.
+func (l *Ledger[P]) Flushes() int { return len(l.flushes) }
+
+// ValidRef reports whether ref may name a snapshot in a commit's metadata.
+func ValidRef(ref string) bool {
+	if ref == "" || len(ref) > MaxRefLen {
+		return false
+	}
+	for i := 0; i < len(ref); i++ {
+		c := ref[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == ':' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Pending returns the pending record whose spans include emission index
@@ -199,8 +324,21 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 		// start sessions that outlive the mark.
 		mark = l.mark
 	}
+	// limit is the first record the next owner must replay: a snapshot at
+	// or below it may be committed at.
+	limit := at.Offset
 	if low >= 0 && low < at.Offset {
 		at = l.start(low)
+	}
+	ref := ""
+	k := sort.Search(len(l.snaps), func(k int) bool { return l.snaps[k].Offset > limit }) - 1
+	if k >= 0 && l.snaps[k].Offset > at.Offset {
+		at, ref = l.snaps[k].Point, l.snaps[k].Ref
+	}
+	if k > 0 {
+		// Snapshots below the one usable now are never committed at again.
+		n := copy(l.snaps, l.snaps[k:])
+		l.snaps = l.snaps[:n]
 	}
 	// The committable offset never decreases (sessions open before a
 	// later record that started below an earlier one were open before
@@ -210,7 +348,17 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 		n := copy(l.starts, l.starts[j:])
 		l.starts = l.starts[:n]
 	}
-	return Position{Point: at, Mark: mark}, true
+	// A new owner starting at the committed offset reads every record
+	// above it again, so it must flush before the same records; a flush at
+	// or below the offset is behind it.
+	f := sort.Search(len(l.flushes), func(f int) bool { return l.flushes[f] > at.Offset })
+	if f > 0 {
+		n := copy(l.flushes, l.flushes[f:])
+		l.flushes = l.flushes[:n]
+	}
+	pos := Position{Point: at, Mark: mark, Snapshot: ref}
+	pos.Flushes.n = copy(pos.Flushes.at[:], l.flushes)
+	return pos, true
 }
 
 // start returns the point of the record that started the session whose
@@ -238,15 +386,45 @@ type Metadata struct {
 	// WindowStart is where the dedup window at the committed offset
 	// starts: the new owner re-reads from there.
 	WindowStart int64
+	// Snapshot is the ref of the snapshot of the state at the committed
+	// offset (version 3), "" when the commit names none.
+	Snapshot string
+	// Flushes are the offsets, above the committed one and ascending, of
+	// the records before which the previous owner flushed its reorder
+	// window (version 4), nil when none.
+	Flushes []int64
 }
 
 const (
 	prefixV1 = "sessiontrace/v1 h="
 	prefixV2 = "sessiontrace/v2 "
+	prefixV3 = "sessiontrace/v3 "
+	prefixV4 = "sessiontrace/v4 "
 )
 
-// Format returns the metadata string of a commit at pos.
+// Format returns the metadata string of a commit at pos: version 4 when it
+// names quiet flushes, else version 3 when it names a snapshot, else
+// version 2.
 func Format(pos Position) string {
+	if pos.Flushes.n > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%sh=%d t=%d w=%d", prefixV4, pos.Mark, pos.StreamTime, pos.WindowStart)
+		if pos.Snapshot != "" {
+			b.WriteString(" s=" + pos.Snapshot)
+		}
+		for i := range pos.Flushes.n {
+			if i == 0 {
+				b.WriteString(" f=")
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(pos.Flushes.at[i], 10))
+		}
+		return b.String()
+	}
+	if pos.Snapshot != "" {
+		return fmt.Sprintf("%sh=%d t=%d w=%d s=%s", prefixV3, pos.Mark, pos.StreamTime, pos.WindowStart, pos.Snapshot)
+	}
 	return fmt.Sprintf("%sh=%d t=%d w=%d", prefixV2, pos.Mark, pos.StreamTime, pos.WindowStart)
 }
 
@@ -261,9 +439,43 @@ func Parse(s string, offset int64) (Metadata, bool) {
 		}
 		return Metadata{Mark: h}, true
 	}
+	var flushes []int64
+	if rest, ok := strings.CutPrefix(s, prefixV4); ok {
+		i := strings.LastIndex(rest, " f=")
+		if i < 0 {
+			return Metadata{}, false
+		}
+		list := strings.Split(rest[i+len(" f="):], ",")
+		if len(list) > MaxFlushes {
+			return Metadata{}, false
+		}
+		last := offset
+		for _, num := range list {
+			f, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || f <= last {
+				return Metadata{}, false
+			}
+			flushes, last = append(flushes, f), f
+		}
+		// The rest is version 3's when it names a snapshot, else version 2's.
+		rest = rest[:i]
+		if strings.Contains(rest, " s=") {
+			s = prefixV3 + rest
+		} else {
+			s = prefixV2 + rest
+		}
+	}
 	rest, ok := strings.CutPrefix(s, prefixV2)
+	var ref string
 	if !ok {
-		return Metadata{}, false
+		if rest, ok = strings.CutPrefix(s, prefixV3); !ok {
+			return Metadata{}, false
+		}
+		var r string
+		if rest, r, ok = strings.Cut(rest, " s="); !ok || !ValidRef(r) {
+			return Metadata{}, false
+		}
+		ref = r
 	}
 	fields := strings.Split(rest, " ")
 	if len(fields) != 3 {
@@ -284,5 +496,5 @@ func Parse(s string, offset int64) (Metadata, bool) {
 	if v[0] < 0 || v[2] < 0 || v[2] > offset {
 		return Metadata{}, false
 	}
-	return Metadata{Mark: v[0], Resume: true, StreamTime: v[1], WindowStart: v[2]}, true
+	return Metadata{Mark: v[0], Resume: true, StreamTime: v[1], WindowStart: v[2], Snapshot: ref, Flushes: flushes}, true
 }

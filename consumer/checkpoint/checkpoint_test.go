@@ -2,6 +2,8 @@ package checkpoint
 
 import (
 	"math"
+	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 )
@@ -70,6 +72,46 @@ func TestPositionKeepsThePreviousMark(t *testing.T) {
 	}
 }
 
+// TestPositionSnapshots: a durable snapshot lets the commit pass an open
+// session, but never a record whose spans are unacknowledged.
+func TestPositionSnapshots(t *testing.T) {
+	snap := func(off int64) Snapshot { return Snapshot{Point: pt(off), Ref: "0:" + string(rune('0'+off))} }
+	type step struct {
+		name  string
+		do    func(l *Ledger[string])
+		acked int64
+		want  Position
+	}
+	steps := []step{
+		{"a session opens at 0 and stays open", func(l *Ledger[string]) {
+			l.Started(pt(0))
+			l.Add(Record[string]{Point: pt(0), SpanStart: 0, SpanEnd: 1, Payload: "r0"})
+			l.Processed(pt(3), 0)
+		}, 1, Position{Point: pt(0), Mark: 3}},
+		{"a snapshot before 3 is durable: the commit passes the session", func(l *Ledger[string]) {
+			l.Snapshotted(snap(3))
+		}, 1, Position{Point: pt(3), Mark: 3, Snapshot: snap(3).Ref}},
+		{"record 4 emits a span, unacknowledged; a snapshot at 5 is durable", func(l *Ledger[string]) {
+			l.Add(Record[string]{Point: pt(4), SpanStart: 1, SpanEnd: 2, Payload: "r4"})
+			l.Processed(pt(5), 0)
+			l.Snapshotted(snap(5))
+		}, 1, Position{Point: pt(3), Mark: 4, Snapshot: snap(3).Ref}},
+		{"acknowledged: the later snapshot is committed at", func(l *Ledger[string]) {}, 2, Position{Point: pt(5), Mark: 5, Snapshot: snap(5).Ref}},
+		{"the session ends: nothing open, the plain offset is higher", func(l *Ledger[string]) {
+			l.Add(Record[string]{Point: pt(6), SpanStart: 2, SpanEnd: 3, Payload: "r6"})
+			l.Processed(pt(7), -1)
+		}, 3, Position{Point: pt(7), Mark: 7}},
+	}
+	l := New[string](-1)
+	for _, s := range steps {
+		s.do(l)
+		got, ok := l.Position(s.acked)
+		if !ok || got != s.want {
+			t.Fatalf("%s: Position(%d) = %+v, %t; want %+v", s.name, s.acked, got, ok, s.want)
+		}
+	}
+}
+
 func TestPending(t *testing.T) {
 	l := New[string](-1)
 	l.Add(Record[string]{Point: pt(0), SpanStart: 0, SpanEnd: 2, Payload: "a"})
@@ -107,11 +149,26 @@ func TestMetadata(t *testing.T) {
 		{"v2 missing field", "sessiontrace/v2 h=1 t=2", 10, Metadata{}, false},
 		{"v2 fields swapped", "sessiontrace/v2 t=2 h=1 w=0", 10, Metadata{}, false},
 		{"v2 negative mark", "sessiontrace/v2 h=-1 t=2 w=0", 10, Metadata{}, false},
+		{"v3", Format(Position{Point: pos.Point, Mark: pos.Mark, Snapshot: "3:77:2:ab12"}), 500,
+			Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120, Snapshot: "3:77:2:ab12"}, true},
+		{"v3 empty ref", "sessiontrace/v3 h=1 t=2 w=0 s=", 10, Metadata{}, false},
+		{"v3 bad ref", "sessiontrace/v3 h=1 t=2 w=0 s=a b", 10, Metadata{}, false},
+		{"v3 no ref", "sessiontrace/v3 h=1 t=2 w=0", 10, Metadata{}, false},
+		{"v4", Format(Position{Point: pos.Point, Mark: pos.Mark, Flushes: flushes(501, 900)}), 500,
+			Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120, Flushes: []int64{501, 900}}, true},
+		{"v4 with a snapshot", Format(Position{Point: pos.Point, Mark: pos.Mark, Snapshot: "3:77:2:ab12", Flushes: flushes(700)}), 500,
+			Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120, Snapshot: "3:77:2:ab12", Flushes: []int64{700}}, true},
+		{"v4 flush at the offset", "sessiontrace/v4 h=1 t=2 w=0 f=10", 10, Metadata{}, false},
+		{"v4 flushes not ascending", "sessiontrace/v4 h=1 t=2 w=0 f=12,11", 10, Metadata{}, false},
+		{"v4 empty flush list", "sessiontrace/v4 h=1 t=2 w=0 f=", 10, Metadata{}, false},
+		{"v4 no flush list", "sessiontrace/v4 h=1 t=2 w=0", 10, Metadata{}, false},
+		{"v4 bad ref", "sessiontrace/v4 h=1 t=2 w=0 s=a b f=11", 10, Metadata{}, false},
+		{"v4 too many flushes", "sessiontrace/v4 h=1 t=2 w=0 f=" + strings.Repeat("1,", MaxFlushes) + "1", 0, Metadata{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := Parse(tt.in, tt.offset)
-			if got != tt.want || ok != tt.ok {
+			if !reflect.DeepEqual(got, tt.want) || ok != tt.ok {
 				t.Fatalf("Parse(%q, %d) = %+v, %t; want %+v, %t", tt.in, tt.offset, got, ok, tt.want, tt.ok)
 			}
 		})
@@ -119,5 +176,49 @@ func TestMetadata(t *testing.T) {
 	longest := Format(Position{Point: Point{Offset: math.MaxInt64, StreamTime: math.MinInt64, WindowStart: math.MaxInt64}, Mark: math.MaxInt64})
 	if len(longest) > 82 {
 		t.Errorf("longest metadata is %d bytes, documented at most 82: %s", len(longest), longest)
+	}
+	longest = Format(Position{Point: Point{Offset: math.MaxInt64, StreamTime: math.MinInt64, WindowStart: math.MaxInt64},
+		Mark: math.MaxInt64, Snapshot: strings.Repeat("a", MaxRefLen)})
+	if len(longest) > 82+3+MaxRefLen || len(longest) > 1024 {
+		t.Errorf("longest v3 metadata is %d bytes, documented at most %d", len(longest), 82+3+MaxRefLen)
+	}
+	var most Flushes
+	for i := range MaxFlushes {
+		most.at[i] = math.MaxInt64 - MaxFlushes + int64(i)
+	}
+	most.n = MaxFlushes
+	longest = Format(Position{Point: Point{Offset: math.MaxInt64, StreamTime: math.MinInt64, WindowStart: math.MaxInt64},
+		Mark: math.MaxInt64, Snapshot: strings.Repeat("a", MaxRefLen), Flushes: most})
+	if max := 82 + 3 + MaxRefLen + 3 + 20*MaxFlushes; len(longest) > max || len(longest) > 2048 {
+		t.Errorf("longest v4 metadata is %d bytes, documented at most %d", len(longest), max)
+	}
+}
+
+func flushes(offsets ...int64) Flushes {
+	var f Flushes
+	f.n = copy(f.at[:], offsets)
+	return f
+}
+
+// TestPositionFlushes: every position below a quiet flush names it, and
+// positions at or above it do not.
+func TestPositionFlushes(t *testing.T) {
+	l := New[bool](-1)
+	l.Started(Point{Offset: 0})
+	l.Processed(Point{Offset: 3}, 0) // a session open since offset 0
+	l.Flushed(3)
+	l.Processed(Point{Offset: 6}, 0)
+	l.Flushed(6)
+	if pos, _ := l.Position(0); pos.Offset != 0 || pos.Flushes != flushes(3, 6) {
+		t.Fatalf("position %+v, want offset 0 naming flushes 3 and 6", pos)
+	}
+	l.Processed(Point{Offset: 8}, -1) // the session ended
+	pos, _ := l.Position(0)
+	if pos.Offset != 8 || pos.Flushes.Len() != 0 || l.Flushes() != 0 {
+		t.Fatalf("position %+v (%d flushes kept), want offset 8 naming none", pos, l.Flushes())
+	}
+	meta, ok := Parse(Format(pos), pos.Offset)
+	if !ok || meta.Flushes != nil {
+		t.Fatalf("metadata %+v, %t", meta, ok)
 	}
 }

@@ -28,11 +28,42 @@ const flushGrace = 10 * time.Second
 // ctx.Err() in the latter case). Record timestamps are left to the client
 // (the time of producing); the simulated time is in each event's ts.
 func Publish(ctx context.Context, cl *kgo.Client, topic string, gen *Generator, rate float64) (int, error) {
-	if !(rate >= 0) || math.IsInf(rate, 0) {
-		return 0, fmt.Errorf("simulate: publish: rate must be a finite number >= 0, got %v", rate)
-	}
 	if topic == "" {
 		return 0, fmt.Errorf("simulate: publish: no topic given")
+	}
+	var ev schema.Event
+	return publish(ctx, cl, topic, rate, func() (*kgo.Record, bool) {
+		if !gen.Next(&ev) {
+			return nil, false
+		}
+		value := schema.AppendJSON(make([]byte, 0, 320), &ev)
+		// The record's timestamp is the event's (simulated) time, as a game
+		// server producing it when it happened would set it: the consumer
+		// bounds ts by it.
+		return &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value, Timestamp: time.Unix(0, ev.TS)}, true
+	})
+}
+
+// PublishRouted produces the multi-producer stream of rt, each record to
+// its service's topic with its service's key (or none), in delivery order,
+// and returns how many records the broker acknowledged; rate, errors and
+// timestamps are as for Publish.
+func PublishRouted(ctx context.Context, cl *kgo.Client, rt *Router, rate float64) (int, error) {
+	var r Routed
+	return publish(ctx, cl, "the producer topics", rate, func() (*kgo.Record, bool) {
+		if !rt.Next(&r) {
+			return nil, false
+		}
+		return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Timestamp: time.Unix(0, r.TS)}, true
+	})
+}
+
+// publish produces the records next yields until it has none, the first
+// failure or ctx's end; what names the destination in errors.
+func publish(ctx context.Context, cl *kgo.Client, what string, rate float64, next func() (*kgo.Record, bool)) (int, error) {
+	topic := what
+	if !(rate >= 0) || math.IsInf(rate, 0) {
+		return 0, fmt.Errorf("simulate: publish: rate must be a finite number >= 0, got %v", rate)
 	}
 	var pace *pacer
 	if rate > 0 {
@@ -52,14 +83,17 @@ func Publish(ctx context.Context, cl *kgo.Client, topic string, gen *Generator, 
 		mu.Lock()
 		defer mu.Unlock()
 		if firstErr == nil {
-			firstErr = fmt.Errorf("simulate: publish to %s: record of %q: %w", topic, r.Key, err)
+			firstErr = fmt.Errorf("simulate: publish to %s: record of %q: %w", r.Topic, r.Key, err)
 			failed.Store(true)
 		}
 	}
 
 	var stopErr error
-	var ev schema.Event
-	for !failed.Load() && gen.Next(&ev) {
+	for !failed.Load() {
+		rec, ok := next()
+		if !ok {
+			break
+		}
 		if pace != nil {
 			if err := pace.take(ctx); err != nil {
 				stopErr = err
@@ -70,11 +104,7 @@ func Publish(ctx context.Context, cl *kgo.Client, topic string, gen *Generator, 
 			stopErr = err
 			break
 		}
-		value := schema.AppendJSON(make([]byte, 0, 320), &ev)
-		// The record's timestamp is the event's (simulated) time, as a game
-		// server producing it when it happened would set it: the consumer
-		// bounds ts by it.
-		cl.Produce(ctx, &kgo.Record{Topic: topic, Key: []byte(ev.PlayerID), Value: value, Timestamp: time.Unix(0, ev.TS)}, promise)
+		cl.Produce(ctx, rec, promise)
 	}
 
 	flushCtx := ctx
