@@ -140,6 +140,10 @@ type pipeline struct {
 	// retry can fix by itself (authentication, permission, an unknown
 	// service), nil while it accepts them: readiness reports it.
 	exportRefused atomic.Pointer[string]
+	// commitSoon asks the commit loop for a commit now, without waiting
+	// for the interval: a worker that planned a quiet flush waits for a
+	// commit naming it before it applies it.
+	commitSoon chan struct{}
 }
 
 // check reports a missing dependency of the configured export path.
@@ -218,7 +222,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default()},
+		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default(), commitSoon: make(chan struct{}, 1)},
 		workers:  map[int32]*worker{},
 		ready:    make(chan struct{}),
 		ctx:      ctx,
@@ -723,7 +727,8 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	}
 }
 
-// commitLoop commits every worker's acknowledged position each interval.
+// commitLoop commits every worker's acknowledged position each interval,
+// and at once when a worker asks (commitSoon).
 func (c *Consumer) commitLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.CommitInterval)
 	defer t.Stop()
@@ -732,16 +737,17 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.mu.Lock()
-			ws := make([]*worker, 0, len(c.workers))
-			for _, w := range c.workers {
-				ws = append(ws, w)
-			}
-			c.mu.Unlock()
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
-			c.commit(cctx, ws)
-			cancel()
+		case <-c.commitSoon:
 		}
+		c.mu.Lock()
+		ws := make([]*worker, 0, len(c.workers))
+		for _, w := range c.workers {
+			ws = append(ws, w)
+		}
+		c.mu.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+		c.commit(cctx, ws)
+		cancel()
 	}
 }
 
@@ -814,6 +820,9 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 					hw := w.hw
 					stale := w.superseded(off)
 					w.mu.Unlock()
+					// A worker may wait for this commit to apply a quiet
+					// flush it names.
+					signal(w.wake)
 					c.deleteSnapshots(w.partition, stale)
 					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
 					c.log.Debug("committed", "partition", p.Partition, "offset", off, "mark", marks[p.Partition])

@@ -67,13 +67,13 @@ func newPartition[P any](cfg Config) (*partition[P], error) {
 	if cfg.Pseudonyms != nil {
 		dec = cfg.Pseudonyms.Pseudonymized(dec)
 	}
-	m, err := lifecycle.New(cfg.Lifecycle)
+	m, err := lifecycle.New(cfg.Lifecycle.Config)
 	if err != nil {
 		return nil, err
 	}
 	p := &partition[P]{dec: dec, m: m, future: cfg.MaxFutureSkew, past: cfg.MaxPastSkew, applyFrom: -1, applied: -1, cutLow: -1}
-	if cfg.ReorderWindow > 0 {
-		p.win = newReorder[P](int64(cfg.ReorderWindow), cfg.ReorderMaxEvents)
+	if cfg.Lifecycle.ReorderWindow > 0 {
+		p.win = newReorder[P](int64(cfg.Lifecycle.ReorderWindow), cfg.Lifecycle.ReorderMaxEvents)
 	}
 	return p, nil
 }
@@ -244,6 +244,16 @@ func (p *partition[P]) flushAt(next int64, spans []lifecycle.Span, steps []step[
 	}
 	p.flushes = p.flushes[1:]
 	return p.flush(next, spans, steps)
+}
+
+// planned reports whether a flush is planned before the record at next.
+func (p *partition[P]) planned(next int64) bool {
+	for _, f := range p.flushes {
+		if f >= next {
+			return f == next
+		}
+	}
+	return false
 }
 
 // held returns how many events the reorder window holds.

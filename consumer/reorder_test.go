@@ -76,7 +76,7 @@ func arrival(r *rand.Rand, evs []producedEvent, jitter time.Duration) []produced
 func runPartition(t *testing.T, evs []producedEvent, window time.Duration) ([]lifecycle.Span, map[string]int) {
 	t.Helper()
 	cfg := DefaultConfig()
-	cfg.ReorderWindow = window
+	cfg.Lifecycle.ReorderWindow = window
 	p, err := newPartition[struct{}](cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -336,7 +336,7 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
-		if cfg.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
+		if cfg.Lifecycle.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
 			next := int64(i) + 1
 			run.l.Flushed(next)
 			for j := range commits {
@@ -463,9 +463,9 @@ func TestResumeProperty(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := resumeConfig()
-			cfg.ReorderWindow = tc.window
+			cfg.Lifecycle.ReorderWindow = tc.window
 			if strings.HasSuffix(tc.name, "of 3 events") {
-				cfg.ReorderMaxEvents = 3
+				cfg.Lifecycle.ReorderMaxEvents = 3
 			}
 			positions, n := 0, n
 			if i > 0 {
@@ -509,7 +509,7 @@ func TestResumePropertySnapshots(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := resumeConfig()
-			cfg.ReorderWindow = tc.window
+			cfg.Lifecycle.ReorderWindow = tc.window
 			n := n
 			if i > 0 {
 				n = more
@@ -549,8 +549,8 @@ func FuzzResume(f *testing.F) {
 		cfg := resumeConfig()
 		gen := genStream
 		if c.IntN(2) == 1 {
-			cfg.ReorderWindow = 2 * time.Second
-			cfg.ReorderMaxEvents = 1 + c.IntN(8)
+			cfg.Lifecycle.ReorderWindow = 2 * time.Second
+			cfg.Lifecycle.ReorderMaxEvents = 1 + c.IntN(8)
 			gen = func(c chooser, n int) []genRecord {
 				return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
 			}

@@ -166,7 +166,7 @@ heap they hold per session after GC; the target is 128 bytes at 1,000,000.`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
-			return benchOpenSessions(ctx, cfg.Kafka.Lifecycle, f, a.stdout, a.stderr)
+			return benchOpenSessions(ctx, cfg.Kafka.Lifecycle.Config, f, a.stdout, a.stderr)
 		}
 		cfg.Kafka.Config.Brokers = slices.DeleteFunc(cfg.Kafka.Config.Brokers, func(s string) bool { return s == "" })
 		probe := cfg.Kafka.Config
