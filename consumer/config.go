@@ -37,7 +37,7 @@ const (
 	// DefaultReorderWindow absorbs several producers' order: their events
 	// for one player are rarely more than a few hundred milliseconds apart
 	// in arrival.
-	DefaultReorderWindow = 2 * time.Second
+	DefaultReorderWindow    = 2 * time.Second
 	DefaultReorderMaxEvents = 1 << 16
 )
 
