@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -173,4 +174,87 @@ func TestReorderCapReleasesTheEventDueFirst(t *testing.T) {
 	if w.first() != nil || w.len() != 0 {
 		t.Fatal("the window is not empty after releasing all")
 	}
+}
+
+// BenchmarkPartition is the pure partition logic (decode, bounds, dedup,
+// window, machine) per record, with the reorder window off and at 2s, over
+// a three-producer backend in ts order and jittered by up to 500 ms: the
+// window's cost per event, side by side.
+func BenchmarkPartition(b *testing.B) {
+	r := rand.New(rand.NewPCG(6, 1))
+	inOrder := backend(r, 2000)
+	jittered := arrival(r, inOrder, 500*time.Millisecond)
+	for _, stream := range []struct {
+		name string
+		evs  []producedEvent
+	}{{"in order", inOrder}, {"jittered 500ms", jittered}} {
+		recs := make([]schema.Record, len(stream.evs))
+		for i, e := range stream.evs {
+			recs[i] = schema.Record{Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev)}
+		}
+		for _, window := range []time.Duration{0, 2 * time.Second} {
+			b.Run(fmt.Sprintf("%s/window=%s", stream.name, window), func(b *testing.B) {
+				cfg := DefaultConfig()
+				cfg.Lifecycle.ReorderWindow = window
+				var spans []lifecycle.Span
+				var steps []step[struct{}]
+				var p *partition[struct{}]
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := range b.N {
+					off := i % len(recs)
+					if off == 0 {
+						// A new pass over the stream: a new partition, so
+						// the events are not duplicates.
+						b.StopTimer()
+						var err error
+						if p, err = newPartition[struct{}](cfg); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					spans, steps = p.process(&recs[off], time.Time{}, int64(off), struct{}{}, spans[:0], steps[:0])
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkHeldMemory measures the heap one held event takes: n events in
+// a window too long to release any (the records' own bytes are not
+// counted; the decoded event's strings are).
+func BenchmarkHeldMemory(b *testing.B) {
+	const n = 1 << 15
+	r := rand.New(rand.NewPCG(7, 1))
+	evs := backend(r, n/8+1)[:n]
+	recs := make([]schema.Record, n)
+	for i, e := range evs {
+		recs[i] = schema.Record{Key: []byte(e.ev.PlayerID), Value: schema.AppendJSON(nil, &e.ev)}
+	}
+	cfg := DefaultConfig()
+	cfg.Lifecycle.ReorderWindow = 1000 * time.Hour
+	cfg.Lifecycle.DedupWindow = 0 // the dedup window's memory is its own
+	var perEvent float64
+	for range b.N {
+		p, err := newPartition[struct{}](cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var spans []lifecycle.Span
+		var steps []step[struct{}]
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for i := range recs {
+			spans, steps = p.process(&recs[i], time.Time{}, int64(i), struct{}{}, spans[:0], steps[:0])
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if p.held() != n {
+			b.Fatalf("%d held, want %d", p.held(), n)
+		}
+		perEvent = float64(after.HeapAlloc-before.HeapAlloc) / n
+		runtime.KeepAlive(p)
+	}
+	b.ReportMetric(perEvent, "B/held")
 }

@@ -73,7 +73,16 @@
 // where t and w are those before C as in version 2 (the fallback should the
 // snapshot be unreadable) and ref names the snapshot: at most MaxRefLen
 // bytes of [A-Za-z0-9:._-] (the consumer's says where the snapshot's chunks
-// are and their SHA-256), so at most 82+3+MaxRefLen bytes. Version 1,
+// are and their SHA-256), so at most 82+3+MaxRefLen bytes. A commit below
+// quiet flushes (a reorder window's held events applied before the records
+// at F1 < F2 < ..., all above C) is
+//
+//	sessiontrace/v4 h=<H> t=<T> w=<W>[ s=<ref>] f=<F1>,<F2>,...
+//
+// with at most MaxFlushes offsets, so at most 82+3+MaxRefLen+3+20*MaxFlushes
+// bytes (under 2048): a new owner starting at C flushes before the same
+// records. Versions 2 and 3 are written whenever no flush is above C.
+// Version 1,
 // "sessiontrace/v1 h=<H>", is read too: a new owner then starts at C with no
 // stream time and an empty window, as version 1 consumers did. Anything
 // else (another tool's metadata) is ignored: the partition starts at the
