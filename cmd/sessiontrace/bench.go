@@ -252,6 +252,7 @@ type latencyJSON struct {
 	TargetMs           float64 `json:"target_ms"`
 	WithinTarget       int     `json:"within_target"`
 	ExportBatchTimeout string  `json:"export_batch_timeout"`
+	ReorderWindow      string  `json:"reorder_window"`
 }
 
 func phaseOf(s phaseStats, events, spans int) phaseReport {
@@ -438,6 +439,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 			ExpectedRoots: lat.ExpectedRoots, Roots: lat.Roots,
 			P50Ms: ms(lat.P50), P90Ms: ms(lat.P90), P99Ms: ms(lat.P99), MaxMs: ms(lat.Max),
 			TargetMs: ms(lat.Target), WithinTarget: lat.WithinTarget, ExportBatchTimeout: lc.ExportBatchTimeout.String(),
+			ReorderWindow: lc.Lifecycle.ReorderWindow.String(),
 		}
 	}
 
