@@ -256,6 +256,13 @@ func (p *partition[P]) planned(next int64) bool {
 	return false
 }
 
+// plannedFrom reports whether a flush is planned before a record at or
+// after next: a previous owner's decision still ahead, before which this
+// owner plans none of its own (flushes stay in offset order).
+func (p *partition[P]) plannedFrom(next int64) bool {
+	return len(p.flushes) > 0 && p.flushes[len(p.flushes)-1] >= next
+}
+
 // held returns how many events the reorder window holds.
 func (p *partition[P]) held() int {
 	if p.win == nil {

@@ -293,8 +293,14 @@ func (w *worker) run(ctx context.Context) {
 
 // planQuiet plans a quiet flush before w.next when the partition went
 // quiet with events held: nothing fetched for a reorder window of wall
-// time, the inbox empty and the partition caught up to the high watermark
-// of its last fetch. Held events would otherwise wait for the next record,
+// time and the inbox empty. That is "caught up" as far as the worker can
+// tell: the high watermark of the last fetch is no test, since on a
+// transactional topic (rekey's output) the commit marker after the last
+// record keeps it above the next offset for good, and a fetch that returns
+// nothing is not seen here. A flush taken while records are still on their
+// way (a broker unreachable for the window) is as durable and as safe as
+// any; it only applies the held events before later ones that a longer wait
+// would have ordered in front of them. Held events would otherwise wait for the next record,
 // and their sessions, and the commit, with them. The plan goes to the
 // ledger, which names it in every commit below it; run applies the flush
 // once such a commit is acknowledged (see the package doc, Quiet flushes).
@@ -309,7 +315,7 @@ func (w *worker) planQuiet() {
 	w.inMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !empty || w.next < w.hw || w.part.planned(w.next) {
+	if !empty || w.part.plannedFrom(w.next) {
 		return
 	}
 	if w.ledger.Flushes() >= checkpoint.MaxFlushes {
