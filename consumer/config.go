@@ -200,7 +200,7 @@ type LifecycleConfig struct {
 	// session as in order. Every span waits for it: a root span is
 	// exported within export_batch_timeout + the window + 1s of its last
 	// event. A held record is not committed past. When the partition goes
-	// quiet (nothing fetched for the window in wall time, caught up), its
+	// quiet (nothing fetched for the window in wall time), its
 	// held events are applied once a commit names that flush (package
 	// doc, Quiet flushes). 0 turns the window off: records are applied in
 	// arrival order, and an event that arrives before one its phase needs

@@ -61,9 +61,9 @@
 // A partition's newest events are never passed by stream time until more
 // events come, so on a partition that goes quiet they would wait, with their
 // sessions and the commit, for the next record. The worker therefore plans
-// a quiet flush before the next offset F when its inbox is empty, it is
-// caught up to the high watermark of its last fetch, and a window of wall
-// time passed since it last took a batch. That decision depends on the
+// a quiet flush before the next offset F when its inbox is empty and a
+// window of wall time passed since it last took a batch (worker.planQuiet
+// says why the high watermark is no test of being caught up). That decision depends on the
 // clock, so a new owner cannot derive it from the records: it is recorded.
 // The ledger names F in every commit below it (metadata version 4, at most
 // checkpoint.MaxFlushes above the committed offset; beyond that no flush is
