@@ -440,7 +440,7 @@ func TestResumeProperty(t *testing.T) {
 	// The first case is the property before the reorder window; the
 	// others, slower per stream, run fewer.
 	n, more := 200, 50
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n, more = 40, 10
 	}
 	for i, tc := range []struct {
@@ -489,7 +489,7 @@ func TestResumeProperty(t *testing.T) {
 // spans of the uninterrupted run.
 func TestResumePropertySnapshots(t *testing.T) {
 	n, more := 200, 50
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n, more = 40, 10
 	}
 	for i, tc := range []struct {
