@@ -34,6 +34,11 @@ const (
 	DefaultMaxFutureSkew = 5 * time.Minute
 	// DefaultMaxPastSkew is generous: only an absurdly old ts is refused.
 	DefaultMaxPastSkew = 7 * 24 * time.Hour
+	// DefaultReorderWindow absorbs several producers' order: their events
+	// for one player are rarely more than a few hundred milliseconds apart
+	// in arrival.
+	DefaultReorderWindow    = 2 * time.Second
+	DefaultReorderMaxEvents = 1 << 16
 )
 
 // Export paths accepted by Config.ExportPath.
@@ -169,8 +174,9 @@ type Config struct {
 	// MaxPastSkew or disable it).
 	MaxFutureSkew time.Duration `mapstructure:"max_future_skew"`
 	MaxPastSkew   time.Duration `mapstructure:"max_past_skew"`
-	// Lifecycle configures the per-partition session state machine.
-	Lifecycle lifecycle.Config `mapstructure:"lifecycle"`
+	// Lifecycle configures the per-partition session state machine and
+	// the reorder window in front of it.
+	Lifecycle LifecycleConfig `mapstructure:"lifecycle"`
 	// Limits bound what one record may carry.
 	Limits schema.Limits `mapstructure:"limits"`
 	// Mapping, when set, decodes the topic's records in the producer's own
@@ -181,6 +187,34 @@ type Config struct {
 	// then carry only the pseudonym; the dead-letter copy keeps the
 	// original record). Set by the command from its privacy settings.
 	Pseudonyms *schema.PseudonymKey `mapstructure:"-"`
+}
+
+// LifecycleConfig is the state machine's configuration and the reorder
+// window that orders its events.
+type LifecycleConfig struct {
+	lifecycle.Config `mapstructure:",squash"`
+	// ReorderWindow is how long, in stream time, each partition holds
+	// decoded events before applying them in (ts, offset) order (default
+	// 2s): events that reach the partition out of order by less than this
+	// (several producers writing one player's events) build the same
+	// session as in order. Every span waits for it: a root span is
+	// exported within export_batch_timeout + the window + 1s of its last
+	// event. A held record is not committed past. When the partition goes
+	// quiet (nothing fetched for the window in wall time), its
+	// held events are applied once a commit names that flush (package
+	// doc, Quiet flushes). 0 turns the window off: records are applied in
+	// arrival order, and an event that arrives before one its phase needs
+	// is an out_of_phase dead letter.
+	ReorderWindow time.Duration `mapstructure:"reorder_window"`
+	// ReorderMaxEvents caps the events one partition holds (default
+	// 65536); when it is exceeded the event due first is applied early.
+	ReorderMaxEvents int `mapstructure:"reorder_max_events"`
+}
+
+// DefaultLifecycleConfig returns the state machine's defaults and a 2s
+// reorder window.
+func DefaultLifecycleConfig() LifecycleConfig {
+	return LifecycleConfig{Config: lifecycle.DefaultConfig(), ReorderWindow: DefaultReorderWindow, ReorderMaxEvents: DefaultReorderMaxEvents}
 }
 
 // DefaultConfig returns a Config with every default set and no brokers.
@@ -205,7 +239,7 @@ func DefaultConfig() Config {
 		MaxPollRecords:     DefaultMaxPollRecords,
 		MaxFutureSkew:      DefaultMaxFutureSkew,
 		MaxPastSkew:        DefaultMaxPastSkew,
-		Lifecycle:          lifecycle.DefaultConfig(),
+		Lifecycle:          DefaultLifecycleConfig(),
 		Limits:             schema.DefaultLimits(),
 	}
 }
@@ -303,10 +337,14 @@ func (c Config) ValidatePipeline() error {
 	if c.MaxPastSkew < 0 {
 		return fmt.Errorf("max_past_skew %v: %w", c.MaxPastSkew, ErrNegative)
 	}
+	if c.Lifecycle.ReorderWindow < 0 {
+		return fmt.Errorf("lifecycle.reorder_window %v: %w", c.Lifecycle.ReorderWindow, ErrNegative)
+	}
 	for _, s := range []struct {
 		key string
 		v   int
 	}{
+		{"lifecycle.reorder_max_events", c.Lifecycle.ReorderMaxEvents},
 		{"export_queue_size", c.ExportQueueSize},
 		{"export_batch_size", c.ExportBatchSize},
 		{"max_poll_records", c.MaxPollRecords},

@@ -38,6 +38,55 @@
 // writing the snapshot before the commit that names it is safe without a
 // Kafka transaction.
 //
+// # The reorder window
+//
+// With Config.Lifecycle.ReorderWindow set (default 2s), each partition holds
+// decoded events until stream time passes them by the window and applies
+// them in (ts, offset) order (reorder.go, partition.go), so one player's
+// events written by several producers build the same session as in order.
+// The contract holds because of three rules:
+//
+//   - Held records are never committed past. Every event is applied at the
+//     latest cut, a point before which every record was applied and none
+//     after it; sessions, pending records and marks are positioned at cuts,
+//     so the ledger never names a point above the first held record, and a
+//     new owner reading from a cut holds exactly the records held there.
+//   - Stream time is event time: what the window releases is a function of
+//     the events given to it, in offset order, never of the clock.
+//   - The same records give the same spans: replay applies what is held at
+//     the end of its input, as a run that went quiet there does.
+//
+// # Quiet flushes
+//
+// A partition's newest events are never passed by stream time until more
+// events come, so on a partition that goes quiet they would wait, with their
+// sessions and the commit, for the next record. The worker therefore plans
+// a quiet flush before the next offset F when its inbox is empty and a
+// window of wall time passed since it last took a batch (worker.planQuiet
+// says why the high watermark is no test of being caught up). That decision depends on the
+// clock, so a new owner cannot derive it from the records: it is recorded.
+// The ledger names F in every commit below it (metadata version 4, at most
+// checkpoint.MaxFlushes above the committed offset; beyond that no flush is
+// planned and held events wait for the next record), the commit loop
+// commits at once, and the worker applies the flush, and processes any
+// record at or after F, only once a commit naming F was acknowledged. A new
+// owner starting below F reads F from the commit and flushes before the
+// record at F (or once it caught up to F), so it decides as the old owner
+// did. If the old owner dies after planning F but before that commit, it
+// applied nothing of the flush, so the new owner, which never hears of it,
+// decides as a run without the flush would: nothing emitted contradicts
+// it. The wait costs a flush at most one commit round trip.
+//
+// Snapshots are taken only where nothing is held: the machine's state is
+// then the state at a cut. Under steady traffic something is always held,
+// so with the window on snapshots are mostly taken after quiet flushes; a
+// busy partition's commits keep to its open sessions. The cut moves only
+// when every applied event is below the first held one, so when producers'
+// clocks disagree by more than the window (late events applied at once
+// between held ones) or on a heavily jittered busy partition the cut, and
+// the commit with it, can stay behind until the partition goes quiet: the
+// commit is safe (lower), the replay after a crash longer.
+//
 // An event whose ts is further than Config.MaxFutureSkew ahead of, or
 // Config.MaxPastSkew behind, its record's Kafka timestamp is dead-lettered
 // and never applied, so one bad producer clock cannot move a partition's
@@ -141,6 +190,10 @@ type pipeline struct {
 	// retry can fix by itself (authentication, permission, an unknown
 	// service), nil while it accepts them: readiness reports it.
 	exportRefused atomic.Pointer[string]
+	// commitSoon asks the commit loop for a commit now, without waiting
+	// for the interval: a worker that planned a quiet flush waits for a
+	// commit naming it before it applies it.
+	commitSoon chan struct{}
 }
 
 // check reports a missing dependency of the configured export path.
@@ -222,7 +275,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Consumer{
-		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default()},
+		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default(), commitSoon: make(chan struct{}, 1)},
 		workers:  map[int32]*worker{},
 		ready:    make(chan struct{}),
 		room:     make(chan struct{}, 1),
@@ -782,7 +835,8 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	}
 }
 
-// commitLoop commits every worker's acknowledged position each interval.
+// commitLoop commits every worker's acknowledged position each interval,
+// and at once when a worker asks (commitSoon).
 func (c *Consumer) commitLoop(ctx context.Context) {
 	t := time.NewTicker(c.cfg.CommitInterval)
 	defer t.Stop()
@@ -791,16 +845,17 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.mu.Lock()
-			ws := make([]*worker, 0, len(c.workers))
-			for _, w := range c.workers {
-				ws = append(ws, w)
-			}
-			c.mu.Unlock()
-			cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
-			c.commit(cctx, ws)
-			cancel()
+		case <-c.commitSoon:
 		}
+		c.mu.Lock()
+		ws := make([]*worker, 0, len(c.workers))
+		for _, w := range c.workers {
+			ws = append(ws, w)
+		}
+		c.mu.Unlock()
+		cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
+		c.commit(cctx, ws)
+		cancel()
 	}
 }
 
@@ -873,6 +928,9 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 					hw := w.hw
 					stale := w.superseded(off)
 					w.mu.Unlock()
+					// A worker may wait for this commit to apply a quiet
+					// flush it names.
+					signal(w.wake)
 					c.deleteSnapshots(w.partition, stale)
 					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
 					c.log.Debug("committed", "partition", p.Partition, "offset", off, "mark", marks[p.Partition])

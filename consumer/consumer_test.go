@@ -242,7 +242,7 @@ func committedWithMarks(t *testing.T, brokers []string, group, topic string) map
 	t.Helper()
 	out := map[int32]int64{}
 	for p, c := range kafkatest.Committed(t, brokers, group, topic) {
-		if h, ok := parseMetadata(c.Metadata); ok {
+		if h, ok := parseMetadata(c.Metadata, c.Offset); ok {
 			out[p] = h
 		}
 	}

@@ -13,10 +13,26 @@ import (
 )
 
 // partition is one partition's pure logic, without Kafka, lanes or
-// metrics: decode, the timestamp bounds, the state machine, and where a
-// resumed partition starts applying. The worker runs records through it;
-// the resume property is tested on it directly.
-type partition struct {
+// metrics: decode, the timestamp bounds, the dedup window, the reorder
+// window, the state machine, and where a resumed partition starts
+// applying. The worker runs records through it; the resume property is
+// tested on it directly. P is what the caller keeps of a record (the Kafka
+// record, in the worker) until the event it holds is applied.
+//
+// # Commit points with a reorder window
+//
+// Held events are applied later than records that arrive after them, so
+// the point before a record (its offset, the stream time and dedup window
+// start there) is a place to resume from only at a moment when every
+// record below it was applied and none at or above it: a cut. The
+// partition tracks the latest cut (whenever nothing is held, the next
+// record's offset is one) and passes the cut's offset to the machine as the
+// offset of every event it applies, so sessions, pending records and marks
+// are all positioned at cuts: the ledger never commits past the first held
+// record, and a new owner reading from a cut holds exactly the records held
+// there again (the window's latest ts there is the stream time there,
+// which the commit carries) and applies the rest in the same order.
+type partition[P any] struct {
 	dec          schema.RecordDecoder
 	m            *lifecycle.Machine
 	ev           schema.Event
@@ -25,9 +41,25 @@ type partition struct {
 	// below it (from the dedup window's start on) only refill the dedup
 	// window. -1 when every record is applied.
 	applyFrom int64
+	// win holds events for the reorder window; nil when it is off.
+	win *reorder[P]
+	// cut is the latest point at which every record below cut.Offset was
+	// applied and none at or above it; applied is the highest offset
+	// applied to the machine, -1 before the first.
+	cut     checkpoint.Point
+	applied int64
+	// cutLow is the lowest first offset of a session open at the moment
+	// of the cut, -1 when none: such a session may end at a later step
+	// positioned at the cut, which a new owner resuming there must be able
+	// to rebuild.
+	cutLow int64
+	// flushes are the offsets of the records before which every held
+	// event is applied, ascending: quiet flushes this owner decided on
+	// (once they are durable) or read from the commit it resumed at.
+	flushes []int64
 }
 
-func newPartition(cfg Config) (*partition, error) {
+func newPartition[P any](cfg Config) (*partition[P], error) {
 	dec, err := schema.NewRecordDecoder(cfg.Limits, cfg.Mapping)
 	if err != nil {
 		return nil, err
@@ -35,22 +67,33 @@ func newPartition(cfg Config) (*partition, error) {
 	if cfg.Pseudonyms != nil {
 		dec = cfg.Pseudonyms.Pseudonymized(dec)
 	}
-	m, err := lifecycle.New(cfg.Lifecycle)
+	m, err := lifecycle.New(cfg.Lifecycle.Config)
 	if err != nil {
 		return nil, err
 	}
-	return &partition{dec: dec, m: m, future: cfg.MaxFutureSkew, past: cfg.MaxPastSkew, applyFrom: -1}, nil
+	p := &partition[P]{dec: dec, m: m, future: cfg.MaxFutureSkew, past: cfg.MaxPastSkew, applyFrom: -1, applied: -1, cutLow: -1}
+	if cfg.Lifecycle.ReorderWindow > 0 {
+		p.win = newReorder[P](int64(cfg.Lifecycle.ReorderWindow), cfg.Lifecycle.ReorderMaxEvents)
+	}
+	return p, nil
 }
 
 // resume makes the partition continue from a commit at offset carrying meta:
 // with a version 2 commit, the previous owner's stream time there, and
 // records below it only refilling the dedup window.
-func (p *partition) resume(offset int64, meta checkpoint.Metadata) {
+func (p *partition[P]) resume(offset int64, meta checkpoint.Metadata) {
 	if !meta.Resume {
 		return
 	}
 	p.m.Resume(meta.StreamTime)
+	if p.win != nil {
+		// Every event below a cut was applied, so the largest ts the
+		// window was given there is the stream time there.
+		p.win.latest = meta.StreamTime
+	}
 	p.applyFrom = offset
+	p.cut = checkpoint.Point{Offset: offset, StreamTime: meta.StreamTime, WindowStart: meta.WindowStart}
+	p.flushes = append(p.flushes[:0], meta.Flushes...)
 }
 
 // restore makes the partition continue from a commit at offset whose
@@ -58,26 +101,43 @@ func (p *partition) resume(offset int64, meta checkpoint.Metadata) {
 // snapshot's state (verified by its SHA-256) and every record from offset on
 // is applied. On error the partition is unchanged, and the caller falls
 // back.
-func (p *partition) restore(offset int64, meta checkpoint.Metadata, snap io.Reader) (lifecycle.SnapshotInfo, error) {
+func (p *partition[P]) restore(offset int64, meta checkpoint.Metadata, snap io.Reader) (lifecycle.SnapshotInfo, error) {
 	info, err := p.m.ReadSnapshot(snap)
 	if err != nil {
 		return info, fmt.Errorf("restore snapshot %s at offset %d: %w", meta.Snapshot, offset, err)
 	}
 	p.applyFrom = -1
+	if p.win != nil {
+		// Snapshots are taken only where nothing is held (worker.snapshot),
+		// so every event below offset was applied and the largest ts the
+		// window was given there is the snapshot's stream time.
+		p.win.latest = p.m.StreamTime()
+	}
+	p.flushes = append(p.flushes[:0], meta.Flushes...)
 	return info, nil
 }
 
-// step is what one record did.
-type step struct {
-	// before is the record's point: where it is, and the stream time and
-	// dedup window start before it.
+// step is what one record, or one held event applied, did.
+type step[P any] struct {
+	// before is the latest cut before it: where the ledger positions it.
 	before checkpoint.Point
+	// offset is the record's own offset, payload what the caller gave
+	// with it.
+	offset  int64
+	payload P
 	// warm is set for a record below the committed offset of a resumed
 	// partition: it only refilled the dedup window.
 	warm bool
 	// ignored is set for a record whose event name the mapping ignores:
 	// skipped and counted, not dead-lettered.
 	ignored bool
+	// held is set for a record whose event went into the reorder window:
+	// a later step applies it.
+	held bool
+	// applied is set for a step that applied an event to the machine;
+	// stream is the stream time after it.
+	applied bool
+	stream  int64
 	out     lifecycle.Outcome
 	// badLink says why the event's traceparent was ignored, "" when it had
 	// none or a valid one; the event is applied all the same.
@@ -85,23 +145,42 @@ type step struct {
 	// reason is why the record goes to the dead-letter topic, "" when it
 	// does not; detail says more.
 	reason, detail string
+	// spans is where the step's spans end in the slice returned with it;
+	// they start where the previous step's end.
+	spans int
+	// next and low are what the ledger is told after the step: the cut
+	// and the lowest first offset of a session that matters there (-1
+	// when none).
+	next checkpoint.Point
+	low  int64
 }
 
 // process runs the record at offset (its key, value and headers, and its
-// Kafka timestamp, zero when unknown) through the decoder, the bounds and
-// the state machine, appending the spans it finishes to spans.
-func (p *partition) process(rec *schema.Record, ts time.Time, offset int64, spans []lifecycle.Span) ([]lifecycle.Span, step) {
-	st := step{before: p.point(offset), warm: offset < p.applyFrom}
+// Kafka timestamp, zero when unknown) through the decoder, the bounds, the
+// dedup window and the reorder window, and applies what the window
+// releases, appending the spans that finishes to spans and one step for
+// the record and one for each event applied to steps (those of a quiet
+// flush planned before the record first, then the record's own, then those
+// of the events it lets out of the window).
+func (p *partition[P]) process(rec *schema.Record, ts time.Time, offset int64, payload P, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
+	st := step[P]{offset: offset, payload: payload, warm: offset < p.applyFrom}
+	if !st.warm {
+		// A quiet flush before this record: its steps come before the
+		// record's.
+		spans, steps = p.flushAt(offset, spans, steps)
+		p.recut(offset)
+	}
+	st.before = p.cut
 	if err := p.dec.DecodeRecord(rec, &p.ev); errors.Is(err, schema.ErrIgnored) {
 		st.ignored = true
-		return spans, st
+		return p.done(spans, steps, st, offset+1)
 	} else if err != nil {
 		st.reason, st.detail = string(schema.ReasonMalformed), err.Error()
 		var se *schema.Error
 		if errors.As(err, &se) {
 			st.reason = string(se.Reason)
 		}
-		return spans, st
+		return p.done(spans, steps, st, offset+1)
 	}
 	st.badLink = p.ev.LinkError
 	if skew := skewReason(p.ev.TS, ts, p.future, p.past); skew != "" {
@@ -109,35 +188,176 @@ func (p *partition) process(rec *schema.Record, ts time.Time, offset int64, span
 		// stream time and end the partition's sessions.
 		st.reason, st.detail = skew, fmt.Sprintf("event %q of player %q: ts %s, record timestamp %s",
 			p.ev.EventID, p.ev.PlayerID, time.Unix(0, p.ev.TS).UTC().Format(time.RFC3339Nano), ts.UTC().Format(time.RFC3339Nano))
-		return spans, st
+		return p.done(spans, steps, st, offset+1)
 	}
 	if st.warm {
 		p.m.Remember(p.ev.EventID, offset)
-		return spans, st
+		return p.done(spans, steps, st, offset+1)
 	}
-	spans, st.out = p.m.Apply(&p.ev, offset, spans)
-	if st.out.Dropped() {
+	// Duplicates are found in arrival order, before the window: the dedup
+	// window stays a function of the records in offset order, which a new
+	// owner re-reads.
+	ws := p.windowStart(offset)
+	if p.m.Seen(p.ev.EventID, offset) {
+		st.out = lifecycle.Duplicate
 		st.reason, st.detail = st.out.Reason(), fmt.Sprintf("event %q of player %q: %s", p.ev.EventID, p.ev.PlayerID, st.out.Reason())
+		return p.done(spans, steps, st, offset+1)
+	}
+	if p.win == nil {
+		spans, st = p.apply(&p.ev, spans, st)
+		p.applied = offset
+		return p.done(spans, steps, st, offset+1)
+	}
+	p.win.add(&p.ev, offset, ws, payload)
+	st.held = true
+	spans, steps = p.done(spans, steps, st, offset+1)
+	return p.drain(offset+1, false, spans, steps)
+}
+
+// flush applies every held event, as at the end of the input; next is the
+// offset after the last record given.
+func (p *partition[P]) flush(next int64, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
+	if p.win == nil {
+		return spans, steps
+	}
+	return p.drain(next, true, spans, steps)
+}
+
+// quiet plans a quiet flush before the record at next, the offset after
+// the last record given: every held event is applied before that record is
+// (now, by flushAt, once the caller made the flush durable, or by
+// process, when the record arrives first). A new owner starting below next
+// must plan the same flush (checkpoint.Ledger.Flushed names it in the
+// commits).
+func (p *partition[P]) quiet(next int64) {
+	p.flushes = append(p.flushes, next)
+}
+
+// flushAt applies every held event if a flush is planned before the record
+// at next and drops the plan; next is the offset after the last record
+// given.
+func (p *partition[P]) flushAt(next int64, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
+	// Plans below next are of records this owner never reads (a resumed
+	// partition's plans start above its committed offset, and records
+	// come in offset order): they cannot be met any more.
+	for len(p.flushes) > 0 && p.flushes[0] < next {
+		p.flushes = p.flushes[1:]
+	}
+	if len(p.flushes) == 0 || p.flushes[0] != next {
+		return spans, steps
+	}
+	p.flushes = p.flushes[1:]
+	return p.flush(next, spans, steps)
+}
+
+// planned reports whether a flush is planned before the record at next.
+func (p *partition[P]) planned(next int64) bool {
+	for _, f := range p.flushes {
+		if f >= next {
+			return f == next
+		}
+	}
+	return false
+}
+
+// plannedFrom reports whether a flush is planned before a record at or
+// after next: a previous owner's decision still ahead, before which this
+// owner plans none of its own (flushes stay in offset order).
+func (p *partition[P]) plannedFrom(next int64) bool {
+	return len(p.flushes) > 0 && p.flushes[len(p.flushes)-1] >= next
+}
+
+// held returns how many events the reorder window holds.
+func (p *partition[P]) held() int {
+	if p.win == nil {
+		return 0
+	}
+	return p.win.len()
+}
+
+// drain applies the held events that are due (all of them with all);
+// next is the offset after the last record given.
+func (p *partition[P]) drain(next int64, all bool, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
+	for h := p.win.due(all); h != nil; h = p.win.due(all) {
+		p.win.release(h)
+		st := step[P]{before: p.cut, offset: h.offset, payload: h.payload}
+		spans, st = p.apply(&h.ev, spans, st)
+		var zero P
+		h.payload = zero
+		p.applied = max(p.applied, h.offset)
+		spans, steps = p.done(spans, steps, st, next)
+	}
+	return spans, steps
+}
+
+// apply applies ev to the machine, at the latest cut.
+func (p *partition[P]) apply(ev *schema.Event, spans []lifecycle.Span, st step[P]) ([]lifecycle.Span, step[P]) {
+	spans, st.out = p.m.ApplySeen(ev, p.cut.Offset, spans)
+	st.applied, st.stream = true, p.m.StreamTime()
+	if st.out.Dropped() {
+		st.reason, st.detail = st.out.Reason(), fmt.Sprintf("event %q of player %q: %s", ev.EventID, ev.PlayerID, st.out.Reason())
 	}
 	return spans, st
 }
 
-// point is the position before the record at offset, given everything
-// below it was processed.
-func (p *partition) point(offset int64) checkpoint.Point {
-	ws, ok := p.m.WindowStart()
-	if !ok {
-		ws = offset
+// done appends st, after which every record below next was given.
+func (p *partition[P]) done(spans []lifecycle.Span, steps []step[P], st step[P], next int64) ([]lifecycle.Span, []step[P]) {
+	st.spans = len(spans)
+	if !st.warm {
+		p.recut(next)
+		st.next, st.low = p.cut, p.low()
 	}
-	return checkpoint.Point{Offset: offset, StreamTime: p.m.StreamTime(), WindowStart: ws}
+	return spans, append(steps, st)
 }
 
-// low returns the lowest first offset of an open session, -1 when none.
-func (p *partition) low() int64 {
-	if lo, ok := p.m.LowestOffset(); ok {
-		return lo
+// recut moves the cut to the first held record, or to next when nothing is
+// held, if every record applied is below it.
+func (p *partition[P]) recut(next int64) {
+	c, ws := next, int64(-1)
+	if p.win != nil {
+		if h := p.win.first(); h != nil {
+			c, ws = h.offset, h.ws
+		}
 	}
-	return -1
+	if p.applied >= c {
+		return
+	}
+	if ws < 0 {
+		ws = p.windowStart(c)
+	}
+	p.cut = checkpoint.Point{Offset: c, StreamTime: p.m.StreamTime(), WindowStart: ws}
+	p.cutLow = -1
+	if lo, ok := p.m.LowestOffset(); ok {
+		p.cutLow = lo
+	}
+}
+
+// point returns where a commit may be made after the records below next
+// were given: the latest cut.
+func (p *partition[P]) point(next int64) checkpoint.Point {
+	p.recut(next)
+	return p.cut
+}
+
+// windowStart is the dedup window's start before the record at offset.
+func (p *partition[P]) windowStart(offset int64) int64 {
+	if ws, ok := p.m.WindowStart(); ok {
+		return ws
+	}
+	return offset
+}
+
+// low returns the lowest first offset of a session open now or at the
+// moment of the latest cut, -1 when none.
+func (p *partition[P]) low() int64 {
+	lo, ok := p.m.LowestOffset()
+	switch {
+	case !ok:
+		return p.cutLow
+	case p.cutLow >= 0:
+		return min(lo, p.cutLow)
+	}
+	return lo
 }
 
 // Dead-letter reasons of events whose ts is too far from their record's

@@ -124,21 +124,26 @@ type ReplayStats struct {
 	Elapsed time.Duration
 }
 
-// Replayer runs recorded records through the decoder and state machine of
-// the group consumer, one machine per partition, without a group and without
-// commits. It is deterministic: the same records give the same spans in the
-// same order.
+// Replayer runs recorded records through the decoder, reorder window and
+// state machine of the group consumer, one of each per partition, without a
+// group and without commits. It is deterministic: the same records give the
+// same spans in the same order.
 type Replayer struct {
-	cfg      Config
-	sink     Sink
-	machines map[string]*lifecycle.Machine
-	order    []string // partitions in first-seen order, for a deterministic Finish
-	dec      schema.RecordDecoder
-	rec      schema.Record
-	ev       schema.Event
-	spans    []lifecycle.Span
-	stats    ReplayStats
-	started  time.Time
+	cfg     Config
+	sink    Sink
+	parts   map[string]*replayPartition
+	order   []string // partitions in first-seen order, for a deterministic Finish
+	spans   []lifecycle.Span
+	steps   []step[struct{}]
+	stats   ReplayStats
+	started time.Time
+}
+
+// replayPartition is one partition of a replay and the offset after its
+// last record.
+type replayPartition struct {
+	p    *partition[struct{}]
+	next int64
 }
 
 // NewReplayer validates the pipeline part of cfg (no brokers needed).
@@ -146,17 +151,13 @@ func NewReplayer(cfg Config, sink Sink) (*Replayer, error) {
 	if err := cfg.ValidatePipeline(); err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
 	}
-	dec, err := schema.NewRecordDecoder(cfg.Limits, cfg.Mapping)
-	if err != nil {
+	if _, err := newPartition[struct{}](cfg); err != nil {
 		return nil, fmt.Errorf("replay config: %w", err)
 	}
-	if cfg.Pseudonyms != nil {
-		dec = cfg.Pseudonyms.Pseudonymized(dec)
-	}
 	return &Replayer{
-		cfg: cfg, sink: sink, dec: dec,
-		machines: map[string]*lifecycle.Machine{},
-		stats:    ReplayStats{Rejected: map[string]int{}, Anomalies: map[string]int{}},
+		cfg: cfg, sink: sink,
+		parts: map[string]*replayPartition{},
+		stats: ReplayStats{Rejected: map[string]int{}, Anomalies: map[string]int{}},
 	}, nil
 }
 
@@ -171,44 +172,43 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 		r.stats.Rejected[string(schema.ReasonTooLarge)]++
 		return nil
 	}
-	r.rec.Key, r.rec.Value, r.rec.Headers = rec.Key, rec.Value, rec.Headers
-	if err := r.dec.DecodeRecord(&r.rec, &r.ev); errors.Is(err, schema.ErrIgnored) {
-		r.stats.Ignored++
-		return nil
-	} else if err != nil {
-		reason := string(schema.ReasonMalformed)
-		var se *schema.Error
-		if errors.As(err, &se) {
-			reason = string(se.Reason)
-		}
-		r.stats.Rejected[reason]++
-		return nil
-	}
-	if r.ev.LinkError != "" {
-		r.stats.InvalidTraceparents++
-	}
-	if reason := skewReason(r.ev.TS, rec.Timestamp, r.cfg.MaxFutureSkew, r.cfg.MaxPastSkew); reason != "" {
-		r.stats.Rejected[reason]++
-		return nil
-	}
 	key := fmt.Sprintf("%s/%d", rec.Topic, rec.Partition)
-	m := r.machines[key]
-	if m == nil {
-		var err error
-		if m, err = lifecycle.New(r.cfg.Lifecycle); err != nil {
+	rp := r.parts[key]
+	if rp == nil {
+		p, err := newPartition[struct{}](r.cfg)
+		if err != nil {
 			return err
 		}
-		r.machines[key] = m
+		rp = &replayPartition{p: p}
+		r.parts[key] = rp
 		r.order = append(r.order, key)
 	}
-	spans, out := m.Apply(&r.ev, rec.Offset, r.spans[:0])
-	r.spans = spans[:0]
-	if out.Dropped() {
-		r.stats.Rejected[out.Reason()]++
-	} else if out != 0 {
-		for _, k := range outcomeKinds {
-			if out.Has(k.flag) {
-				r.stats.Anomalies[k.name]++
+	rp.next = rec.Offset + 1
+	spans, steps := rp.p.process(&schema.Record{Key: rec.Key, Value: rec.Value, Headers: rec.Headers}, rec.Timestamp, rec.Offset, struct{}{}, r.spans[:0], r.steps[:0])
+	if err := r.done(ctx, spans, steps); err != nil {
+		return fmt.Errorf("replay %s offset %d: %w", key, rec.Offset, err)
+	}
+	return nil
+}
+
+// done counts what steps did and writes their spans.
+func (r *Replayer) done(ctx context.Context, spans []lifecycle.Span, steps []step[struct{}]) error {
+	r.spans, r.steps = spans[:0], steps[:0]
+	for _, st := range steps {
+		if st.badLink != "" {
+			r.stats.InvalidTraceparents++
+		}
+		switch {
+		case st.held:
+		case st.ignored:
+			r.stats.Ignored++
+		case st.reason != "":
+			r.stats.Rejected[st.reason]++
+		case st.out != 0:
+			for _, k := range outcomeKinds {
+				if st.out.Has(k.flag) {
+					r.stats.Anomalies[k.name]++
+				}
 			}
 		}
 	}
@@ -216,19 +216,22 @@ func (r *Replayer) Process(ctx context.Context, rec Record) error {
 	if len(spans) == 0 {
 		return nil
 	}
-	if err := r.sink.Write(ctx, spans); err != nil {
-		return fmt.Errorf("replay %s offset %d: %w", key, rec.Offset, err)
-	}
-	return nil
+	return r.sink.Write(ctx, spans)
 }
 
-// Finish reports the sessions still open, ends them as "end_of_input" when
-// closeOpen is set (never the default: a recording usually stops mid-session),
-// and closes the sink.
+// Finish applies what the reorder windows still hold (the input ended, so
+// nothing is left to wait for), reports the sessions still open, ends them
+// as "end_of_input" when closeOpen is set (never the default: a recording
+// usually stops mid-session), and closes the sink.
 func (r *Replayer) Finish(ctx context.Context, closeOpen bool) (ReplayStats, error) {
 	var werr error
 	for _, key := range r.order {
-		m := r.machines[key]
+		rp := r.parts[key]
+		spans, steps := rp.p.flush(rp.next, r.spans[:0], r.steps[:0])
+		if err := r.done(ctx, spans, steps); err != nil && werr == nil {
+			werr = err
+		}
+		m := rp.p.m
 		m.OpenSessions(func(s lifecycle.OpenSession) { r.stats.Open = append(r.stats.Open, s) })
 		if closeOpen {
 			spans := m.CloseAll("end_of_input", r.spans[:0])

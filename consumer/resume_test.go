@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"sort"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -46,6 +48,7 @@ func (c *byteChooser) IntN(n int) int {
 type genRecord struct {
 	key, value []byte
 	ts         time.Time // the record's Kafka timestamp; zero: none
+	at         int64     // when it was generated (Unix ns)
 }
 
 // resumeConfig is small enough for idle timeouts, dedup window evictions and
@@ -66,7 +69,32 @@ func resumeConfig() Config {
 // window, late events, silences longer than the idle timeout, events far in
 // the future with sane record timestamps, slightly ahead ones, records
 // without a timestamp, and poison.
-func genStream(c chooser, n int) []genRecord {
+func genStream(c chooser, n int) []genRecord { return genStreamEvery(c, n, 90*time.Second) }
+
+// genJittered is genStream with events at most step apart, whose records
+// reach the partition in the order of their ts plus up to jitter (several
+// producers, each with its own delay), so neighbouring events are out of
+// order.
+func genJittered(c chooser, n int, step, jitter time.Duration) []genRecord {
+	recs := genStreamEvery(c, n, step)
+	arrival := make([]int64, len(recs))
+	for i := range recs {
+		arrival[i] = recs[i].at + int64(c.IntN(int(jitter)))
+	}
+	idx := make([]int, len(recs))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return arrival[idx[a]] < arrival[idx[b]] })
+	out := make([]genRecord, len(recs))
+	for i, j := range idx {
+		out[i] = recs[j]
+	}
+	return out
+}
+
+// genStreamEvery is genStream with at most step between events.
+func genStreamEvery(c chooser, n int, step time.Duration) []genRecord {
 	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC).UnixNano()
 	players := 2 + c.IntN(7)
 	seq := make([]int, players)
@@ -112,10 +140,10 @@ func genStream(c chooser, n int) []genRecord {
 		return ev
 	}
 	add := func(ev schema.Event, ts time.Time) {
-		out = append(out, genRecord{key: []byte(ev.PlayerID), value: schema.AppendJSON(nil, &ev), ts: ts})
+		out = append(out, genRecord{key: []byte(ev.PlayerID), value: schema.AppendJSON(nil, &ev), ts: ts, at: now})
 	}
 	for len(out) < n {
-		now += int64(c.IntN(90)) * int64(time.Second)
+		now += int64(c.IntN(int(step/time.Millisecond))) * int64(time.Millisecond)
 		p := c.IntN(players)
 		switch k := c.IntN(24); {
 		case k < 14: // an event, stamped by its server's clock
@@ -139,7 +167,7 @@ func genStream(c chooser, n int) []genRecord {
 		case k == 20: // no record timestamp: never bounded
 			add(event(p, now), time.Time{})
 		case k == 21:
-			out = append(out, genRecord{key: []byte("x"), value: []byte(`{"type":"session.login"`), ts: time.Unix(0, now)})
+			out = append(out, genRecord{key: []byte("x"), value: []byte(`{"type":"session.login"`), ts: time.Unix(0, now), at: now})
 		default:
 			ev := event(p, now)
 			add(ev, time.Unix(0, ev.TS))
@@ -159,7 +187,8 @@ type emittedSpan struct {
 // order up to acked, dead-letter writes when the test says so.
 type owner struct {
 	t      testing.TB
-	p      *partition
+	p      *partition[int64]
+	steps  []step[int64]
 	l      *checkpoint.Ledger[int64]
 	mark   int64
 	spans  []emittedSpan
@@ -172,7 +201,7 @@ type owner struct {
 
 func newOwner(t testing.TB, cfg Config) *owner {
 	t.Helper()
-	p, err := newPartition(cfg)
+	p, err := newPartition[int64](cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,14 +240,48 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position, snaps map[string
 
 // process runs the record at off as worker.process does.
 func (o *owner) process(r genRecord, off int64) {
-	replayed := off < o.mark
-	spans, st := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, o.buf[:0])
-	o.buf = spans[:0]
+	spans, steps := o.p.process(&schema.Record{Key: r.key, Value: r.value}, r.ts, off, off, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// flushAt applies what the reorder window holds if a quiet flush is
+// planned before the record at next.
+func (o *owner) flushAt(next int64) {
+	spans, steps := o.p.flushAt(next, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// finish applies what the reorder window still holds, as at the end of the
+// input; next is the offset after the last record.
+func (o *owner) finish(next int64) {
+	spans, steps := o.p.flush(next, o.buf[:0], o.steps[:0])
+	o.handle(spans, steps)
+}
+
+// handle does the steps' side effects as worker.apply does.
+func (o *owner) handle(spans []lifecycle.Span, steps []step[int64]) {
+	from := 0
+	for _, st := range steps {
+		o.step(st, spans[from:st.spans])
+		from = st.spans
+	}
+	o.buf, o.steps = spans[:0], steps[:0]
+}
+
+func (o *owner) step(st step[int64], spans []lifecycle.Span) {
 	if st.warm {
 		return
 	}
+	defer o.l.Processed(st.next, st.low)
+	if st.held {
+		return
+	}
+	replayed := st.before.Offset < o.mark
+	off := st.offset
 	o.out[off] = st.out
-	o.stream[off] = o.p.m.StreamTime()
+	if st.applied {
+		o.stream[off] = st.stream
+	}
 	var dlq *atomic.Int32
 	if st.reason != "" && !replayed {
 		dlq = new(atomic.Int32)
@@ -236,9 +299,8 @@ func (o *owner) process(r genRecord, off int64) {
 		o.l.Add(checkpoint.Record[int64]{Point: st.before, SpanStart: emitted, SpanEnd: emitted + int64(len(spans)), DeadLetters: dlq, Payload: off})
 	}
 	for _, sp := range spans {
-		o.spans = append(o.spans, emittedSpan{offset: off, span: sp})
+		o.spans = append(o.spans, emittedSpan{offset: st.before.Offset, span: sp})
 	}
-	o.l.Processed(o.p.point(off+1), o.p.low())
 }
 
 // acknowledge lets the simulated lane and dead-letter producer catch up at
@@ -254,11 +316,11 @@ func (o *owner) acknowledge(c chooser) {
 }
 
 // checkResume runs the property over stream; it returns how many positions
-// it checked, and how many of them named a snapshot. With snapshots, the run takes snapshots at random moments,
-// each durable at once, so that commits may name them.
-func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (int, int) {
+// it checked, and how many of them named a snapshot. With snapshots, the
+// run takes snapshots at random moments where nothing is held (as
+// worker.snapshot does), each durable at once, so that commits may name them.
+func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots bool) (int, int) {
 	t.Helper()
-	cfg := resumeConfig()
 	run := newOwner(t, cfg)
 	type commit struct {
 		pos   checkpoint.Position
@@ -266,10 +328,34 @@ func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (i
 	}
 	var commits []commit
 	snaps := map[string][]byte{}
+	// A quiet flush is planned only with the window on, at random moments
+	// with events held (the worker's: caught up, nothing fetched for a
+	// window of wall time). The commit naming it is durable before it is
+	// applied, as the worker waits for it; the commits before it do not
+	// name it, so a fresh owner starting at one of them decides as the run
+	// did only up to the flush (nothing the run did after it was emitted
+	// before it was committed). upTo[j] is where commit j's check ends: the
+	// flush's offset and how many spans the run had emitted before it.
+	type limit struct{ offset, spans int64 }
+	var upTo []limit
+	noLimit := limit{int64(len(stream)), -1}
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
-		if snapshots && c.IntN(6) == 0 {
+		if cfg.Lifecycle.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
+			next := int64(i) + 1
+			run.l.Flushed(next)
+			for j := range commits {
+				if upTo[j] == noLimit {
+					upTo[j] = limit{next, int64(len(run.spans))}
+				}
+			}
+			pos, _ := run.l.Position(run.acked)
+			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
+			run.p.quiet(next)
+			run.flushAt(next)
+		}
+		if snapshots && run.p.held() == 0 && c.IntN(6) == 0 {
 			var b bytes.Buffer
 			if _, _, err := run.p.m.WriteSnapshot(&b); err != nil {
 				t.Fatal(err)
@@ -279,10 +365,10 @@ func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (i
 			run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.point(int64(i) + 1), Ref: ref})
 		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
-			commits = append(commits, commit{pos: pos, acked: run.acked})
+			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
 		}
 	}
-	for _, cm := range commits {
+	for j, cm := range commits {
 		pos := cm.pos
 		// The spans of the run closed at or after H are a suffix of its
 		// emission order.
@@ -294,10 +380,18 @@ func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (i
 			t.Fatalf("commit %+v: H passes %d unacknowledged spans", pos, int64(k)-cm.acked)
 		}
 		fresh, from := resumed(t, cfg, pos, snaps)
-		for off := from; off < int64(len(stream)); off++ {
+		end := upTo[j].offset
+		for off := from; off < end; off++ {
 			fresh.process(stream[off], off)
 		}
 		want := run.spans[k:]
+		if upTo[j] != noLimit {
+			want = run.spans[min(int64(k), upTo[j].spans):upTo[j].spans]
+		} else {
+			// The end of the stream: a flush the run planned there is the
+			// commit's too.
+			fresh.flushAt(end)
+		}
 		if len(fresh.spans) != len(want) {
 			t.Fatalf("commit %+v (from %d): resumed owner emitted %d spans, the run %d after H\n%s", pos, from, len(fresh.spans), len(want), spanDiff(fresh.spans, want))
 		}
@@ -306,7 +400,12 @@ func checkResume(t testing.TB, stream []genRecord, c chooser, snapshots bool) (i
 				t.Fatalf("commit %+v (from %d): span %d differs\n%s", pos, from, i, spanDiff(fresh.spans, want))
 			}
 		}
-		for off := pos.Offset; off < int64(len(stream)); off++ {
+		for off := pos.Offset; off < end; off++ {
+			if _, ok := fresh.stream[off]; !ok && upTo[j] != noLimit {
+				// Held when the check ends; the run applied it at its
+				// flush.
+				continue
+			}
 			if fresh.stream[off] != run.stream[off] {
 				t.Fatalf("commit %+v: stream time after record %d is %d resumed, %d in the run", pos, off, fresh.stream[off], run.stream[off])
 			}
@@ -344,43 +443,99 @@ func spanDiff(got, want []emittedSpan) string {
 }
 
 func TestResumeProperty(t *testing.T) {
-	n := 200
-	if testing.Short() {
-		n = 40
+	// The first case is the property before the reorder window; the
+	// others, slower per stream, run fewer.
+	n, more := 200, 50
+	if testing.Short() || raceEnabled {
+		n, more = 40, 10
 	}
-	positions := 0
-	for seed := range uint64(n) {
-		r := rand.New(rand.NewPCG(seed, 10))
-		stream := genStream(r, 100+r.IntN(300))
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			n, _ := checkResume(t, stream, r, false)
-			positions += n
+	for i, tc := range []struct {
+		name   string
+		window time.Duration
+		gen    func(c chooser, n int) []genRecord
+	}{
+		{"in order, no window", 0, genStream},
+		{"in order, 2s window", 2 * time.Second, genStream},
+		{"jittered 500ms, no window", 0, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}},
+		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}},
+		{"jittered 5s, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord { return genJittered(c, n, time.Second, 5*time.Second) }},
+		{"jittered 500ms, 2s window of 3 events", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 100*time.Millisecond, 500*time.Millisecond)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := resumeConfig()
+			cfg.Lifecycle.ReorderWindow = tc.window
+			if strings.HasSuffix(tc.name, "of 3 events") {
+				cfg.Lifecycle.ReorderMaxEvents = 3
+			}
+			positions, n := 0, n
+			if i > 0 {
+				n = more
+			}
+			for seed := range uint64(n) {
+				r := rand.New(rand.NewPCG(seed, 10))
+				stream := tc.gen(r, 100+r.IntN(300))
+				t.Run(fmt.Sprint(seed), func(t *testing.T) {
+					p, _ := checkResume(t, cfg, stream, r, false)
+					positions += p
+				})
+			}
+			t.Logf("%d streams, %d committable positions resumed", n, positions)
 		})
 	}
-	t.Logf("%d streams, %d committable positions resumed", n, positions)
 }
 
 // TestResumePropertySnapshots is the resume property across snapshots:
 // resuming from any committed (offset, metadata, snapshot) gives exactly the
 // spans of the uninterrupted run.
 func TestResumePropertySnapshots(t *testing.T) {
-	n := 200
-	if testing.Short() {
-		n = 40
+	n, more := 200, 50
+	if testing.Short() || raceEnabled {
+		n, more = 40, 10
 	}
-	positions, named := 0, 0
-	for seed := range uint64(n) {
-		r := rand.New(rand.NewPCG(seed, 15))
-		stream := genStream(r, 100+r.IntN(300))
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			p, s := checkResume(t, stream, r, true)
-			positions, named = positions+p, named+s
+	for i, tc := range []struct {
+		name   string
+		window time.Duration
+		gen    func(c chooser, n int) []genRecord
+		// named is the least share of positions that must name a
+		// snapshot: with the window on, snapshots are taken only where
+		// nothing is held, mostly after quiet flushes.
+		named float64
+	}{
+		{"in order, no window", 0, genStream, 0.25},
+		{"in order, 2s window", 2 * time.Second, genStream, 0.02},
+		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}, 0.02},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := resumeConfig()
+			cfg.Lifecycle.ReorderWindow = tc.window
+			n := n
+			if i > 0 {
+				n = more
+			}
+			positions, named := 0, 0
+			for seed := range uint64(n) {
+				r := rand.New(rand.NewPCG(seed, 15))
+				stream := tc.gen(r, 100+r.IntN(300))
+				t.Run(fmt.Sprint(seed), func(t *testing.T) {
+					p, s := checkResume(t, cfg, stream, r, true)
+					positions, named = positions+p, named+s
+				})
+			}
+			t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot", n, positions, named)
+			// The property means little unless enough commits pass an
+			// open session.
+			if float64(named) < tc.named*float64(positions) {
+				t.Fatalf("only %d of %d positions named a snapshot", named, positions)
+			}
 		})
-	}
-	t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot", n, positions, named)
-	// The property means little unless most commits pass an open session.
-	if named < positions/4 {
-		t.Fatalf("only %d of %d positions named a snapshot", named, positions)
 	}
 }
 
@@ -397,7 +552,17 @@ func FuzzResume(f *testing.F) {
 		c := &byteChooser{b: b}
 		// Each committable position is resumed over the rest of the
 		// stream: quadratic, so the stream stays short.
-		stream := genStream(c, min(1+len(b)/3, 150))
-		checkResume(t, stream, c, len(b) > 0 && b[0]&1 == 1)
+		cfg := resumeConfig()
+		gen := genStream
+		if c.IntN(2) == 1 {
+			cfg.Lifecycle.ReorderWindow = 2 * time.Second
+			cfg.Lifecycle.ReorderMaxEvents = 1 + c.IntN(8)
+			gen = func(c chooser, n int) []genRecord {
+				return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+			}
+		}
+		snapshots := c.IntN(2) == 1
+		stream := gen(c, min(1+len(b)/3, 150))
+		checkResume(t, cfg, stream, c, snapshots)
 	})
 }

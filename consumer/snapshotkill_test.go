@@ -263,7 +263,7 @@ type replayedSpan struct {
 
 func newSpanReplay(t *testing.T, cfg Config) *spanReplay {
 	t.Helper()
-	m, err := lifecycle.New(cfg.Lifecycle)
+	m, err := lifecycle.New(cfg.Lifecycle.Config)
 	if err != nil {
 		t.Fatal(err)
 	}

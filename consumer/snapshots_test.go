@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/kafkatest"
 	"github.com/sessiontrace/sessiontrace/consumer/receiver"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
@@ -193,8 +193,8 @@ func TestSnapshotRestart(t *testing.T) {
 				waitSpans(t, recv, 1+2*others, 60*time.Second)
 				waitCommitted(t, brokers, group, topic, map[int32]int64{0: end}, 60*time.Second)
 				a.shutdown(t)
-				if md := kafkatest.Committed(t, brokers, group, topic)[0].Metadata; !bytes.HasPrefix([]byte(md), []byte("sessiontrace/v3 ")) {
-					t.Fatalf("commit metadata %q names no snapshot", md)
+				if c := kafkatest.Committed(t, brokers, group, topic)[0]; namesSnapshot(c.Metadata, c.Offset) == "" {
+					t.Fatalf("commit metadata %q names no snapshot", c.Metadata)
 				}
 				if tc.before == nil {
 					ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
@@ -222,7 +222,7 @@ func TestSnapshotRestart(t *testing.T) {
 					deadline := time.Now().Add(30 * time.Second)
 					for {
 						c := kafkatest.Committed(t, brokers, group, topic)[0]
-						if h, ok := parseMetadata(c.Metadata); ok && h == end+2 {
+						if h, ok := parseMetadata(c.Metadata, c.Offset); ok && h == end+2 {
 							if c.Offset != end {
 								t.Fatalf("the new owner committed %d (%q), want the loaded snapshot's %d", c.Offset, c.Metadata, end)
 							}
@@ -289,7 +289,7 @@ func TestKilledWhileSnapshotting(t *testing.T) {
 		atKill := committedWithMarks(t, brokers, group, topic)
 		snapshotted := 0
 		for _, c := range kafkatest.Committed(t, brokers, group, topic) {
-			if strings.HasPrefix(c.Metadata, "sessiontrace/v3 ") {
+			if namesSnapshot(c.Metadata, c.Offset) != "" {
 				snapshotted++
 			}
 		}
@@ -394,4 +394,11 @@ func BenchmarkRecovery(b *testing.B) {
 			})
 		}
 	}
+}
+
+// namesSnapshot returns the ref of the snapshot a commit's metadata names,
+// "" when none (version 3, or 4 with quiet flushes).
+func namesSnapshot(metadata string, offset int64) string {
+	m, _ := checkpoint.Parse(metadata, offset)
+	return m.Snapshot
 }

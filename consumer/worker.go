@@ -27,9 +27,10 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	part  *partition
-	rec   schema.Record // scratch: the record as the decoder reads it
-	hdrs  bool          // the decoder reads headers (a mapping); v1 does not
+	part  *partition[*kgo.Record]
+	steps []step[*kgo.Record] // scratch: what one record did
+	rec   schema.Record       // scratch: the record as the decoder reads it
+	hdrs  bool                // the decoder reads headers (a mapping); v1 does not
 	lane  export.Lane
 	spans []lifecycle.Span
 	logs  *rateLog
@@ -100,6 +101,12 @@ type worker struct {
 	// release once that goroutine has exited.
 	next, snapAt int64
 	snapTime     time.Time
+	// lastFetched is when the last batch was taken from the inbox;
+	// flushAt is the offset before which a quiet flush is planned and not
+	// yet applied, -1 when none: it is applied once a commit naming it is
+	// acknowledged. Only the worker's goroutine touches them.
+	lastFetched time.Time
+	flushAt     int64
 	// written are the snapshots written and not yet superseded by a
 	// committed one (under mu): once a commit names a later one they are
 	// deleted from the snapshot topic.
@@ -125,7 +132,7 @@ type resume struct {
 }
 
 func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
-	part, err := newPartition(p.cfg)
+	part, err := newPartition[*kgo.Record](p.cfg)
 	if err != nil {
 		return nil, fmt.Errorf("partition %s/%d: %w", topic, partition, err)
 	}
@@ -143,6 +150,7 @@ func newWorker(p *pipeline, topic string, partition int32) (*worker, error) {
 		done:      make(chan struct{}),
 		next:      -1,
 		snapAt:    -1,
+		flushAt:   -1,
 		snapTime:  time.Now(),
 	}
 	w.dlqCtx, w.dlqCancel = context.WithCancel(context.Background())
@@ -256,11 +264,33 @@ func (w *worker) run(ctx context.Context) {
 	// snapDue fires when a snapshot is due while the partition is idle: the
 	// records after the last one may be few, or none for long.
 	var snapDue <-chan time.Time
+	// quietDue fires a reorder window (in wall time) after the last batch
+	// was taken, while events are held: the partition may have gone quiet.
+	var quietDue <-chan time.Time
 	for {
+		if w.flushAt >= 0 {
+			// No record is processed past a planned quiet flush before it
+			// is applied, and it is applied only once durable: the commit
+			// loop commits the position naming it and wakes the worker.
+			if !w.flushDurable() {
+				select {
+				case <-w.quit:
+					return
+				case <-w.wake:
+				}
+				continue
+			}
+			w.part.quiet(w.flushAt)
+			w.flushAt = -1
+			w.flushQuiet(ctx)
+		}
 		recs, ok := w.take()
 		if !ok {
 			if iv := w.c.cfg.SnapshotInterval; iv > 0 && snapDue == nil && w.next != w.snapAt {
 				snapDue = time.After(max(0, iv-time.Since(w.snapTime)))
+			}
+			if win := w.c.cfg.Lifecycle.ReorderWindow; win > 0 && quietDue == nil && w.part.held() > 0 {
+				quietDue = time.After(max(0, win-time.Since(w.lastFetched)))
 			}
 			select {
 			case <-w.quit:
@@ -269,9 +299,14 @@ func (w *worker) run(ctx context.Context) {
 			case <-snapDue:
 				snapDue = nil
 				w.snapshot(ctx)
+			case <-quietDue:
+				quietDue = nil
+				w.planQuiet()
 			}
 			continue
 		}
+		w.lastFetched = time.Now()
+		quietDue = nil
 		var n, bytes int64
 		for _, r := range recs {
 			if !w.roomForDeadLetters() {
@@ -284,10 +319,69 @@ func (w *worker) run(ctx context.Context) {
 			bytes += int64(len(r.Value))
 		}
 		w.countRecords(n, bytes)
+		if w.part.planned(w.next) {
+			// A previous owner's flush after its last record: the next
+			// record may be long in coming.
+			w.flushQuiet(ctx)
+		}
 		if iv := w.c.cfg.SnapshotInterval; iv > 0 && time.Since(w.snapTime) >= iv {
 			w.snapshot(ctx)
 		}
 	}
+}
+
+// planQuiet plans a quiet flush before w.next when the partition went
+// quiet with events held: nothing fetched for a reorder window of wall
+// time and the inbox empty. That is "caught up" as far as the worker can
+// tell: the high watermark of the last fetch is no test, since on a
+// transactional topic (rekey's output) the commit marker after the last
+// record keeps it above the next offset for good, and a fetch that returns
+// nothing is not seen here. A flush taken while records are still on their
+// way (a broker unreachable for the window) is as durable and as safe as
+// any; it only applies the held events before later ones that a longer wait
+// would have ordered in front of them. Held events would otherwise wait for the next record,
+// and their sessions, and the commit, with them. The plan goes to the
+// ledger, which names it in every commit below it; run applies the flush
+// once such a commit is acknowledged (see the package doc, Quiet flushes).
+// At most checkpoint.MaxFlushes may be pending above the committable
+// offset: beyond that the events wait for the next record.
+func (w *worker) planQuiet() {
+	if w.part.held() == 0 || w.next < 0 || time.Since(w.lastFetched) < w.c.cfg.Lifecycle.ReorderWindow {
+		return
+	}
+	w.inMu.Lock()
+	empty := len(w.inbox) == 0
+	w.inMu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !empty || w.part.plannedFrom(w.next) {
+		return
+	}
+	if w.ledger.Flushes() >= checkpoint.MaxFlushes {
+		w.logs.warn("quiet-flushes", "too many quiet flushes above the committed offset; held events wait for the next record", "offset", w.next, "held", w.part.held())
+		return
+	}
+	w.ledger.Flushed(w.next)
+	w.flushAt = w.next
+	signal(w.c.commitSoon)
+}
+
+// flushDurable reports whether a commit naming the planned quiet flush (or
+// past it) was acknowledged.
+func (w *worker) flushDurable() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.committed.Flushes.Has(w.flushAt) || w.committed.Offset >= w.flushAt
+}
+
+// flushQuiet applies the held events of a durable quiet flush before
+// w.next, with their side effects.
+func (w *worker) flushQuiet(ctx context.Context) {
+	spans, steps := w.part.flushAt(w.next, w.spans[:0], w.steps[:0])
+	w.applySteps(ctx, spans, steps, w.exportedThrough.Load())
+	w.mu.Lock()
+	w.open = w.part.m.Open()
+	w.mu.Unlock()
 }
 
 // snapshot writes a snapshot of the partition's state before w.next to the
@@ -300,7 +394,12 @@ func (w *worker) run(ctx context.Context) {
 func (w *worker) snapshot(ctx context.Context) {
 	w.snapTime = time.Now()
 	s := w.c.snaps
-	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom {
+	// Only where the reorder window holds nothing: the machine's state is
+	// then the state before w.next, a cut, with every record below it
+	// applied and none above. With events held, the machine has applied
+	// events of records above the first held one and remembered the held
+	// ones' IDs, so no offset names its state.
+	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom || w.part.held() > 0 {
 		return
 	}
 	at := w.part.point(w.next)
@@ -354,13 +453,12 @@ func (w *worker) countRecords(n, bytes int64) {
 	pm.bytes.Add(context.Background(), bytes, w.attrs)
 }
 
-// process runs one record through decode, the state machine and the lane.
+// process runs one record through decode, the reorder window, the state
+// machine and the lane.
 func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	if !w.started {
 		w.start()
 	}
-	pm := w.c.metrics
-
 	mark := w.exportedThrough.Load()
 	// Handled by a previous owner: rebuild state only, silently. The tails
 	// of sessions that began below the committed offset look like unknown
@@ -375,12 +473,11 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	} else if w.rebuilt > 0 {
 		w.rebuildDone(mark)
 	}
-	spans, st := w.part.process(w.record(r), r.Timestamp, r.Offset, w.spans[:0])
-	w.spans = spans[:0]
-	if st.ignored && !replayed {
-		pm.add(pm.ignored, 1)
-	}
-	if st.warm {
+	spans, steps := w.part.process(w.record(r), r.Timestamp, r.Offset, r, w.spans[:0], w.steps[:0])
+	// Every step of a record below the committed offset is warm.
+	warm := steps[0].warm
+	w.applySteps(ctx, spans, steps, mark)
+	if warm {
 		// Below the committed offset: it only refilled the dedup window,
 		// and nothing of it is this owner's to commit.
 		if replayed && r.Offset+1 >= mark {
@@ -388,16 +485,55 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 		}
 		return
 	}
+
+	w.mu.Lock()
+	w.open = w.part.m.Open()
+	w.mu.Unlock()
+	if replayed && r.Offset+1 >= mark {
+		w.rebuildDone(mark)
+	}
+}
+
+// applySteps does the side effects of the partition's steps, in order.
+func (w *worker) applySteps(ctx context.Context, spans []lifecycle.Span, steps []step[*kgo.Record], mark int64) {
+	from := 0
+	for i := range steps {
+		w.apply(ctx, &steps[i], spans[from:steps[i].spans], mark)
+		from = steps[i].spans
+	}
+	// The steps must not keep records or spans alive until the next one.
+	clear(steps)
+	w.spans, w.steps = spans[:0], steps[:0]
+}
+
+// apply does the side effects of one step of the partition: the metrics,
+// the dead-letter write, the ledger and the spans. A step positioned below
+// mark was handled by a previous owner: it only rebuilds state.
+func (w *worker) apply(ctx context.Context, st *step[*kgo.Record], spans []lifecycle.Span, mark int64) {
+	pm := w.c.metrics
+	replayed := st.before.Offset < mark
+	if st.ignored && !replayed {
+		pm.add(pm.ignored, 1)
+	}
+	if st.warm {
+		return
+	}
+	if st.badLink != "" && !replayed {
+		// Counted at the record's own step, held or not: the event is
+		// applied (now or once the reorder window lets it out) as if it
+		// carried no traceparent.
+		pm.traceparentInvalid.Add(context.Background(), 1, w.attrs)
+		w.logs.warn("traceparent", "invalid traceparent ignored: the event is applied without its trace link",
+			"offset", st.offset, "detail", st.badLink)
+	}
+	if st.held {
+		w.processed(st)
+		return
+	}
 	if !replayed {
 		w.countOutcome(st.out)
-		if st.badLink != "" {
-			// The event is applied as if it carried no traceparent.
-			pm.traceparentInvalid.Add(context.Background(), 1, w.attrs)
-			w.logs.warn("traceparent", "invalid traceparent ignored: the event is applied without its trace link",
-				"offset", r.Offset, "detail", st.badLink)
-		}
 	}
-	reason, detail := st.reason, st.detail
+	r, reason, detail := st.payload, st.reason, st.detail
 
 	var dlq *atomic.Int32
 	if reason != "" && !replayed {
@@ -444,15 +580,14 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	if len(spans) > 0 && w.c.sessions != nil {
 		w.c.sessions.Record(ctx, spans)
 	}
+	w.processed(st)
+}
 
-	next, low, open := w.part.point(r.Offset+1), w.part.low(), w.part.m.Open()
+// processed tells the ledger where a commit may be made after st.
+func (w *worker) processed(st *step[*kgo.Record]) {
 	w.mu.Lock()
-	w.ledger.Processed(next, low)
-	w.open = open
+	w.ledger.Processed(st.next, st.low)
 	w.mu.Unlock()
-	if replayed && r.Offset+1 >= mark {
-		w.rebuildDone(mark)
-	}
 }
 
 // start takes what the partition's last commit says, once, before the
@@ -466,6 +601,12 @@ func (w *worker) start() {
 	}
 	w.mu.Lock()
 	w.ledger.Resume(res.meta.Mark)
+	// The previous owner's quiet flushes above the committed offset are
+	// this owner's too (the partition applies them), and its commits below
+	// them must name them as the previous owner's did.
+	for _, f := range res.meta.Flushes {
+		w.ledger.Flushed(f)
+	}
 	w.mu.Unlock()
 	if res.snap != nil {
 		info, err := w.part.restore(res.offset, res.meta, bytes.NewReader(res.snap))

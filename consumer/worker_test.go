@@ -2,11 +2,14 @@ package consumer
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // TestCommitNeverPassesASessionWithUnacknowledgedSpans runs one partition's
@@ -21,53 +24,68 @@ func TestCommitNeverPassesASessionWithUnacknowledgedSpans(t *testing.T) {
 	s := buildScenario(t, scenarioSpec{partitions: 1, players: 30, openAtEnd: 3, matches: 2})
 	recs := s.records[0]
 	half := len(recs) / 2
-	for _, path := range exportPaths {
-		t.Run(path, func(t *testing.T) {
-			rcv := startReceiver(t)
-			out := exporter(t, rcv.Addr())
-			cfg := testConfig([]string{"127.0.0.1:9"}, "lifecycle", "group")
-			cfg.ExportPath = path
-			cfg.ExportQueueSize = DefaultExportQueueSize // the second half must fit while nothing is accepted
-			p := &pipeline{cfg: cfg, exporter: out.exp, client: out.client, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
-			m, err := newMetrics(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			p.metrics, p.exportLog = m, newRateLog(p.log, time.Minute)
-			w, err := newWorker(p, "lifecycle", 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = w.lane.Close(context.Background()) })
-			w.emitCtx = context.Background()
-			process := func(from, to int) {
-				for off := from; off < to; off++ {
-					r := *recs[off]
-					r.Offset = int64(off)
-					w.process(t.Context(), &r)
-				}
-			}
+	for _, window := range []time.Duration{0, 2 * time.Second} {
+		for _, path := range exportPaths {
+			t.Run(fmt.Sprintf("%s/window=%s", path, window), func(t *testing.T) {
+				testCommitNeverPasses(t, recs, half, path, window)
+			})
+		}
+	}
+}
 
-			process(0, half)
-			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-			defer cancel()
-			if err := w.lane.Flush(ctx); err != nil {
-				t.Fatal(err)
-			}
-			rcv.Stop()
-			process(half, len(recs))
+func testCommitNeverPasses(t *testing.T, recs []*kgo.Record, half int, path string, window time.Duration) {
+	rcv := startReceiver(t)
+	out := exporter(t, rcv.Addr())
+	cfg := testConfig([]string{"127.0.0.1:9"}, "lifecycle", "group")
+	cfg.ExportPath = path
+	cfg.Lifecycle.ReorderWindow = window
+	cfg.ExportQueueSize = DefaultExportQueueSize // the second half must fit while nothing is accepted
+	p := &pipeline{cfg: cfg, exporter: out.exp, client: out.client, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.metrics, p.exportLog = m, newRateLog(p.log, time.Minute)
+	w, err := newWorker(p, "lifecycle", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.lane.Close(context.Background()) })
+	w.emitCtx = context.Background()
+	process := func(from, to int) {
+		for off := from; off < to; off++ {
+			r := *recs[off]
+			r.Offset = int64(off)
+			w.process(t.Context(), &r)
+		}
+	}
 
-			pos, ok := w.position()
-			if !ok {
-				t.Fatal("no position after processing")
-			}
-			if pos.Mark < int64(half) {
-				t.Errorf("mark %d below the acknowledged first half (%d records)", pos.Mark, half)
-			}
-			if pos.Offset != 0 {
-				t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.Offset, pos.Mark)
-			}
-		})
+	process(0, half)
+	// With the reorder window the first half's newest events are
+	// still held, so their spans come in the second half: what the
+	// lane acknowledged is everything below the cut there (half
+	// itself without the window).
+	acked := w.part.point(int64(half)).Offset
+	if cfg.Lifecycle.ReorderWindow == 0 && acked != int64(half) {
+		t.Fatalf("cut %d after the first half without a window, want %d", acked, half)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	if err := w.lane.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rcv.Stop()
+	process(half, len(recs))
+
+	pos, ok := w.position()
+	if !ok {
+		t.Fatal("no position after processing")
+	}
+	if pos.Mark < acked {
+		t.Errorf("mark %d below the acknowledged first half (%d of %d records)", pos.Mark, acked, half)
+	}
+	if pos.Offset != 0 {
+		t.Errorf("committable offset %d (mark %d) passes the first record of sessions whose last spans are unacknowledged", pos.Offset, pos.Mark)
 	}
 }
 

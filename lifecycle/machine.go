@@ -295,10 +295,30 @@ func (m *Machine) CloseAll(reason string, out []Span) []Span {
 // ev's strings (never ev or its Attributes slice), so they must not alias
 // memory the caller reuses; the schema decoder's strings never do.
 func (m *Machine) Apply(ev *schema.Event, offset int64, out []Span) ([]Span, Outcome) {
-	if m.dedup.seen(ev.EventID, offset) {
-		m.stats.Duplicates++
+	if m.Seen(ev.EventID, offset) {
 		return out, Duplicate
 	}
+	return m.ApplySeen(ev, offset, out)
+}
+
+// Seen is Apply's first half: it reports whether eventID is a duplicate
+// (among the last DedupWindow events) and remembers it, read at offset, as
+// the newest. Offsets must increase from call to call. A caller that
+// reorders events before applying them checks each in arrival order here
+// and applies the ones that are not duplicates later with ApplySeen, so the
+// dedup window stays a function of the records in offset order.
+func (m *Machine) Seen(eventID string, offset int64) bool {
+	if m.dedup.seen(eventID, offset) {
+		m.stats.Duplicates++
+		return true
+	}
+	return false
+}
+
+// ApplySeen is Apply's second half, for an event Seen found new. offset is
+// what the event's session records as its first offset when it starts one
+// (LowestOffset); it must not decrease from call to call, but may repeat.
+func (m *Machine) ApplySeen(ev *schema.Event, offset int64, out []Span) ([]Span, Outcome) {
 	m.stats.Events++
 	n := len(out)
 	var o Outcome

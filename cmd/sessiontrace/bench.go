@@ -47,7 +47,8 @@ const (
 	// benchSessionTarget is the memory target per open session (at most 128 bytes at a million sessions).
 	benchSessionTarget = 128
 	// latencySlack is what the latency target allows on top of the batch
-	// timeout: a root span arrives within export_batch_timeout + 1 s.
+	// timeout and the reorder window: a root span arrives within
+	// export_batch_timeout + reorder_window + 1 s.
 	latencySlack = time.Second
 	// throughputBatchTimeout caps kafka.export_batch_timeout in the
 	// throughput phase. Under load every batch fills before it times out;
@@ -121,7 +122,8 @@ A latency phase follows: events are produced at --latency-rate for --latency-dur
 fresh topic while the pipeline runs, each stamped with the wall-clock instant it is produced (as its
 ts and record timestamp), so a root span's end time is the produce time of the record that closed
 the session. The latency of a session is the instant its root span is received minus that time,
-reported as percentiles against the target kafka.export_batch_timeout + 1s.
+reported as percentiles against the target kafka.export_batch_timeout +
+kafka.lifecycle.reorder_window + 1s.
 
 Without --brokers, an in-process kfake broker is used and its CPU and memory count in every figure:
 quote the figures of a run against a real broker. Without --otlp-endpoint, an embedded OTLP/gRPC
@@ -201,7 +203,7 @@ the events' timestamps).`,
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 			defer cancel()
-			return benchOpenSessions(ctx, cfg.Kafka.Lifecycle, f, a.stdout, a.stderr)
+			return benchOpenSessions(ctx, cfg.Kafka.Lifecycle.Config, f, a.stdout, a.stderr)
 		}
 		cfg.Kafka.Config.Brokers = slices.DeleteFunc(cfg.Kafka.Config.Brokers, func(s string) bool { return s == "" })
 		probe := cfg.Kafka.Config
@@ -288,6 +290,7 @@ type latencyJSON struct {
 	TargetMs           float64 `json:"target_ms"`
 	WithinTarget       int     `json:"within_target"`
 	ExportBatchTimeout string  `json:"export_batch_timeout"`
+	ReorderWindow      string  `json:"reorder_window"`
 }
 
 func phaseOf(s phaseStats, events, spans int) phaseReport {
@@ -474,6 +477,7 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 			ExpectedRoots: lat.ExpectedRoots, Roots: lat.Roots,
 			P50Ms: ms(lat.P50), P90Ms: ms(lat.P90), P99Ms: ms(lat.P99), MaxMs: ms(lat.Max),
 			TargetMs: ms(lat.Target), WithinTarget: lat.WithinTarget, ExportBatchTimeout: lc.ExportBatchTimeout.String(),
+			ReorderWindow: lc.Lifecycle.ReorderWindow.String(),
 		}
 	}
 

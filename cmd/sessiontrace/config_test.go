@@ -54,8 +54,11 @@ func TestConfigFile(t *testing.T) {
 				MaxPollRecords:     5000,
 				MaxFutureSkew:      2 * time.Minute,
 				MaxPastSkew:        72 * time.Hour,
-				Lifecycle:          lifecycle.Config{IdleTimeout: 90 * time.Minute, MaxDuration: 12 * time.Hour, DedupWindow: 1024},
-				Limits:             schema.Limits{MaxRecordBytes: 32768, MaxAttributes: 16, MaxAttrKeyLen: 64, MaxAttrValueLen: 512, MaxFieldLen: 128},
+				Lifecycle: consumer.LifecycleConfig{
+					Config:        lifecycle.Config{IdleTimeout: 90 * time.Minute, MaxDuration: 12 * time.Hour, DedupWindow: 1024},
+					ReorderWindow: 1500 * time.Millisecond, ReorderMaxEvents: 4096,
+				},
+				Limits: schema.Limits{MaxRecordBytes: 32768, MaxAttributes: 16, MaxAttrKeyLen: 64, MaxAttrValueLen: 512, MaxFieldLen: 128},
 				Mapping: &schema.Mapping{
 					Format: schema.FormatJSON, Key: schema.KeyIgnore,
 					Type: schema.TypeRule{

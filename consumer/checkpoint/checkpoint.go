@@ -73,7 +73,16 @@
 // where t and w are those before C as in version 2 (the fallback should the
 // snapshot be unreadable) and ref names the snapshot: at most MaxRefLen
 // bytes of [A-Za-z0-9:._-] (the consumer's says where the snapshot's chunks
-// are and their SHA-256), so at most 82+3+MaxRefLen bytes. Version 1,
+// are and their SHA-256), so at most 82+3+MaxRefLen bytes. A commit below
+// quiet flushes (a reorder window's held events applied before the records
+// at F1 < F2 < ..., all above C) is
+//
+//	sessiontrace/v4 h=<H> t=<T> w=<W>[ s=<ref>] f=<F1>,<F2>,...
+//
+// with at most MaxFlushes offsets, so at most 82+3+MaxRefLen+3+20*MaxFlushes
+// bytes (under 2048): a new owner starting at C flushes before the same
+// records. Versions 2 and 3 are written whenever no flush is above C.
+// Version 1,
 // "sessiontrace/v1 h=<H>", is read too: a new owner then starts at C with no
 // stream time and an empty window, as version 1 consumers did. Anything
 // else (another tool's metadata) is ignored: the partition starts at the
@@ -143,6 +152,45 @@ type Position struct {
 	// Snapshot is the ref of the durable snapshot of the state before C that
 	// the commit names, "" when it names none.
 	Snapshot string
+	// Flushes are the quiet flushes above C (version 4).
+	Flushes Flushes
+}
+
+// MaxFlushes bounds the quiet flushes one commit names: at most 20 bytes
+// each, with the rest of the metadata far below Kafka's default
+// offset.metadata.max.bytes (4096).
+const MaxFlushes = 32
+
+// Flushes is a list of quiet flushes: the offsets of the records before
+// which a partition applied every event its reorder window held, in
+// ascending order. It is a value (comparable, like Position).
+type Flushes struct {
+	n  int
+	at [MaxFlushes]int64
+}
+
+// Len returns how many flushes f holds.
+func (f Flushes) Len() int { return f.n }
+
+// At returns the i-th flush's offset.
+func (f Flushes) At(i int) int64 { return f.at[i] }
+
+// Has reports whether f holds a flush before the record at offset.
+func (f Flushes) Has(offset int64) bool {
+	for i := range f.n {
+		if f.at[i] == offset {
+			return true
+		}
+	}
+	return false
+}
+
+// Slice returns f's offsets, nil when it holds none.
+func (f Flushes) Slice() []int64 {
+	if f.n == 0 {
+		return nil
+	}
+	return append([]int64(nil), f.at[:f.n]...)
 }
 
 // Snapshot is a durable snapshot of the partition's state before the record
@@ -173,6 +221,9 @@ type Ledger[P any] struct {
 	// could be committed, in offset order: the first is the one the last
 	// position named, if any.
 	snaps []Snapshot
+	// flushes are the quiet flushes above the last committable offset, in
+	// offset order.
+	flushes []int64
 }
 
 // New returns an empty ledger. prevMark is the mark read back from the
@@ -209,6 +260,22 @@ func (l *Ledger[P]) Processed(next Point, low int64) {
 // s.Offset is durable (Kafka acknowledged every byte of it). Offsets do not
 // decrease from call to call; s.Ref must be a valid ref (ValidRef).
 func (l *Ledger[P]) Snapshotted(s Snapshot) { l.snaps = append(l.snaps, s) }
+
+// Flushed records a quiet flush before the record at offset: a decision
+// of this owner's (or of a previous one, read back from the commit) that a
+// new owner starting below offset must take too, so every position below
+// it names it. Offsets increase from call to call; at most MaxFlushes may
+// be above the committable offset at a time (Flushes tells how many are).
+func (l *Ledger[P]) Flushed(offset int64) {
+	if n := len(l.flushes); n > 0 && l.flushes[n-1] >= offset || n >= MaxFlushes {
+		panic(fmt.Sprintf("checkpoint: flush at %d after %v", offset, l.flushes))
+	}
+	l.flushes = append(l.flushes, offset)
+}
+
+// Flushes returns how many quiet flushes are above the committable offset
+// of the last Position.
+func (l *Ledger[P]) Flushes() int { return len(l.flushes) }
 
 // ValidRef reports whether ref may name a snapshot in a commit's metadata.
 func ValidRef(ref string) bool {
@@ -290,7 +357,17 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 		n := copy(l.starts, l.starts[j:])
 		l.starts = l.starts[:n]
 	}
-	return Position{Point: at, Mark: mark, Snapshot: ref}, true
+	// A new owner starting at the committed offset reads every record
+	// above it again, so it must flush before the same records; a flush at
+	// or below the offset is behind it.
+	f := sort.Search(len(l.flushes), func(f int) bool { return l.flushes[f] > at.Offset })
+	if f > 0 {
+		n := copy(l.flushes, l.flushes[f:])
+		l.flushes = l.flushes[:n]
+	}
+	pos := Position{Point: at, Mark: mark, Snapshot: ref}
+	pos.Flushes.n = copy(pos.Flushes.at[:], l.flushes)
+	return pos, true
 }
 
 // start returns the point of the record that started the session whose
@@ -321,17 +398,39 @@ type Metadata struct {
 	// Snapshot is the ref of the snapshot of the state at the committed
 	// offset (version 3), "" when the commit names none.
 	Snapshot string
+	// Flushes are the offsets, above the committed one and ascending, of
+	// the records before which the previous owner flushed its reorder
+	// window (version 4), nil when none.
+	Flushes []int64
 }
 
 const (
 	prefixV1 = "sessiontrace/v1 h="
 	prefixV2 = "sessiontrace/v2 "
 	prefixV3 = "sessiontrace/v3 "
+	prefixV4 = "sessiontrace/v4 "
 )
 
-// Format returns the metadata string of a commit at pos: version 3 when it
-// names a snapshot, else version 2.
+// Format returns the metadata string of a commit at pos: version 4 when it
+// names quiet flushes, else version 3 when it names a snapshot, else
+// version 2.
 func Format(pos Position) string {
+	if pos.Flushes.n > 0 {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%sh=%d t=%d w=%d", prefixV4, pos.Mark, pos.StreamTime, pos.WindowStart)
+		if pos.Snapshot != "" {
+			b.WriteString(" s=" + pos.Snapshot)
+		}
+		for i := range pos.Flushes.n {
+			if i == 0 {
+				b.WriteString(" f=")
+			} else {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(pos.Flushes.at[i], 10))
+		}
+		return b.String()
+	}
 	if pos.Snapshot != "" {
 		return fmt.Sprintf("%sh=%d t=%d w=%d s=%s", prefixV3, pos.Mark, pos.StreamTime, pos.WindowStart, pos.Snapshot)
 	}
@@ -348,6 +447,32 @@ func Parse(s string, offset int64) (Metadata, bool) {
 			return Metadata{}, false
 		}
 		return Metadata{Mark: h}, true
+	}
+	var flushes []int64
+	if rest, ok := strings.CutPrefix(s, prefixV4); ok {
+		i := strings.LastIndex(rest, " f=")
+		if i < 0 {
+			return Metadata{}, false
+		}
+		list := strings.Split(rest[i+len(" f="):], ",")
+		if len(list) > MaxFlushes {
+			return Metadata{}, false
+		}
+		last := offset
+		for _, num := range list {
+			f, err := strconv.ParseInt(num, 10, 64)
+			if err != nil || f <= last {
+				return Metadata{}, false
+			}
+			flushes, last = append(flushes, f), f
+		}
+		// The rest is version 3's when it names a snapshot, else version 2's.
+		rest = rest[:i]
+		if strings.Contains(rest, " s=") {
+			s = prefixV3 + rest
+		} else {
+			s = prefixV2 + rest
+		}
 	}
 	rest, ok := strings.CutPrefix(s, prefixV2)
 	var ref string
@@ -380,5 +505,5 @@ func Parse(s string, offset int64) (Metadata, bool) {
 	if v[0] < 0 || v[2] < 0 || v[2] > offset {
 		return Metadata{}, false
 	}
-	return Metadata{Mark: v[0], Resume: true, StreamTime: v[1], WindowStart: v[2], Snapshot: ref}, true
+	return Metadata{Mark: v[0], Resume: true, StreamTime: v[1], WindowStart: v[2], Snapshot: ref, Flushes: flushes}, true
 }

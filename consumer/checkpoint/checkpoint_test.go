@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"math"
+	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -153,11 +154,21 @@ func TestMetadata(t *testing.T) {
 		{"v3 empty ref", "sessiontrace/v3 h=1 t=2 w=0 s=", 10, Metadata{}, false},
 		{"v3 bad ref", "sessiontrace/v3 h=1 t=2 w=0 s=a b", 10, Metadata{}, false},
 		{"v3 no ref", "sessiontrace/v3 h=1 t=2 w=0", 10, Metadata{}, false},
+		{"v4", Format(Position{Point: pos.Point, Mark: pos.Mark, Flushes: flushes(501, 900)}), 500,
+			Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120, Flushes: []int64{501, 900}}, true},
+		{"v4 with a snapshot", Format(Position{Point: pos.Point, Mark: pos.Mark, Snapshot: "3:77:2:ab12", Flushes: flushes(700)}), 500,
+			Metadata{Mark: 1234, Resume: true, StreamTime: -42, WindowStart: 120, Snapshot: "3:77:2:ab12", Flushes: []int64{700}}, true},
+		{"v4 flush at the offset", "sessiontrace/v4 h=1 t=2 w=0 f=10", 10, Metadata{}, false},
+		{"v4 flushes not ascending", "sessiontrace/v4 h=1 t=2 w=0 f=12,11", 10, Metadata{}, false},
+		{"v4 empty flush list", "sessiontrace/v4 h=1 t=2 w=0 f=", 10, Metadata{}, false},
+		{"v4 no flush list", "sessiontrace/v4 h=1 t=2 w=0", 10, Metadata{}, false},
+		{"v4 bad ref", "sessiontrace/v4 h=1 t=2 w=0 s=a b f=11", 10, Metadata{}, false},
+		{"v4 too many flushes", "sessiontrace/v4 h=1 t=2 w=0 f=" + strings.Repeat("1,", MaxFlushes) + "1", 0, Metadata{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, ok := Parse(tt.in, tt.offset)
-			if got != tt.want || ok != tt.ok {
+			if !reflect.DeepEqual(got, tt.want) || ok != tt.ok {
 				t.Fatalf("Parse(%q, %d) = %+v, %t; want %+v, %t", tt.in, tt.offset, got, ok, tt.want, tt.ok)
 			}
 		})
@@ -170,5 +181,44 @@ func TestMetadata(t *testing.T) {
 		Mark: math.MaxInt64, Snapshot: strings.Repeat("a", MaxRefLen)})
 	if len(longest) > 82+3+MaxRefLen || len(longest) > 1024 {
 		t.Errorf("longest v3 metadata is %d bytes, documented at most %d", len(longest), 82+3+MaxRefLen)
+	}
+	var most Flushes
+	for i := range MaxFlushes {
+		most.at[i] = math.MaxInt64 - MaxFlushes + int64(i)
+	}
+	most.n = MaxFlushes
+	longest = Format(Position{Point: Point{Offset: math.MaxInt64, StreamTime: math.MinInt64, WindowStart: math.MaxInt64},
+		Mark: math.MaxInt64, Snapshot: strings.Repeat("a", MaxRefLen), Flushes: most})
+	if max := 82 + 3 + MaxRefLen + 3 + 20*MaxFlushes; len(longest) > max || len(longest) > 2048 {
+		t.Errorf("longest v4 metadata is %d bytes, documented at most %d", len(longest), max)
+	}
+}
+
+func flushes(offsets ...int64) Flushes {
+	var f Flushes
+	f.n = copy(f.at[:], offsets)
+	return f
+}
+
+// TestPositionFlushes: every position below a quiet flush names it, and
+// positions at or above it do not.
+func TestPositionFlushes(t *testing.T) {
+	l := New[bool](-1)
+	l.Started(Point{Offset: 0})
+	l.Processed(Point{Offset: 3}, 0) // a session open since offset 0
+	l.Flushed(3)
+	l.Processed(Point{Offset: 6}, 0)
+	l.Flushed(6)
+	if pos, _ := l.Position(0); pos.Offset != 0 || pos.Flushes != flushes(3, 6) {
+		t.Fatalf("position %+v, want offset 0 naming flushes 3 and 6", pos)
+	}
+	l.Processed(Point{Offset: 8}, -1) // the session ended
+	pos, _ := l.Position(0)
+	if pos.Offset != 8 || pos.Flushes.Len() != 0 || l.Flushes() != 0 {
+		t.Fatalf("position %+v (%d flushes kept), want offset 8 naming none", pos, l.Flushes())
+	}
+	meta, ok := Parse(Format(pos), pos.Offset)
+	if !ok || meta.Flushes != nil {
+		t.Fatalf("metadata %+v, %t", meta, ok)
 	}
 }
