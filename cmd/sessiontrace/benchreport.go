@@ -59,8 +59,9 @@ func writeBenchText(w io.Writer, r benchReport) error {
 		r.Spans.Expected, r.Spans.Received, r.Spans.Dropped, r.Spans.Duplicates)
 	fmt.Fprintf(b, "CPU is the process's user+system time over the phase, from partition assignment to the last record\n"+
 		"(bare) or the last expected span received (pipeline), whose last partial batch waits at most %s\n"+
-		"(kafka.export_batch_timeout, capped at %s in this phase); peak RSS is per phase (%s scope).\n",
-		r.PipelineBatchTimeout, throughputBatchTimeout, r.Pipeline.PeakRSSScope)
+		"(kafka.export_batch_timeout, capped at %s in this phase) and whose last events wait at most %s\n"+
+		"(kafka.lifecycle.reorder_window, capped the same); peak RSS is per phase (%s scope).\n",
+		r.PipelineBatchTimeout, throughputBatchTimeout, r.PipelineReorderWindow, r.Pipeline.PeakRSSScope)
 
 	if l := r.Latency; l != nil {
 		fmt.Fprintf(b, "\nlatency: record timestamp → %s,\n"+
