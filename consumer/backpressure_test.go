@@ -97,6 +97,7 @@ func TestRebalanceCompletesDuringCollectorOutage(t *testing.T) {
 // first half (periodic commits are off, so only that commit can). A second
 // consumer then delivers the rest without re-emitting the first half.
 func TestTimedOutShutdownCommitsWhatWasAcknowledged(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 1, players: 30, matches: 1})
 		first, rest := s.split(0.5)

@@ -145,6 +145,7 @@ func waitForExportFailures(t *testing.T, c *Consumer) {
 }
 
 func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
@@ -189,6 +190,7 @@ func TestKilledConsumerResumesWithoutLoss(t *testing.T) {
 }
 
 func TestPartitionsMovingBetweenConsumers(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 6, players: 120, openAtEnd: 6, poisonEach: 40, matches: 2})
 		topic := kafkatest.Topic(t, brokers, s.partitions)

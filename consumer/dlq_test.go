@@ -145,6 +145,7 @@ func TestDeadLetterCopiesAreNeverLost(t *testing.T) {
 // topic while the consumer runs: the poison records after it must land in a
 // topic created again (with the source's partition count), not be lost.
 func TestDeadLetterTopicDeletedMidRunIsCreatedAgain(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	kafkatest.Each(t, func(t *testing.T, brokers []string) {
 		s := buildScenario(t, scenarioSpec{partitions: 2, players: 40, matches: 1, poisonEach: 10})
 		first, rest := s.split(0.5)

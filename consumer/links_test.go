@@ -140,6 +140,7 @@ func linkFormats() []linkFormat {
 // context with the traceparent's flags; and that the invalid traceparent
 // is counted and changes nothing else.
 func TestTraceLinksReachTheReceiver(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		for _, f := range linkFormats() {
 			t.Run(f.name, func(t *testing.T) {

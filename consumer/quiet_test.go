@@ -22,6 +22,7 @@ import (
 // at the same record: the second player's disconnect, produced later, ends
 // its session, nothing is emitted twice, and the commit passes both.
 func TestQuietPartitionFlushes(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		r := rand.New(rand.NewPCG(14, 2))
 		evs := backend(r, 2)

@@ -74,6 +74,7 @@ func childHoldOptions() []Option {
 // commit's mark re-emitted, and none may differ from the replay of the same
 // records: no session of those open at the kill is cut into a fragment.
 func TestKilledMidSnapshotChunks(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	for _, tc := range []struct {
 		name string
 		// afterCommit arms the hold only once a commit names a snapshot.

@@ -135,6 +135,7 @@ func TestSnapshotTopic(t *testing.T) {
 // oldest record the topic holds; when retention deleted the login, from the
 // snapshot still.
 func TestSnapshotRestart(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	for _, tc := range []struct {
 		name   string
 		before func(t *testing.T, brokers []string, topic string, committed int64)
@@ -269,6 +270,7 @@ func TestSnapshotRestart(t *testing.T) {
 // must lose no span and re-emit none closed below the commit's mark,
 // whichever snapshot, complete or not, the topic held.
 func TestKilledWhileSnapshotting(t *testing.T) {
+	t.Parallel() // minutes of waiting on brokers and children: run beside the other long ones
 	eachPath(t, func(t *testing.T, brokers []string, path string) {
 		s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3})
 		topic := kafkatest.Topic(t, brokers, s.partitions)
