@@ -117,6 +117,7 @@ import (
 	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
 // Option configures optional dependencies of a Consumer.
@@ -672,9 +673,12 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 	if err != nil {
 		return fail(err)
 	}
+	if info.Held > 0 && c.cfg.Lifecycle.ReorderWindow <= 0 {
+		return fail(fmt.Errorf("%w: it holds %d events of a reorder window, which is off here (lifecycle.reorder_window 0)", lifecycle.ErrSnapshotMismatch, info.Held))
+	}
 	w.resumeFrom.Store(&resume{offset: res.offset, meta: res.meta, snap: b})
 	c.log.Info("snapshot loaded", "topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset,
-		"sessions", info.Sessions, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
+		"sessions", info.Sessions, "held", info.Held, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
 	return true
 }
 
@@ -815,7 +819,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 			}
 			// The worker's goroutine has exited: the machine is ours. A
 			// snapshot now lets the next owner start at the last record.
-			w.snapshot(ctx)
+			w.snapshot(ctx, true)
 		})
 	}
 	wg.Wait()

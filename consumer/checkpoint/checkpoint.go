@@ -224,6 +224,9 @@ type Ledger[P any] struct {
 	// flushes are the quiet flushes above the last committable offset, in
 	// offset order.
 	flushes []int64
+	// restored is the offset of the snapshot this owner resumed from, -1
+	// when none (Restored).
+	restored int64
 }
 
 // New returns an empty ledger. prevMark is the mark read back from the
@@ -231,7 +234,7 @@ type Ledger[P any] struct {
 // a commit keeps it, so a crash does not re-emit what the previous owner
 // exported.
 func New[P any](prevMark int64) *Ledger[P] {
-	return &Ledger[P]{next: Point{Offset: -1}, low: -1, mark: prevMark}
+	return &Ledger[P]{next: Point{Offset: -1}, low: -1, mark: prevMark, restored: -1}
 }
 
 // Resume sets the previous owner's mark, read back from the commit after
@@ -260,6 +263,20 @@ func (l *Ledger[P]) Processed(next Point, low int64) {
 // s.Offset is durable (Kafka acknowledged every byte of it). Offsets do not
 // decrease from call to call; s.Ref must be a valid ref (ValidRef).
 func (l *Ledger[P]) Snapshotted(s Snapshot) { l.snaps = append(l.snaps, s) }
+
+// Restored records that this owner resumed from the durable snapshot s,
+// which the commit it read back named (before the first record is
+// processed, after Resume). Until this owner's own commit rule allows a
+// later position, it may commit at s: with the previous owner's mark at or
+// above s.Offset, every record this owner positions below s.Offset (the
+// snapshot's held events, released at cuts below it) is a replayed one
+// whose side effects the previous owner had acknowledged, so s is the
+// state a next owner needs, as it was for this one. (Snapshotted would not
+// do: this owner's cut stays below s.Offset until those events are out.)
+func (l *Ledger[P]) Restored(s Snapshot) {
+	l.snaps = append(l.snaps, s)
+	l.restored = s.Offset
+}
 
 // Flushed records a quiet flush before the record at offset: a decision
 // of this owner's (or of a previous one, read back from the commit) that a
@@ -336,6 +353,11 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 	// limit is the first record the next owner must replay: a snapshot at
 	// or below it may be committed at.
 	limit := at.Offset
+	if l.restored > limit && l.mark >= l.restored {
+		// Below the restored snapshot everything is the previous owner's
+		// and acknowledged (Restored).
+		limit = l.restored
+	}
 	if low >= 0 && low < at.Offset {
 		at = l.start(low)
 	}
