@@ -77,10 +77,12 @@
 // decides as a run without the flush would: nothing emitted contradicts
 // it. The wait costs a flush at most one commit round trip.
 //
-// Snapshots are taken only where nothing is held: the machine's state is
-// then the state at a cut. Under steady traffic something is always held,
-// so with the window on snapshots are mostly taken after quiet flushes; a
-// busy partition's commits keep to its open sessions. The cut moves only
+// Snapshots are taken with events held too, and then hold them (and the
+// cut) besides the machine's state: under steady traffic something is
+// always held. A commit names such a snapshot once the cut passed it, so
+// that the held events' side effects are acknowledged (package checkpoint,
+// Snapshots with held events), and a new owner restoring it puts them back
+// in its window and applies them as replayed records. The cut moves only
 // when every applied event is below the first held one, so when producers'
 // clocks disagree by more than the window (late events applied at once
 // between held ones) or on a heavily jittered busy partition the cut, and

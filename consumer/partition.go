@@ -33,6 +33,13 @@ import (
 // record, and a new owner reading from a cut holds exactly the records held
 // there again (the window's latest ts there is the stream time there,
 // which the commit carries) and applies the rest in the same order.
+//
+// A snapshot (WriteSnapshot) is the state before the next record, whether
+// or not events are held: with some, it holds them, the window's latest ts
+// and the cut too, and restore puts them all back, so the new owner
+// releases them when the old one would have, at the same cuts. Those cuts
+// are below the snapshot's offset; package checkpoint explains why a commit
+// naming it is made only once they are acknowledged.
 type partition[P any] struct {
 	dec          schema.RecordDecoder
 	m            *lifecycle.Machine

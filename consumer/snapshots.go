@@ -20,8 +20,9 @@ import (
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// Snapshots of a partition's open sessions (package lifecycle writes and
-// reads their bytes) go to a compacted topic, one record a chunk, each
+// Snapshots of a partition's open sessions and of the events its reorder
+// window holds (package lifecycle writes and reads their bytes) go to a
+// compacted topic, one record a chunk, each
 // chunk small enough for the topic's max.message.bytes. A snapshot of
 // source partition P taken before the record at offset O is written to the
 // snapshot topic's partition P mod its partition count, under the keys

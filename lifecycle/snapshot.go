@@ -45,11 +45,14 @@ import (
 //	    latest cut cutStreamTime cutWindowStart cutLow applied:i64
 //	    held: n (n ≥ 1), in offset order, each:
 //	        offset windowStart:i64  type  eventID player session  ts:i64
-//	        auth version platform mode lobby  wait:u64le(float64 bits)
-//	        reason loadType  assets:i64  sizeMB:u64le  server map result  score:i64
-//	        has (bit 0 wait, 1 assets, 2 sizeMB, 3 score)
+//	        auth version platform mode lobby  reason loadType  assets:i64
+//	        server map result  score:i64
+//	        has (bits 0-3 HasWait HasAssetsLoaded HasTotalSizeMB HasScore;
+//	            4 wait, 5 sizeMB, 6 link: the ones non-zero, written next)
+//	        [wait:u64le float64 bits] [sizeMB:u64le float64 bits]
+//	        [link: trace:16 bytes span:8 bytes flags]
 //	        attributes: n × (key kind value: string | i64 | u64le float64 bits | 0/1)
-//	        link trace:16 bytes span:8 bytes flags  linkError
+//	        linkError
 //	sha256 of everything before it: 32 bytes
 //
 // Version 2 is version 3 without the reorder window section, and is what
@@ -662,12 +665,13 @@ func parseAttrKey(key string) ([]attribute.KeyValue, bool) {
 // snapEncoder writes a snapshot through a buffer, hashing as it goes; the
 // first error sticks.
 type snapEncoder struct {
-	w   *bufio.Writer
-	h   hash.Hash
-	n   int64
-	err error
-	buf [binary.MaxVarintLen64]byte
-	key []byte
+	w    *bufio.Writer
+	h    hash.Hash
+	n    int64
+	err  error
+	buf  [binary.MaxVarintLen64]byte
+	key  []byte
+	sbuf []byte
 }
 
 func newSnapEncoder(w io.Writer) *snapEncoder {
@@ -694,7 +698,10 @@ func (e *snapEncoder) bytes(b []byte) {
 func (e *snapEncoder) str(s string) {
 	e.uint(uint64(len(s)))
 	if e.err == nil {
-		e.h.Write([]byte(s))
+		// Through a scratch buffer: converting s for the hash's Write
+		// allocates (a held event has several strings).
+		e.sbuf = append(e.sbuf[:0], s...)
+		e.h.Write(e.sbuf)
 		k, err := e.w.WriteString(s)
 		e.n += int64(k)
 		e.err = err

@@ -53,12 +53,17 @@ const maxHeldEvents = 1 << 24
 // maxHeldAttrs bounds one held event's attributes, likewise.
 const maxHeldAttrs = 1 << 16
 
-// Bits of a held event's presence flags.
+// Bits of a held event's presence flags: the event's Has fields, then
+// which of the fields mostly zero are written (wait and sizeMB as their
+// float64 bits, so -0 is kept; the link's 25 bytes).
 const (
 	heldHasWait = 1 << iota
 	heldHasAssets
 	heldHasSize
 	heldHasScore
+	heldWaitBits
+	heldSizeBits
+	heldLink
 	heldHasAll = 1<<iota - 1
 )
 
@@ -89,22 +94,33 @@ func (e *snapEncoder) writeReorder(r *Reorder) {
 		e.str(ev.Platform)
 		e.str(ev.GameMode)
 		e.str(ev.LobbyID)
-		e.u64(math.Float64bits(ev.WaitSeconds))
 		e.str(ev.Reason)
 		e.str(ev.LoadingType)
 		e.int(ev.AssetsLoaded)
-		e.u64(math.Float64bits(ev.TotalSizeMB))
 		e.str(ev.ServerID)
 		e.str(ev.Map)
 		e.str(ev.Result)
 		e.int(ev.Score)
+		wait, size := math.Float64bits(ev.WaitSeconds), math.Float64bits(ev.TotalSizeMB)
 		var has uint64
-		for bit, ok := range [...]bool{ev.HasWait, ev.HasAssetsLoaded, ev.HasTotalSizeMB, ev.HasScore} {
+		for bit, ok := range [...]bool{ev.HasWait, ev.HasAssetsLoaded, ev.HasTotalSizeMB, ev.HasScore,
+			wait != 0, size != 0, ev.Link != (schema.TraceLink{})} {
 			if ok {
 				has |= 1 << bit
 			}
 		}
 		e.uint(has)
+		if has&heldWaitBits != 0 {
+			e.u64(wait)
+		}
+		if has&heldSizeBits != 0 {
+			e.u64(size)
+		}
+		if has&heldLink != 0 {
+			e.raw(ev.Link.TraceID[:])
+			e.raw(ev.Link.SpanID[:])
+			e.uint(uint64(ev.Link.Flags))
+		}
 		e.uint(uint64(len(ev.Attributes)))
 		for _, a := range ev.Attributes {
 			e.str(a.Key)
@@ -120,9 +136,6 @@ func (e *snapEncoder) writeReorder(r *Reorder) {
 				e.uint(boolBit(a.Value.Bool))
 			}
 		}
-		e.raw(ev.Link.TraceID[:])
-		e.raw(ev.Link.SpanID[:])
-		e.uint(uint64(ev.Link.Flags))
 		e.str(ev.LinkError)
 	}
 }
@@ -165,11 +178,9 @@ func (d *snapDecoder) readReorder(r *Reorder) string {
 		ev.Platform = d.str()
 		ev.GameMode = d.str()
 		ev.LobbyID = d.str()
-		ev.WaitSeconds = math.Float64frombits(d.u64())
 		ev.Reason = d.str()
 		ev.LoadingType = d.str()
 		ev.AssetsLoaded = d.int()
-		ev.TotalSizeMB = math.Float64frombits(d.u64())
 		ev.ServerID = d.str()
 		ev.Map = d.str()
 		ev.Result = d.str()
@@ -177,6 +188,24 @@ func (d *snapDecoder) readReorder(r *Reorder) string {
 		has := d.count(heldHasAll)
 		ev.HasWait, ev.HasAssetsLoaded = has&heldHasWait != 0, has&heldHasAssets != 0
 		ev.HasTotalSizeMB, ev.HasScore = has&heldHasSize != 0, has&heldHasScore != 0
+		if has&heldWaitBits != 0 {
+			if ev.WaitSeconds = math.Float64frombits(d.u64()); ev.WaitSeconds == 0 && !math.Signbit(ev.WaitSeconds) {
+				return "held event's wait written as zero"
+			}
+		}
+		if has&heldSizeBits != 0 {
+			if ev.TotalSizeMB = math.Float64frombits(d.u64()); ev.TotalSizeMB == 0 && !math.Signbit(ev.TotalSizeMB) {
+				return "held event's size written as zero"
+			}
+		}
+		if has&heldLink != 0 {
+			copy(ev.Link.TraceID[:], d.raw(len(ev.Link.TraceID)))
+			copy(ev.Link.SpanID[:], d.raw(len(ev.Link.SpanID)))
+			ev.Link.Flags = byte(d.count(math.MaxUint8))
+			if ev.Link == (schema.TraceLink{}) {
+				return "held event's link written as zero"
+			}
+		}
 		if k := d.count(maxHeldAttrs); k > 0 && d.err == nil {
 			ev.Attributes = make([]schema.Attr, k)
 			for j := range ev.Attributes {
@@ -195,9 +224,6 @@ func (d *snapDecoder) readReorder(r *Reorder) string {
 				}
 			}
 		}
-		copy(ev.Link.TraceID[:], d.raw(len(ev.Link.TraceID)))
-		copy(ev.Link.SpanID[:], d.raw(len(ev.Link.SpanID)))
-		ev.Link.Flags = byte(d.count(math.MaxUint8))
 		ev.LinkError = d.str()
 		if d.err != nil {
 			return "held event"

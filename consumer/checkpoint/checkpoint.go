@@ -58,6 +58,41 @@
 // order; the snapshots a commit no longer names may be deleted only once a
 // commit naming a later one succeeded.
 //
+// # Snapshots with held events
+//
+// With a reorder window, the consumer positions every record, and every
+// event the window releases, at the latest cut: the first held record (or
+// the next record when nothing is held), where every record below was
+// applied and none above. A snapshot taken before the record at S while
+// events are held is still the state before S, once it holds what the
+// window holds (the held events, decoded, and the cut itself); the machine
+// alone is not, since it has applied records above the first held one. The
+// ledger needs no other rule for it: it is usable at limit ≥ S, as any
+// snapshot, and limit is at most the cut, which stays at the first held
+// record. So a commit names it only once every event held at S was
+// released, the cut passed S, and every side effect positioned below S (the
+// held records' spans and dead letters among them) is acknowledged; that
+// commit's mark is at or above limit, so at or above S. A new owner that
+// loads it puts the held events back in its window with the cut, and
+// releases them at cuts below S, below the mark: as replayed records, which
+// rebuild state and emit nothing, exactly what the previous owner's
+// acknowledged side effects make right. This is also why a snapshot need not
+// keep the held records themselves (the consumer keeps a held event's Kafka
+// record only to dead-letter it). Until the new owner's cut passes S, its
+// own cut is below S, so its commits would fall back below the commit it
+// read; Restored keeps them at S instead, since below S it has nothing of
+// its own to acknowledge.
+//
+// Naming the snapshot earlier, while the held records' side effects are
+// still to come, would also be sound if the new owner emitted the spans of
+// the held events' releases (positioned from the cut below S on) and
+// re-read their records to dead-letter them, but the mark would have to
+// tell those apart from the spans positioned at the same cut before the
+// snapshot, which the previous owner emitted; the ledger does not do that.
+// The cost of waiting is one reorder window of wall time, or, on release,
+// the final snapshot: a snapshot taken with events held after the last
+// record can never be committed at by its owner, so none is written then.
+//
 // # Metadata format
 //
 // The commit's metadata string is
