@@ -352,9 +352,30 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 	type limit struct{ offset, spans int64 }
 	var upTo []limit
 	noLimit := limit{int64(len(stream)), -1}
+	snapshot := func(next int64) {
+		if !snapshots || run.p.planned(next) || c.IntN(6) != 0 {
+			return
+		}
+		var b bytes.Buffer
+		if _, _, err := run.p.WriteSnapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("snap-%d", next)
+		if _, ok := snaps[ref]; ok {
+			return // one snapshot an offset, as the worker's snapAt keeps it
+		}
+		snaps[ref], held[ref] = b.Bytes(), run.p.held() > 0
+		run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.snapshotPoint(next), Ref: ref})
+	}
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
+		// A snapshot before the quiet flush planned at the same offset
+		// holds the events the flush applies; one after it, none.
+		early := c.IntN(2) == 0
+		if early {
+			snapshot(int64(i) + 1)
+		}
 		if cfg.Lifecycle.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
 			next := int64(i) + 1
 			run.l.Flushed(next)
@@ -368,14 +389,8 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 			run.p.quiet(next)
 			run.flushAt(next)
 		}
-		if next := int64(i) + 1; snapshots && !run.p.planned(next) && c.IntN(6) == 0 {
-			var b bytes.Buffer
-			if _, _, err := run.p.WriteSnapshot(&b); err != nil {
-				t.Fatal(err)
-			}
-			ref := fmt.Sprintf("snap-%d", next)
-			snaps[ref], held[ref] = b.Bytes(), run.p.held() > 0
-			run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.snapshotPoint(next), Ref: ref})
+		if !early {
+			snapshot(int64(i) + 1)
 		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
 			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)

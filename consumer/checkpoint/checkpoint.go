@@ -116,7 +116,10 @@
 //
 // with at most MaxFlushes offsets, so at most 82+3+MaxRefLen+3+20*MaxFlushes
 // bytes (under 2048): a new owner starting at C flushes before the same
-// records. Versions 2 and 3 are written whenever no flush is above C.
+// records. F1 may be C itself only in a commit naming a snapshot: one
+// taken with events held before a flush was planned at its offset (builds
+// before that rule ignore such metadata, as they would not load the
+// snapshot either). Versions 2 and 3 are written whenever no flush is above C.
 // Version 1,
 // "sessiontrace/v1 h=<H>", is read too: a new owner then starts at C with no
 // stream time and an empty window, as version 1 consumers did. Anything
@@ -416,8 +419,13 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 	}
 	// A new owner starting at the committed offset reads every record
 	// above it again, so it must flush before the same records; a flush at
-	// or below the offset is behind it.
-	f := sort.Search(len(l.flushes), func(f int) bool { return l.flushes[f] > at.Offset })
+	// or below the offset is behind it, except one at a snapshot's offset:
+	// a snapshot taken with events held, before a quiet flush was planned
+	// there, holds them, and the new owner must flush them before the
+	// record at the offset as this one did.
+	f := sort.Search(len(l.flushes), func(f int) bool {
+		return l.flushes[f] > at.Offset || ref != "" && l.flushes[f] == at.Offset
+	})
 	if f > 0 {
 		n := copy(l.flushes, l.flushes[f:])
 		l.flushes = l.flushes[:n]
@@ -515,7 +523,11 @@ func Parse(s string, offset int64) (Metadata, bool) {
 		if len(list) > MaxFlushes {
 			return Metadata{}, false
 		}
+		// A flush at the committed offset itself only with a snapshot.
 		last := offset
+		if strings.Contains(rest[:i], " s=") {
+			last--
+		}
 		for _, num := range list {
 			f, err := strconv.ParseInt(num, 10, 64)
 			if err != nil || f <= last {
