@@ -81,7 +81,10 @@
 // record only to dead-letter it). Until the new owner's cut passes S, its
 // own cut is below S, so its commits would fall back below the commit it
 // read; Restored keeps them at S instead, since below S it has nothing of
-// its own to acknowledge.
+// its own to acknowledge. A quiet flush planned at S after the snapshot
+// applies events the snapshot holds, so a commit at S naming the snapshot
+// names that flush too (metadata version 4 with F1 = S), and the new owner
+// flushes before the record at S as the old one did.
 //
 // Naming the snapshot earlier, while the held records' side effects are
 // still to come, would also be sound if the new owner emitted the spans of
