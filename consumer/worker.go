@@ -403,9 +403,11 @@ func (w *worker) snapshot(ctx context.Context, final bool) {
 		// commit at it only once the cut passed w.next (see the package
 		// doc, Snapshots with held events). Not in release, then: this
 		// owner's cut moves no more, so no commit would name it. Not with
-		// a quiet flush planned before w.next and not yet applied either:
-		// the commit at w.next would not name it (a flush at the committed
-		// offset is behind it), and the new owner would not flush there.
+		// a quiet flush planned before w.next and not yet applied either
+		// (only in release, or a previous owner's plan before a record not
+		// read yet): the snapshot after it, with nothing held, does as
+		// well, and the resume property covers snapshots taken before a
+		// flush is planned, not between plan and application.
 		if final || w.flushAt >= 0 || w.part.planned(w.next) {
 			return
 		}

@@ -18,8 +18,10 @@ import (
 // This file writes and reads a snapshot of a Machine: everything a new owner
 // needs to continue exactly as the Machine would have (its open sessions with
 // their extension records, every intern table, the dedup window and stream
-// time), so that it can resume from the offset after the snapshot's last
-// record instead of replaying back to the oldest open session's login.
+// time, and from version 3 the events the caller's reorder window holds,
+// snapshot_held.go), so that it can resume from the offset after the
+// snapshot's last record instead of replaying back to the oldest open
+// session's login.
 //
 // Format, version 3. Integers are uvarints unless noted; "i64" is a zigzag
 // varint, "u64le" 8 bytes little-endian; a string is uvarint(len) bytes; an
