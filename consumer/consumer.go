@@ -77,10 +77,12 @@
 // decides as a run without the flush would: nothing emitted contradicts
 // it. The wait costs a flush at most one commit round trip.
 //
-// Snapshots are taken only where nothing is held: the machine's state is
-// then the state at a cut. Under steady traffic something is always held,
-// so with the window on snapshots are mostly taken after quiet flushes; a
-// busy partition's commits keep to its open sessions. The cut moves only
+// Snapshots are taken with events held too, and then hold them (and the
+// cut) besides the machine's state: under steady traffic something is
+// always held. A commit names such a snapshot once the cut passed it, so
+// that the held events' side effects are acknowledged (package checkpoint,
+// Snapshots with held events), and a new owner restoring it puts them back
+// in its window and applies them as replayed records. The cut moves only
 // when every applied event is below the first held one, so when producers'
 // clocks disagree by more than the window (late events applied at once
 // between held ones) or on a heavily jittered busy partition the cut, and
@@ -117,6 +119,7 @@ import (
 	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/export"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
+	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
 // Option configures optional dependencies of a Consumer.
@@ -672,9 +675,12 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 	if err != nil {
 		return fail(err)
 	}
+	if info.Held > 0 && c.cfg.Lifecycle.ReorderWindow <= 0 {
+		return fail(fmt.Errorf("%w: it holds %d events of a reorder window, which is off here (lifecycle.reorder_window 0)", lifecycle.ErrSnapshotMismatch, info.Held))
+	}
 	w.resumeFrom.Store(&resume{offset: res.offset, meta: res.meta, snap: b})
 	c.log.Info("snapshot loaded", "topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset,
-		"sessions", info.Sessions, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
+		"sessions", info.Sessions, "held", info.Held, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
 	return true
 }
 
@@ -815,7 +821,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 			}
 			// The worker's goroutine has exited: the machine is ours. A
 			// snapshot now lets the next owner start at the last record.
-			w.snapshot(ctx)
+			w.snapshot(ctx, true)
 		})
 	}
 	wg.Wait()

@@ -1,6 +1,7 @@
 package consumer
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,13 @@ import (
 // record, and a new owner reading from a cut holds exactly the records held
 // there again (the window's latest ts there is the stream time there,
 // which the commit carries) and applies the rest in the same order.
+//
+// A snapshot (WriteSnapshot) is the state before the next record, whether
+// or not events are held: with some, it holds them, the window's latest ts
+// and the cut too, and restore puts them all back, so the new owner
+// releases them when the old one would have, at the same cuts. Those cuts
+// are below the snapshot's offset; package checkpoint explains why a commit
+// naming it is made only once they are acknowledged.
 type partition[P any] struct {
 	dec          schema.RecordDecoder
 	m            *lifecycle.Machine
@@ -57,6 +65,8 @@ type partition[P any] struct {
 	// event is applied, ascending: quiet flushes this owner decided on
 	// (once they are durable) or read from the commit it resumed at.
 	flushes []int64
+	// snapWin is WriteSnapshot's scratch window state.
+	snapWin lifecycle.Reorder
 }
 
 func newPartition[P any](cfg Config) (*partition[P], error) {
@@ -98,23 +108,90 @@ func (p *partition[P]) resume(offset int64, meta checkpoint.Metadata) {
 
 // restore makes the partition continue from a commit at offset whose
 // metadata names a snapshot, read from snap: the machine takes the
-// snapshot's state (verified by its SHA-256) and every record from offset on
-// is applied. On error the partition is unchanged, and the caller falls
-// back.
+// snapshot's state (verified by its SHA-256), the reorder window the events
+// it held and the cut its positions, and every record from offset on is
+// applied. On error the partition is unchanged, and the caller falls back;
+// a snapshot holding events is refused (lifecycle.ErrSnapshotMismatch) when
+// the window is off here.
 func (p *partition[P]) restore(offset int64, meta checkpoint.Metadata, snap io.Reader) (lifecycle.SnapshotInfo, error) {
-	info, err := p.m.ReadSnapshot(snap)
+	var win lifecycle.Reorder
+	into := &win
+	if p.win == nil {
+		into = nil
+	}
+	saved := *p.m
+	info, err := p.m.ReadSnapshotReorder(snap, into)
+	if err == nil && len(win.Held) > 0 && (win.Held[len(win.Held)-1].Offset >= offset || win.Applied >= offset || win.Cut > offset) {
+		// Only a bug writes this (the SHA-256 matched): the window of a
+		// snapshot before offset holds records below it.
+		*p.m = saved
+		err = fmt.Errorf("%w: it holds records up to %d and applied up to %d", lifecycle.ErrSnapshotCorrupt, win.Held[len(win.Held)-1].Offset, win.Applied)
+	}
 	if err != nil {
 		return info, fmt.Errorf("restore snapshot %s at offset %d: %w", meta.Snapshot, offset, err)
 	}
 	p.applyFrom = -1
 	if p.win != nil {
-		// Snapshots are taken only where nothing is held (worker.snapshot),
-		// so every event below offset was applied and the largest ts the
-		// window was given there is the snapshot's stream time.
+		// With nothing held, every event below offset was applied, so the
+		// largest ts the window was given there is the snapshot's stream
+		// time.
 		p.win.latest = p.m.StreamTime()
+		if len(win.Held) > 0 {
+			// The payloads are not kept: these events are released at
+			// cuts below offset, which the previous owner's commit at the
+			// snapshot marked as exported (see the package doc, Snapshots
+			// with held events), so their steps are replayed ones, with no
+			// dead letter to write. Should one be written all the same,
+			// the worker re-reads the record by its offset.
+			var zero P
+			for i := range win.Held {
+				h := &win.Held[i]
+				p.win.add(&h.Event, h.Offset, h.WindowStart, zero)
+			}
+			p.win.latest = win.Latest
+			p.cut = checkpoint.Point{Offset: win.Cut, StreamTime: win.CutStreamTime, WindowStart: win.CutWindowStart}
+			p.cutLow, p.applied = win.CutLow, win.Applied
+		}
 	}
 	p.flushes = append(p.flushes[:0], meta.Flushes...)
 	return info, nil
+}
+
+// WriteSnapshot writes a snapshot of the partition's state before the
+// record after the last one given: the machine's and, with events held,
+// the reorder window's (lifecycle version 3), so that restore continues
+// exactly as this partition would.
+func (p *partition[P]) WriteSnapshot(w io.Writer) (int64, [sha256.Size]byte, error) {
+	if p.held() == 0 {
+		return p.m.WriteSnapshot(w)
+	}
+	r := &p.snapWin
+	*r = lifecycle.Reorder{Latest: p.win.latest, Cut: p.cut.Offset, CutStreamTime: p.cut.StreamTime,
+		CutWindowStart: p.cut.WindowStart, CutLow: p.cutLow, Applied: p.applied, Held: r.Held[:0]}
+	for _, h := range p.win.fifo[p.win.head:] {
+		if !h.done {
+			r.Held = append(r.Held, lifecycle.HeldEvent{Event: h.ev, Offset: h.offset, WindowStart: h.ws})
+		}
+	}
+	n, sum, err := p.m.WriteSnapshotReorder(w, r)
+	clear(r.Held) // the events' strings and attributes are the window's
+	r.Held = r.Held[:0]
+	return n, sum, err
+}
+
+// Open returns how many sessions are open.
+func (p *partition[P]) Open() int { return p.m.Open() }
+
+// snapshotPoint returns the point a snapshot written now, after the records
+// below next were given, is the state before: next. With events held, the
+// stream time and dedup window start are the machine's, as a fallback's
+// metadata (a commit naming the snapshot is never resumed from without it:
+// Consumer.loadSnapshot then replays from the oldest record).
+func (p *partition[P]) snapshotPoint(next int64) checkpoint.Point {
+	if p.held() == 0 {
+		return p.point(next)
+	}
+	return checkpoint.Point{Offset: next, StreamTime: p.m.StreamTime(), WindowStart: p.windowStart(next)}
 }
 
 // step is what one record, or one held event applied, did.

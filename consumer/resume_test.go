@@ -228,6 +228,16 @@ func resumed(t testing.TB, cfg Config, pos checkpoint.Position, snaps map[string
 		if _, err := o.p.restore(pos.Offset, meta, bytes.NewReader(b)); err != nil {
 			t.Fatal(err)
 		}
+		// The partition's whole state came back: written again, the
+		// snapshot is byte for byte the same.
+		var again bytes.Buffer
+		if _, _, err := o.p.WriteSnapshot(&again); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again.Bytes(), b) {
+			t.Fatalf("commit %+v: the restored partition's snapshot differs from the one it was restored from", pos)
+		}
+		o.l.Restored(checkpoint.Snapshot{Point: pos.Point, Ref: meta.Snapshot})
 		return o, pos.Offset
 	}
 	o.p.resume(pos.Offset, meta)
@@ -316,10 +326,12 @@ func (o *owner) acknowledge(c chooser) {
 }
 
 // checkResume runs the property over stream; it returns how many positions
-// it checked, and how many of them named a snapshot. With snapshots, the
-// run takes snapshots at random moments where nothing is held (as
-// worker.snapshot does), each durable at once, so that commits may name them.
-func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots bool) (int, int) {
+// it checked, how many of them named a snapshot, and how many named one
+// taken while the reorder window held events. With snapshots, the run takes
+// snapshots at random moments (as worker.snapshot does: events held or
+// not, never with a quiet flush planned before the next record and not yet
+// applied), each durable at once, so that commits may name them.
+func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots bool) (int, int, int) {
 	t.Helper()
 	run := newOwner(t, cfg)
 	type commit struct {
@@ -328,6 +340,7 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 	}
 	var commits []commit
 	snaps := map[string][]byte{}
+	held := map[string]bool{} // the snapshots taken with events held
 	// A quiet flush is planned only with the window on, at random moments
 	// with events held (the worker's: caught up, nothing fetched for a
 	// window of wall time). The commit naming it is durable before it is
@@ -339,9 +352,30 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 	type limit struct{ offset, spans int64 }
 	var upTo []limit
 	noLimit := limit{int64(len(stream)), -1}
+	snapshot := func(next int64) {
+		if !snapshots || run.p.planned(next) || c.IntN(6) != 0 {
+			return
+		}
+		var b bytes.Buffer
+		if _, _, err := run.p.WriteSnapshot(&b); err != nil {
+			t.Fatal(err)
+		}
+		ref := fmt.Sprintf("snap-%d", next)
+		if _, ok := snaps[ref]; ok {
+			return // one snapshot an offset, as the worker's snapAt keeps it
+		}
+		snaps[ref], held[ref] = b.Bytes(), run.p.held() > 0
+		run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.snapshotPoint(next), Ref: ref})
+	}
 	for i, r := range stream {
 		run.process(r, int64(i))
 		run.acknowledge(c)
+		// A snapshot before the quiet flush planned at the same offset
+		// holds the events the flush applies; one after it, none.
+		early := c.IntN(2) == 0
+		if early {
+			snapshot(int64(i) + 1)
+		}
 		if cfg.Lifecycle.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
 			next := int64(i) + 1
 			run.l.Flushed(next)
@@ -355,14 +389,8 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 			run.p.quiet(next)
 			run.flushAt(next)
 		}
-		if snapshots && run.p.held() == 0 && c.IntN(6) == 0 {
-			var b bytes.Buffer
-			if _, _, err := run.p.m.WriteSnapshot(&b); err != nil {
-				t.Fatal(err)
-			}
-			ref := fmt.Sprintf("snap-%d", i+1)
-			snaps[ref] = b.Bytes()
-			run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.point(int64(i) + 1), Ref: ref})
+		if !early {
+			snapshot(int64(i) + 1)
 		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
 			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
@@ -379,10 +407,24 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 		if int64(k) > cm.acked {
 			t.Fatalf("commit %+v: H passes %d unacknowledged spans", pos, int64(k)-cm.acked)
 		}
+		if held[pos.Snapshot] && pos.Mark < pos.Offset {
+			// The restored held events are released at cuts below the
+			// snapshot's offset: they must be marked exported.
+			t.Fatalf("commit %+v names a snapshot with events held, below its mark", pos)
+		}
 		fresh, from := resumed(t, cfg, pos, snaps)
 		end := upTo[j].offset
 		for off := from; off < end; off++ {
 			fresh.process(stream[off], off)
+			if pos.Snapshot == "" {
+				continue
+			}
+			// The resumed owner's own commits never go back below the
+			// snapshot it restored, nor its mark, while the events the
+			// snapshot held wait at a cut below it.
+			if own, ok := fresh.l.Position(int64(len(fresh.spans))); ok && (own.Offset < pos.Offset || own.Mark < pos.Mark) {
+				t.Fatalf("commit %+v: the owner resumed from it would commit %+v after record %d", pos, own, off)
+			}
 		}
 		want := run.spans[k:]
 		if upTo[j] != noLimit {
@@ -414,13 +456,16 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 			}
 		}
 	}
-	named := 0
+	named, heldNamed := 0, 0
 	for _, cm := range commits {
 		if cm.pos.Snapshot != "" {
 			named++
 		}
+		if held[cm.pos.Snapshot] {
+			heldNamed++
+		}
 	}
-	return len(commits), named
+	return len(commits), named, heldNamed
 }
 
 func spanDiff(got, want []emittedSpan) string {
@@ -481,7 +526,7 @@ func TestResumeProperty(t *testing.T) {
 				r := rand.New(rand.NewPCG(seed, 10))
 				stream := tc.gen(r, 100+r.IntN(300))
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					p, _ := checkResume(t, cfg, stream, r, false)
+					p, _, _ := checkResume(t, cfg, stream, r, false)
 					positions += p
 				})
 			}
@@ -503,15 +548,15 @@ func TestResumePropertySnapshots(t *testing.T) {
 		window time.Duration
 		gen    func(c chooser, n int) []genRecord
 		// named is the least share of positions that must name a
-		// snapshot: with the window on, snapshots are taken only where
-		// nothing is held, mostly after quiet flushes.
-		named float64
+		// snapshot, held the least share that must name one taken with
+		// events held (with the window on, nearly every snapshot is).
+		named, held float64
 	}{
-		{"in order, no window", 0, genStream, 0.25},
-		{"in order, 2s window", 2 * time.Second, genStream, 0.02},
+		{"in order, no window", 0, genStream, 0.25, 0},
+		{"in order, 2s window", 2 * time.Second, genStream, 0.25, 0.1},
 		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
 			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
-		}, 0.02},
+		}, 0.25, 0.1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := resumeConfig()
@@ -520,20 +565,23 @@ func TestResumePropertySnapshots(t *testing.T) {
 			if i > 0 {
 				n = more
 			}
-			positions, named := 0, 0
+			positions, named, held := 0, 0, 0
 			for seed := range uint64(n) {
 				r := rand.New(rand.NewPCG(seed, 15))
 				stream := tc.gen(r, 100+r.IntN(300))
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					p, s := checkResume(t, cfg, stream, r, true)
-					positions, named = positions+p, named+s
+					p, s, h := checkResume(t, cfg, stream, r, true)
+					positions, named, held = positions+p, named+s, held+h
 				})
 			}
-			t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot", n, positions, named)
+			t.Logf("%d streams, %d committable positions resumed, %d of them from a snapshot, %d from one taken with events held", n, positions, named, held)
 			// The property means little unless enough commits pass an
-			// open session.
+			// open session, and, with the window on, restore held events.
 			if float64(named) < tc.named*float64(positions) {
 				t.Fatalf("only %d of %d positions named a snapshot", named, positions)
+			}
+			if float64(held) < tc.held*float64(positions) || tc.held > 0 && held == 0 {
+				t.Fatalf("only %d of %d positions named a snapshot taken with events held", held, positions)
 			}
 		})
 	}

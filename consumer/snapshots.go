@@ -3,9 +3,11 @@ package consumer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +20,9 @@ import (
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
 
-// Snapshots of a partition's open sessions (package lifecycle writes and
-// reads their bytes) go to a compacted topic, one record a chunk, each
+// Snapshots of a partition's open sessions and of the events its reorder
+// window holds (package lifecycle writes and reads their bytes) go to a
+// compacted topic, one record a chunk, each
 // chunk small enough for the topic's max.message.bytes. A snapshot of
 // source partition P taken before the record at offset O is written to the
 // snapshot topic's partition P mod its partition count, under the keys
@@ -120,10 +123,17 @@ func (s *snapshotStore) ensure(ctx context.Context, source string) error {
 	return nil
 }
 
+// snapshotter is what a snapshot is written of: a lifecycle.Machine, or a
+// partition (its machine and reorder window).
+type snapshotter interface {
+	WriteSnapshot(io.Writer) (int64, [sha256.Size]byte, error)
+	Open() int
+}
+
 // write writes a snapshot of m, the state of source partition p before the
 // record at offset, and returns its ref once Kafka acknowledged every
 // chunk. m must not change meanwhile: the caller owns it.
-func (s *snapshotStore) write(ctx context.Context, m *lifecycle.Machine, p int32, offset int64) (snapshotRef, lifecycle.SnapshotInfo, error) {
+func (s *snapshotStore) write(ctx context.Context, m snapshotter, p int32, offset int64) (snapshotRef, lifecycle.SnapshotInfo, error) {
 	cw := &chunkWriter{s: s, ctx: ctx, key: snapshotKey(p, offset), ref: snapshotRef{partition: p % s.partitions, first: -1}}
 	cw.cond = sync.NewCond(&cw.mu)
 	_, sum, err := m.WriteSnapshot(cw)

@@ -298,7 +298,7 @@ func (w *worker) run(ctx context.Context) {
 			case <-w.wake:
 			case <-snapDue:
 				snapDue = nil
-				w.snapshot(ctx)
+				w.snapshot(ctx, false)
 			case <-quietDue:
 				quietDue = nil
 				w.planQuiet()
@@ -325,7 +325,7 @@ func (w *worker) run(ctx context.Context) {
 			w.flushQuiet(ctx)
 		}
 		if iv := w.c.cfg.SnapshotInterval; iv > 0 && time.Since(w.snapTime) >= iv {
-			w.snapshot(ctx)
+			w.snapshot(ctx, false)
 		}
 	}
 }
@@ -387,24 +387,34 @@ func (w *worker) flushQuiet(ctx context.Context) {
 // snapshot writes a snapshot of the partition's state before w.next to the
 // snapshot topic and, once Kafka acknowledged it, tells the ledger, so that
 // commits may pass the sessions it holds. It runs on the worker's goroutine
-// between batches (the machine is the worker's), or in release once that
-// goroutine has exited. Nothing is written before the first record, while
-// records only refill the dedup window, or when nothing changed since the
-// last snapshot.
-func (w *worker) snapshot(ctx context.Context) {
+// between batches (the machine is the worker's), or in release (final)
+// once that goroutine has exited. Nothing is written before the first
+// record, while records only refill the dedup window, or when nothing
+// changed since the last snapshot.
+func (w *worker) snapshot(ctx context.Context, final bool) {
 	w.snapTime = time.Now()
 	s := w.c.snaps
-	// Only where the reorder window holds nothing: the machine's state is
-	// then the state before w.next, a cut, with every record below it
-	// applied and none above. With events held, the machine has applied
-	// events of records above the first held one and remembered the held
-	// ones' IDs, so no offset names its state.
-	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom || w.part.held() > 0 {
+	if s == nil || w.next < 0 || w.next == w.snapAt || w.next < w.part.applyFrom {
 		return
 	}
-	at := w.part.point(w.next)
+	if held := w.part.held(); held > 0 {
+		// With events held the snapshot holds them too (the state before
+		// w.next is the machine's and the window's), but the ledger may
+		// commit at it only once the cut passed w.next (see the package
+		// doc, Snapshots with held events). Not in release, then: this
+		// owner's cut moves no more, so no commit would name it. Not with
+		// a quiet flush planned before w.next and not yet applied either
+		// (only in release, or a previous owner's plan before a record not
+		// read yet): the snapshot after it, with nothing held, does as
+		// well, and the resume property covers snapshots taken before a
+		// flush is planned, not between plan and application.
+		if final || w.flushAt >= 0 || w.part.planned(w.next) {
+			return
+		}
+	}
+	at := w.part.snapshotPoint(w.next)
 	start := time.Now()
-	ref, _, err := s.write(ctx, w.part.m, w.partition, w.next)
+	ref, _, err := s.write(ctx, w.part, w.partition, w.next)
 	pm := w.c.metrics
 	if err != nil {
 		pm.add(pm.snapshots, 1, attribute.String("result", "error"))
@@ -418,7 +428,7 @@ func (w *worker) snapshot(ctx context.Context) {
 	w.written = append(w.written, writtenSnapshot{ref: ref, offset: at.Offset})
 	w.mu.Unlock()
 	w.c.log.Debug("snapshot written", "topic", w.topic, "partition", w.partition, "offset", at.Offset,
-		"sessions", w.part.m.Open(), "ref", ref.String(), "took", time.Since(start).Round(time.Millisecond))
+		"sessions", w.part.m.Open(), "held", w.part.held(), "ref", ref.String(), "took", time.Since(start).Round(time.Millisecond))
 }
 
 // roomForDeadLetters waits while the partition has maxDLQInFlight
@@ -540,10 +550,15 @@ func (w *worker) apply(ctx context.Context, st *step[*kgo.Record], spans []lifec
 		// Every record sent to the dead-letter topic is a rejected one,
 		// whatever stage refused it.
 		pm.add(pm.rejected, 1, attribute.String("reason", reason))
-		w.logs.warn(reason, "record sent to the dead-letter topic", "offset", r.Offset, "reason", reason, "detail", detail)
+		w.logs.warn(reason, "record sent to the dead-letter topic", "offset", st.offset, "reason", reason, "detail", detail)
 		dlq = new(atomic.Int32)
 		dlq.Store(1)
-		w.sendDeadLetter(r, reason, detail, dlq)
+		if r != nil {
+			w.sendDeadLetter(r, reason, detail, dlq)
+		} else {
+			// An event a snapshot held: its record was not kept.
+			w.refetchDeadLetter(st.offset, reason, detail, dlq)
+		}
 	}
 	emitted := w.lane.Emitted()
 	if replayed {
@@ -614,15 +629,16 @@ func (w *worker) start() {
 			w.snapAt = res.offset
 			// The snapshot is durable: until this owner writes its own, its
 			// commits stay at it rather than fall back to the first
-			// offsets of the sessions it holds, which this owner never read.
+			// offsets of the sessions it holds, which this owner never read,
+			// or to the cut below it while the events it held wait.
 			if ref, err := parseSnapshotRef(res.meta.Snapshot); err == nil {
 				w.mu.Lock()
-				w.ledger.Snapshotted(snapshotPoint(w.part.point(res.offset), ref))
+				w.ledger.Restored(snapshotPoint(w.part.snapshotPoint(res.offset), ref))
 				w.written = append(w.written, writtenSnapshot{ref: ref, offset: res.offset})
 				w.mu.Unlock()
 			}
 			w.c.log.Info("partition restored from its snapshot", "topic", w.topic, "partition", w.partition,
-				"offset", res.offset, "sessions", info.Sessions, "bytes", info.Bytes)
+				"offset", res.offset, "sessions", info.Sessions, "held", info.Held, "bytes", info.Bytes)
 			return
 		}
 		// adjust verified the snapshot, so this is a bug; the partition
@@ -691,18 +707,34 @@ func (w *worker) rejected(seq int64, msg string) {
 	pm := w.c.metrics
 	pm.add(pm.rejected, 1, attribute.String("reason", reason))
 	w.logs.warn(reason, "the OTLP endpoint refused a span; its record is sent to the dead-letter topic", "offset", offset, "detail", msg)
-	// Not on the lane's goroutine: the re-read is a fetch.
+	w.refetched(offset, reason, msg, counter)
+}
+
+// refetchDeadLetter writes the record at offset, which the worker does not
+// hold, to the dead-letter topic, re-reading it first: an event a restored
+// snapshot held (restore says why this is not expected). counter is
+// counted as for sendDeadLetter.
+func (w *worker) refetchDeadLetter(offset int64, reason, detail string, counter *atomic.Int32) {
+	w.dlqOut.Add(1)
+	w.refetched(offset, reason, detail, counter)
+}
+
+// refetched re-reads the record at offset and writes it to the dead-letter
+// topic, then takes one off counter and the partition's in-flight writes
+// (which the caller counted).
+func (w *worker) refetched(offset int64, reason, detail string, counter *atomic.Int32) {
+	// Not on the lane's (or the worker's) goroutine: the re-read is a fetch.
 	go func() {
 		rec, err := w.c.dlq.refetch(w.dlqCtx, w.topic, w.partition, offset)
 		if err != nil {
 			// The partition is being released (or the record is gone):
 			// the copy stays unwritten and the commit stays below it.
-			w.logs.warn("refetch", "could not read a refused span's record again; it stays uncommitted", "offset", offset, "error", err)
+			w.logs.warn("refetch", "could not read a record to dead-letter again; it stays uncommitted", "offset", offset, "reason", reason, "error", err)
 			w.dlqOut.Add(-1)
 			signal(w.dlqDone)
 			return
 		}
-		w.c.dlq.send(w.dlqCtx, rec, reason, msg, func(err error) {
+		w.c.dlq.send(w.dlqCtx, rec, reason, detail, func(err error) {
 			if err == nil {
 				counter.Add(-1)
 			}

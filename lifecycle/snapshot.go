@@ -18,14 +18,16 @@ import (
 // This file writes and reads a snapshot of a Machine: everything a new owner
 // needs to continue exactly as the Machine would have (its open sessions with
 // their extension records, every intern table, the dedup window and stream
-// time), so that it can resume from the offset after the snapshot's last
-// record instead of replaying back to the oldest open session's login.
+// time, and from version 3 the events the caller's reorder window holds,
+// snapshot_held.go), so that it can resume from the offset after the
+// snapshot's last record instead of replaying back to the oldest open
+// session's login.
 //
-// Format, version 2. Integers are uvarints unless noted; "i64" is a zigzag
+// Format, version 3. Integers are uvarints unless noted; "i64" is a zigzag
 // varint, "u64le" 8 bytes little-endian; a string is uvarint(len) bytes; an
 // attribute list is a string holding its canonical key (attrKey).
 //
-//	magic "STSNAP" version=2
+//	magic "STSNAP" version=3 (2 when no reorder window section follows)
 //	window  streamTime:i64  idleTimeout:i64  maxDuration:i64
 //	modes, maps, loadTypes:  n (n-1 strings: ids 1..n-1, id 0 is "")
 //	games:       n (n-1 × server attrs)
@@ -41,10 +43,28 @@ import (
 //	    if flags has flagLinks: roles (bit 0 root, 1 matchmaking or in_game, 2 loading; not 0),
 //	        each role's link in bit order: trace:16 bytes span:8 bytes flags
 //	idle order:  n slots, least recently touched first
+//	version 3 only, the caller's reorder window (Reorder):
+//	    latest cut cutStreamTime cutWindowStart cutLow applied:i64
+//	    held: n (n ≥ 1), in offset order, each:
+//	        offset windowStart:i64  type  eventID player session  ts:i64
+//	        auth version platform mode lobby  reason loadType  assets:i64
+//	        server map result  score:i64
+//	        has (bits 0-3 HasWait HasAssetsLoaded HasTotalSizeMB HasScore;
+//	            4 wait, 5 sizeMB, 6 link: the ones non-zero, written next)
+//	        [wait:u64le float64 bits] [sizeMB:u64le float64 bits]
+//	        [link: trace:16 bytes span:8 bytes flags]
+//	        attributes: n × (key kind value: string | i64 | u64le float64 bits | 0/1)
+//	        linkError
 //	sha256 of everything before it: 32 bytes
 //
-// Version 1 is version 2 without trace links (no session has flagLinks): it
-// is still read, so a snapshot written before links existed resumes.
+// Version 2 is version 3 without the reorder window section, and is what
+// is written whenever the window holds nothing (or there is none), so that
+// a build reading versions 1 and 2 restores every snapshot it can use; a
+// snapshot with held events is version 3, which such a build rejects as a
+// version mismatch (ErrSnapshotMismatch) rather than load without the
+// events. Version 1 is version 2 without trace links (no session has
+// flagLinks): it is still read, so a snapshot written before links existed
+// resumes.
 //
 // Slots are kept so that extension records and the idle list refer to the
 // same sessions; which slot a later session gets does not change any span.
@@ -56,7 +76,7 @@ import (
 // snapshotMagic starts every snapshot; the byte after it is the version.
 const (
 	snapshotMagic   = "STSNAP"
-	snapshotVersion = 2
+	snapshotVersion = 3
 	// snapshotV1 is the format before trace links, still read.
 	snapshotV1 = 1
 )
@@ -88,8 +108,11 @@ type SnapshotInfo struct {
 	// session (valid when Sessions > 0).
 	WindowStart, LowestOffset int64
 	Interned                  int // entries of all intern tables
-	Bytes                     int64
-	SHA256                    [sha256.Size]byte
+	// Held is how many events of the caller's reorder window the snapshot
+	// holds (version 3), 0 when none.
+	Held   int
+	Bytes  int64
+	SHA256 [sha256.Size]byte
 }
 
 // WriteSnapshot writes a snapshot of m to w and returns its size and SHA-256
@@ -97,9 +120,24 @@ type SnapshotInfo struct {
 // small buffer and never builds the snapshot in memory; m must not be used
 // concurrently, and is not changed.
 func (m *Machine) WriteSnapshot(w io.Writer) (n int64, sum [sha256.Size]byte, err error) {
+	return m.WriteSnapshotReorder(w, nil)
+}
+
+// WriteSnapshotReorder is WriteSnapshot with the state of the caller's
+// reorder window, r, whose held events were not applied to m: version 3
+// when r holds events, else version 2 (what WriteSnapshot writes). r is not
+// changed.
+func (m *Machine) WriteSnapshotReorder(w io.Writer, r *Reorder) (n int64, sum [sha256.Size]byte, err error) {
+	if r != nil && len(r.Held) == 0 {
+		r = nil
+	}
 	e := newSnapEncoder(w)
 	e.raw([]byte(snapshotMagic))
-	e.raw([]byte{snapshotVersion})
+	if r != nil {
+		e.raw([]byte{snapshotVersion})
+	} else {
+		e.raw([]byte{snapshotV2})
+	}
 	e.uint(uint64(m.window))
 	e.int(m.streamTime)
 	e.int(m.idle)
@@ -196,6 +234,9 @@ func (m *Machine) WriteSnapshot(w io.Writer) (n int64, sum [sha256.Size]byte, er
 	for i := m.idleHead; i >= 0; i = m.slab.at(i).idleNext {
 		e.uint(uint64(i))
 	}
+	if r != nil {
+		e.writeReorder(r)
+	}
 	return e.finish()
 }
 
@@ -204,21 +245,40 @@ func (m *Machine) WriteSnapshot(w io.Writer) (n int64, sum [sha256.Size]byte, er
 // once the checksum is verified, so on error m is unchanged:
 // ErrSnapshotCorrupt when the snapshot fails its checksum or does not parse,
 // ErrSnapshotMismatch when it was taken with a different dedup window or is
-// of an unknown version. Stats are kept. From there on, given the events
-// after the snapshot's last one, m emits exactly the spans the Machine the
-// snapshot was taken from would have.
+// of an unknown version, or when it holds events of a reorder window
+// (ReadSnapshotReorder restores those). Stats are kept. From there on,
+// given the events after the snapshot's last one, m emits exactly the spans
+// the Machine the snapshot was taken from would have.
 func (m *Machine) ReadSnapshot(r io.Reader) (SnapshotInfo, error) {
+	return m.ReadSnapshotReorder(r, nil)
+}
+
+// ReadSnapshotReorder is ReadSnapshot for a caller with a reorder window:
+// a version 3 snapshot's window state is stored in into (which is reset
+// otherwise), whose held events the caller must apply to m, in its
+// window's order, for m to continue as the old Machine would. With into
+// nil, a snapshot holding events is rejected (ErrSnapshotMismatch): without
+// them m would not be the state the snapshot names. On error m and into
+// are unchanged.
+func (m *Machine) ReadSnapshotReorder(r io.Reader, into *Reorder) (SnapshotInfo, error) {
 	fresh := &Machine{idle: m.idle, maxDur: m.maxDur, window: m.window, capacity: m.capacity, stats: m.stats}
 	fresh.hashOf = fresh.slotHash
 	fresh.Reset()
 	// Any window is parsed, so that a mismatch is reported only for an
 	// intact snapshot.
-	info, err := fresh.load(newSnapDecoder(r))
+	var win Reorder
+	info, err := fresh.load(newSnapDecoder(r), &win)
 	if err != nil {
 		return info, err
 	}
 	if info.Window != m.window {
 		return info, fmt.Errorf("%w: dedup window %d, this machine's %d", ErrSnapshotMismatch, info.Window, m.window)
+	}
+	if info.Held > 0 && into == nil {
+		return info, fmt.Errorf("%w: it holds %d events of a reorder window, which this reader does not restore", ErrSnapshotMismatch, info.Held)
+	}
+	if into != nil {
+		*into = win
 	}
 	*m = *fresh
 	m.hashOf = m.slotHash
@@ -234,12 +294,13 @@ func InspectSnapshot(r io.Reader) (SnapshotInfo, error) {
 	m.Reset()
 	// Parsing builds the state it reads: what InspectSnapshot accepts,
 	// ReadSnapshot loads. The window is sized from the snapshot itself.
-	return m.load(newSnapDecoder(r))
+	return m.load(newSnapDecoder(r), new(Reorder))
 }
 
 // load parses a snapshot into m (a Reset Machine, whose dedup window it
-// resizes to the snapshot's), checks its trailer and summarises it.
-func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
+// resizes to the snapshot's) and win (version 3's reorder window), checks
+// its trailer and summarises it.
+func (m *Machine) load(d *snapDecoder, win *Reorder) (SnapshotInfo, error) {
 	var info SnapshotInfo
 	fail := func(what string) (SnapshotInfo, error) {
 		if d.err != nil && !errors.Is(d.err, ErrSnapshotCorrupt) {
@@ -255,7 +316,7 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 		return fail("header")
 	}
 	info.Version = int(v[0])
-	if info.Version != snapshotVersion && info.Version != snapshotV1 {
+	if info.Version != snapshotVersion && info.Version != snapshotV2 && info.Version != snapshotV1 {
 		// Every version ends with the SHA-256 of what precedes it, so an
 		// unknown version can still be told from a corrupt one.
 		rest, err := io.ReadAll(d.r)
@@ -269,7 +330,7 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 		if string(d.h.Sum(nil)) != string(rest[len(rest)-sha256.Size:]) {
 			return fail("checksum")
 		}
-		return info, fmt.Errorf("%w: version %d, this build reads %d and %d", ErrSnapshotMismatch, info.Version, snapshotV1, snapshotVersion)
+		return info, fmt.Errorf("%w: version %d, this build reads %d to %d", ErrSnapshotMismatch, info.Version, snapshotV1, snapshotVersion)
 	}
 	info.Window = int(d.count(1 << 30))
 	info.StreamTime = d.int()
@@ -434,6 +495,12 @@ func (m *Machine) load(d *snapDecoder) (SnapshotInfo, error) {
 	}
 	if d.err != nil {
 		return fail("idle list")
+	}
+	if info.Version == snapshotVersion {
+		if what := d.readReorder(win); what != "" {
+			return fail(what)
+		}
+		info.Held = len(win.Held)
 	}
 	want := d.h.Sum(nil)
 	got := d.raw(sha256.Size)
@@ -600,12 +667,13 @@ func parseAttrKey(key string) ([]attribute.KeyValue, bool) {
 // snapEncoder writes a snapshot through a buffer, hashing as it goes; the
 // first error sticks.
 type snapEncoder struct {
-	w   *bufio.Writer
-	h   hash.Hash
-	n   int64
-	err error
-	buf [binary.MaxVarintLen64]byte
-	key []byte
+	w    *bufio.Writer
+	h    hash.Hash
+	n    int64
+	err  error
+	buf  [binary.MaxVarintLen64]byte
+	key  []byte
+	sbuf []byte
 }
 
 func newSnapEncoder(w io.Writer) *snapEncoder {
@@ -632,7 +700,10 @@ func (e *snapEncoder) bytes(b []byte) {
 func (e *snapEncoder) str(s string) {
 	e.uint(uint64(len(s)))
 	if e.err == nil {
-		e.h.Write([]byte(s))
+		// Through a scratch buffer: converting s for the hash's Write
+		// allocates (a held event has several strings).
+		e.sbuf = append(e.sbuf[:0], s...)
+		e.h.Write(e.sbuf)
 		k, err := e.w.WriteString(s)
 		e.n += int64(k)
 		e.err = err

@@ -208,7 +208,7 @@ func TestSnapshotCorrupt(t *testing.T) {
 	}
 	t.Run("version", func(t *testing.T) {
 		b := bytes.Clone(good[:len(good)-sha256.Size])
-		b[len(snapshotMagic)]++
+		b[len(snapshotMagic)] = snapshotVersion + 1
 		sum := sha256.Sum256(b)
 		check(t, append(b, sum[:]...), ErrSnapshotMismatch)
 	})
@@ -282,8 +282,8 @@ func TestSnapshotTraceLinks(t *testing.T) {
 		t.Fatal(err)
 	}
 	info, err := InspectSnapshot(bytes.NewReader(snap.Bytes()))
-	if err != nil || info.Links != 1 || info.Version != snapshotVersion {
-		t.Fatalf("InspectSnapshot = %+v, %v; want version %d with one session holding links", info, err, snapshotVersion)
+	if err != nil || info.Links != 1 || info.Version != snapshotV2 {
+		t.Fatalf("InspectSnapshot = %+v, %v; want version %d with one session holding links", info, err, snapshotV2)
 	}
 }
 

@@ -101,6 +101,6 @@ func printSnapshot(w io.Writer, info lifecycle.SnapshotInfo) {
 	if info.Remembered > 0 {
 		fmt.Fprintf(w, ", from offset %d", info.WindowStart)
 	}
-	fmt.Fprintf(w, "\ninterned values\t%d\nidle timeout\t%v\nmax duration\t%v\n",
-		info.Interned, time.Duration(info.IdleTimeout), time.Duration(info.MaxDuration))
+	fmt.Fprintf(w, "\ninterned values\t%d\nidle timeout\t%v\nmax duration\t%v\nheld by the reorder window\t%d events\n",
+		info.Interned, time.Duration(info.IdleTimeout), time.Duration(info.MaxDuration), info.Held)
 }

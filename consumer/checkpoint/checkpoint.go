@@ -58,6 +58,44 @@
 // order; the snapshots a commit no longer names may be deleted only once a
 // commit naming a later one succeeded.
 //
+// # Snapshots with held events
+//
+// With a reorder window, the consumer positions every record, and every
+// event the window releases, at the latest cut: the first held record (or
+// the next record when nothing is held), where every record below was
+// applied and none above. A snapshot taken before the record at S while
+// events are held is still the state before S, once it holds what the
+// window holds (the held events, decoded, and the cut itself); the machine
+// alone is not, since it has applied records above the first held one. The
+// ledger needs no other rule for it: it is usable at limit ≥ S, as any
+// snapshot, and limit is at most the cut, which stays at the first held
+// record. So a commit names it only once every event held at S was
+// released, the cut passed S, and every side effect positioned below S (the
+// held records' spans and dead letters among them) is acknowledged; that
+// commit's mark is at or above limit, so at or above S. A new owner that
+// loads it puts the held events back in its window with the cut, and
+// releases them at cuts below S, below the mark: as replayed records, which
+// rebuild state and emit nothing, exactly what the previous owner's
+// acknowledged side effects make right. This is also why a snapshot need not
+// keep the held records themselves (the consumer keeps a held event's Kafka
+// record only to dead-letter it). Until the new owner's cut passes S, its
+// own cut is below S, so its commits would fall back below the commit it
+// read; Restored keeps them at S instead, since below S it has nothing of
+// its own to acknowledge. A quiet flush planned at S after the snapshot
+// applies events the snapshot holds, so a commit at S naming the snapshot
+// names that flush too (metadata version 4 with F1 = S), and the new owner
+// flushes before the record at S as the old one did.
+//
+// Naming the snapshot earlier, while the held records' side effects are
+// still to come, would also be sound if the new owner emitted the spans of
+// the held events' releases (positioned from the cut below S on) and
+// re-read their records to dead-letter them, but the mark would have to
+// tell those apart from the spans positioned at the same cut before the
+// snapshot, which the previous owner emitted; the ledger does not do that.
+// The cost of waiting is one reorder window of wall time, or, on release,
+// the final snapshot: a snapshot taken with events held after the last
+// record can never be committed at by its owner, so none is written then.
+//
 // # Metadata format
 //
 // The commit's metadata string is
@@ -81,7 +119,10 @@
 //
 // with at most MaxFlushes offsets, so at most 82+3+MaxRefLen+3+20*MaxFlushes
 // bytes (under 2048): a new owner starting at C flushes before the same
-// records. Versions 2 and 3 are written whenever no flush is above C.
+// records. F1 may be C itself only in a commit naming a snapshot: one
+// taken with events held before a flush was planned at its offset (builds
+// before that rule ignore such metadata, as they would not load the
+// snapshot either). Versions 2 and 3 are written whenever no flush is above C.
 // Version 1,
 // "sessiontrace/v1 h=<H>", is read too: a new owner then starts at C with no
 // stream time and an empty window, as version 1 consumers did. Anything
@@ -224,6 +265,9 @@ type Ledger[P any] struct {
 	// flushes are the quiet flushes above the last committable offset, in
 	// offset order.
 	flushes []int64
+	// restored is the offset of the snapshot this owner resumed from, -1
+	// when none (Restored).
+	restored int64
 }
 
 // New returns an empty ledger. prevMark is the mark read back from the
@@ -231,7 +275,7 @@ type Ledger[P any] struct {
 // a commit keeps it, so a crash does not re-emit what the previous owner
 // exported.
 func New[P any](prevMark int64) *Ledger[P] {
-	return &Ledger[P]{next: Point{Offset: -1}, low: -1, mark: prevMark}
+	return &Ledger[P]{next: Point{Offset: -1}, low: -1, mark: prevMark, restored: -1}
 }
 
 // Resume sets the previous owner's mark, read back from the commit after
@@ -260,6 +304,20 @@ func (l *Ledger[P]) Processed(next Point, low int64) {
 // s.Offset is durable (Kafka acknowledged every byte of it). Offsets do not
 // decrease from call to call; s.Ref must be a valid ref (ValidRef).
 func (l *Ledger[P]) Snapshotted(s Snapshot) { l.snaps = append(l.snaps, s) }
+
+// Restored records that this owner resumed from the durable snapshot s,
+// which the commit it read back named (before the first record is
+// processed, after Resume). Until this owner's own commit rule allows a
+// later position, it may commit at s: with the previous owner's mark at or
+// above s.Offset, every record this owner positions below s.Offset (the
+// snapshot's held events, released at cuts below it) is a replayed one
+// whose side effects the previous owner had acknowledged, so s is the
+// state a next owner needs, as it was for this one. (Snapshotted would not
+// do: this owner's cut stays below s.Offset until those events are out.)
+func (l *Ledger[P]) Restored(s Snapshot) {
+	l.snaps = append(l.snaps, s)
+	l.restored = s.Offset
+}
 
 // Flushed records a quiet flush before the record at offset: a decision
 // of this owner's (or of a previous one, read back from the commit) that a
@@ -336,6 +394,11 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 	// limit is the first record the next owner must replay: a snapshot at
 	// or below it may be committed at.
 	limit := at.Offset
+	if l.restored > limit && l.mark >= l.restored {
+		// Below the restored snapshot everything is the previous owner's
+		// and acknowledged (Restored).
+		limit = l.restored
+	}
 	if low >= 0 && low < at.Offset {
 		at = l.start(low)
 	}
@@ -359,8 +422,13 @@ func (l *Ledger[P]) Position(acked int64) (Position, bool) {
 	}
 	// A new owner starting at the committed offset reads every record
 	// above it again, so it must flush before the same records; a flush at
-	// or below the offset is behind it.
-	f := sort.Search(len(l.flushes), func(f int) bool { return l.flushes[f] > at.Offset })
+	// or below the offset is behind it, except one at a snapshot's offset:
+	// a snapshot taken with events held, before a quiet flush was planned
+	// there, holds them, and the new owner must flush them before the
+	// record at the offset as this one did.
+	f := sort.Search(len(l.flushes), func(f int) bool {
+		return l.flushes[f] > at.Offset || ref != "" && l.flushes[f] == at.Offset
+	})
 	if f > 0 {
 		n := copy(l.flushes, l.flushes[f:])
 		l.flushes = l.flushes[:n]
@@ -458,7 +526,11 @@ func Parse(s string, offset int64) (Metadata, bool) {
 		if len(list) > MaxFlushes {
 			return Metadata{}, false
 		}
+		// A flush at the committed offset itself only with a snapshot.
 		last := offset
+		if strings.Contains(rest[:i], " s=") {
+			last--
+		}
 		for _, num := range list {
 			f, err := strconv.ParseInt(num, 10, 64)
 			if err != nil || f <= last {
