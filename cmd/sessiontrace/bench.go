@@ -313,6 +313,26 @@ func phaseOf(s phaseStats, events, spans int) phaseReport {
 	return p
 }
 
+// benchBroker starts an embedded kfake broker into cfg when it names no
+// brokers, and says which broker the bench uses in broker and inProcess;
+// the returned func closes the embedded one.
+func benchBroker(cfg *config, broker *string, inProcess *bool) (func(), error) {
+	if len(cfg.Kafka.Brokers) > 0 {
+		*broker = strings.Join(cfg.Kafka.Brokers, ",")
+		return func() {}, nil
+	}
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		return nil, fmt.Errorf("bench: start embedded broker: %w", err)
+	}
+	cfg.Kafka.Brokers = cluster.ListenAddrs()
+	// The embedded broker speaks plain Kafka; security settings meant for a
+	// real cluster do not apply to it.
+	cfg.Kafka.TLS, cfg.Kafka.SASL = tlsConfig{}, saslConfig{}
+	*broker, *inProcess = "embedded kfake "+cfg.Kafka.Brokers[0], true
+	return cluster.Close, nil
+}
+
 // bench runs the throughput phases and the latency phase. Shutdown runs in
 // reverse of start-up: each phase's consumer stops (drain, commit, leave)
 // before the next phase starts; then the bench topics and groups are
@@ -327,20 +347,11 @@ func bench(ctx context.Context, cfg config, f benchFlags, stdout, stderr io.Writ
 		GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(), LoadAverage: loadAverage(),
 	}
 
-	if len(cfg.Kafka.Brokers) == 0 {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			return fmt.Errorf("bench: start embedded broker: %w", err)
-		}
-		defer cluster.Close()
-		cfg.Kafka.Brokers = cluster.ListenAddrs()
-		// The embedded broker speaks plain Kafka; security settings meant
-		// for a real cluster do not apply to it.
-		cfg.Kafka.TLS, cfg.Kafka.SASL = tlsConfig{}, saslConfig{}
-		rep.Broker, rep.BrokerInProcess = "embedded kfake "+cfg.Kafka.Brokers[0], true
-	} else {
-		rep.Broker = strings.Join(cfg.Kafka.Brokers, ",")
+	stopBroker, err := benchBroker(&cfg, &rep.Broker, &rep.BrokerInProcess)
+	if err != nil {
+		return err
 	}
+	defer stopBroker()
 	var recv *receiver.Receiver
 	if cfg.OTLP.Endpoint == "" {
 		var err error

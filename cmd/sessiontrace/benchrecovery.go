@@ -20,7 +20,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/trace"
 
@@ -191,18 +190,11 @@ func benchRecovery(ctx context.Context, cfg config, configPath string, f benchFl
 		Rate: f.recoveryRate, Tail: recoveryTail, SnapshotInterval: interval.String(),
 		CommitInterval: cc.CommitInterval.String(), ExportBatchTimeout: cc.ExportBatchTimeout.String(), InstanceID: recoveryInstance,
 	}
-	if len(cfg.Kafka.Brokers) == 0 {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
-		if err != nil {
-			return fmt.Errorf("bench: start embedded broker: %w", err)
-		}
-		defer cluster.Close()
-		cfg.Kafka.Brokers = cluster.ListenAddrs()
-		cfg.Kafka.TLS, cfg.Kafka.SASL = tlsConfig{}, saslConfig{}
-		rep.Broker, rep.BrokerInProcess = "embedded kfake "+cfg.Kafka.Brokers[0], true
-	} else {
-		rep.Broker = strings.Join(cfg.Kafka.Brokers, ",")
+	stopBroker, err := benchBroker(&cfg, &rep.Broker, &rep.BrokerInProcess)
+	if err != nil {
+		return err
 	}
+	defer stopBroker()
 	cc.Brokers = cfg.Kafka.Brokers
 
 	admCl, err := cfg.Kafka.kafkaClient()
