@@ -77,7 +77,15 @@ var (
 	ErrBadHeartbeat  = errors.New("heartbeat interval must be shorter than the session timeout")
 	ErrNegative      = errors.New("must not be negative")
 	ErrSnapshotTopic = errors.New("snapshot topic equals the source or dead-letter topic")
+	ErrTopics        = errors.New("invalid topic list")
+	// ErrNotCoPartitioned is returned (wrapped) by Run when the topics of
+	// Topics have different partition counts.
+	ErrNotCoPartitioned = errors.New("topics are not co-partitioned")
 )
+
+// MaxTopics bounds Config.Topics: every commit's metadata carries one
+// offset per topic, below Kafka's default offset.metadata.max.bytes.
+const MaxTopics = 16
 
 // Config configures a Consumer. The zero value is not valid: start from
 // DefaultConfig. ExportPath picks how spans become OTLP requests, "direct"
@@ -88,6 +96,21 @@ type Config struct {
 	Brokers []string `mapstructure:"brokers"`
 	// Topic is the lifecycle topic to consume.
 	Topic string `mapstructure:"topic"`
+	// Topics, when it names two or more topics, replaces Topic: the topics
+	// are co-partitioned (the same partition count, every record keyed by
+	// player ID with the same partitioner), and partition n of every one
+	// of them feeds one worker and one state machine, merged by record
+	// timestamp and then through the reorder window. The order the worker
+	// merged them in is written to MergeTopic before any commit depends on
+	// it, so a new owner replays it exactly. Run refuses to start when the
+	// partition counts differ. One topic here is the same as Topic.
+	Topics []string `mapstructure:"topics"`
+	// MergeTopic records, with Topics, the order in which each partition's
+	// topics were merged. Empty means the first topic + "." + Group +
+	// ".merge" (the order is the group's own); created when missing with
+	// the first topic's partition count and the longest retention.ms of
+	// the topics.
+	MergeTopic string `mapstructure:"merge_topic"`
 	// Group is the consumer group.
 	Group string `mapstructure:"group"`
 	// DLQTopic receives records that cannot be traced, with the reason in
@@ -249,7 +272,40 @@ func (c Config) dlqTopic() string {
 	if c.DLQTopic != "" {
 		return c.DLQTopic
 	}
-	return c.Topic + ".dlq"
+	return c.primary() + ".dlq"
+}
+
+// sources returns the topics consumed: Topics when set, else Topic.
+func (c Config) sources() []string {
+	if len(c.Topics) > 0 {
+		return c.Topics
+	}
+	return []string{c.Topic}
+}
+
+// primary returns the first topic consumed: the one the dead-letter,
+// snapshot and merge topics are named after and sized like.
+func (c Config) primary() string { return c.sources()[0] }
+
+// merged reports whether several topics are merged per partition.
+func (c Config) merged() bool { return len(c.Topics) > 1 }
+
+// mergeTopic returns the merge topic with its default applied.
+func (c Config) mergeTopic() string {
+	if c.MergeTopic != "" {
+		return c.MergeTopic
+	}
+	return c.primary() + "." + c.Group + ".merge"
+}
+
+// consumes reports whether topic is one of the topics consumed.
+func (c Config) consumes(topic string) bool {
+	for _, t := range c.sources() {
+		if t == topic {
+			return true
+		}
+	}
+	return false
 }
 
 // snapshotTopic returns the snapshot topic with its default applied.
@@ -257,7 +313,7 @@ func (c Config) snapshotTopic() string {
 	if c.SnapshotTopic != "" {
 		return c.SnapshotTopic
 	}
-	return c.Topic + ".snapshots"
+	return c.primary() + ".snapshots"
 }
 
 // Validate reports the first invalid setting, naming its key.
@@ -286,14 +342,30 @@ func (c Config) Validate() error {
 // ValidatePipeline validates everything but the Kafka group settings; replay
 // uses it because it neither joins a group nor needs brokers.
 func (c Config) ValidatePipeline() error {
-	if c.Topic == "" {
+	if len(c.Topics) == 0 && c.Topic == "" {
 		return fmt.Errorf("topic: %w", ErrNoTopic)
 	}
 	if c.Group == "" {
 		return fmt.Errorf("group: %w", ErrNoGroup)
 	}
-	if c.dlqTopic() == c.Topic {
-		return fmt.Errorf("dlq_topic %q: %w", c.DLQTopic, ErrDLQIsSource)
+	if len(c.Topics) > MaxTopics {
+		return fmt.Errorf("topics: %d topics, at most %d: %w", len(c.Topics), MaxTopics, ErrTopics)
+	}
+	for i, t := range c.Topics {
+		if t == "" {
+			return fmt.Errorf("topics: topic %d is empty: %w", i, ErrTopics)
+		}
+		for _, u := range c.Topics[:i] {
+			if u == t {
+				return fmt.Errorf("topics: %q is listed twice: %w", t, ErrTopics)
+			}
+		}
+	}
+	if c.consumes(c.dlqTopic()) {
+		return fmt.Errorf("dlq_topic %q: %w", c.dlqTopic(), ErrDLQIsSource)
+	}
+	if c.merged() && (c.consumes(c.mergeTopic()) || c.mergeTopic() == c.dlqTopic() || c.SnapshotInterval > 0 && c.mergeTopic() == c.snapshotTopic()) {
+		return fmt.Errorf("merge_topic %q: equals a source, dead-letter or snapshot topic: %w", c.mergeTopic(), ErrTopics)
 	}
 	switch c.GroupProtocol {
 	case ProtocolClassic, ProtocolConsumer:
@@ -328,7 +400,7 @@ func (c Config) ValidatePipeline() error {
 	if c.SnapshotInterval < 0 {
 		return fmt.Errorf("snapshot_interval %v: %w", c.SnapshotInterval, ErrNegative)
 	}
-	if c.SnapshotInterval > 0 && (c.snapshotTopic() == c.Topic || c.snapshotTopic() == c.dlqTopic()) {
+	if c.SnapshotInterval > 0 && (c.consumes(c.snapshotTopic()) || c.snapshotTopic() == c.dlqTopic()) {
 		return fmt.Errorf("snapshot_topic %q: %w", c.snapshotTopic(), ErrSnapshotTopic)
 	}
 	if c.MaxFutureSkew < 0 {
