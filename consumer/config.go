@@ -364,6 +364,13 @@ func (c Config) ValidatePipeline() error {
 	if c.consumes(c.dlqTopic()) {
 		return fmt.Errorf("dlq_topic %q: %w", c.dlqTopic(), ErrDLQIsSource)
 	}
+	if c.merged() && c.GroupProtocol == ProtocolConsumer {
+		// The broker-driven protocol hands a member partitions as others
+		// release them, so partition n of one topic can arrive before the
+		// same partition of another, which a merged worker cannot start
+		// without.
+		return fmt.Errorf("topics: group_protocol %q cannot merge co-partitioned topics, use %q: %w", c.GroupProtocol, ProtocolClassic, ErrTopics)
+	}
 	if c.merged() && (c.consumes(c.mergeTopic()) || c.mergeTopic() == c.dlqTopic() || c.SnapshotInterval > 0 && c.mergeTopic() == c.snapshotTopic()) {
 		return fmt.Errorf("merge_topic %q: equals a source, dead-letter or snapshot topic: %w", c.mergeTopic(), ErrTopics)
 	}

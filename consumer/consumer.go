@@ -102,6 +102,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -118,6 +119,7 @@ import (
 
 	"github.com/sessiontrace/sessiontrace/consumer/checkpoint"
 	"github.com/sessiontrace/sessiontrace/consumer/export"
+	"github.com/sessiontrace/sessiontrace/consumer/merge"
 	"github.com/sessiontrace/sessiontrace/consumer/sessionmetrics"
 	"github.com/sessiontrace/sessiontrace/lifecycle"
 )
@@ -185,6 +187,10 @@ type pipeline struct {
 	// ensured and its chunk size set in Run, before the first poll hands a
 	// worker a record.
 	snaps *snapshotStore
+	// merge writes and reads the merge topic of co-partitioned topics;
+	// nil for one topic. Made in New for the same reason as snaps; the
+	// topics' partition counts are checked and its topic ensured in Run.
+	merge *mergeLog
 	kopts []kgo.Opt
 
 	failedExports atomic.Int64 // export attempts that failed, for tests and readiness
@@ -242,6 +248,10 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[int32]*worker
+	// owned are the partitions of each topic assigned to this member: a
+	// merged partition's worker starts once it owns that partition of
+	// every topic.
+	owned map[string]map[int32]bool
 	// room is signalled by a worker that took its inbox back to
 	// DefaultWorkerQueue batches; the poll loop waits on it (waitForRoom).
 	room chan struct{}
@@ -280,6 +290,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	c := &Consumer{
 		pipeline: pipeline{cfg: cfg, exporter: exporter, log: slog.Default(), commitSoon: make(chan struct{}, 1)},
 		workers:  map[int32]*worker{},
+		owned:    map[string]map[int32]bool{},
 		ready:    make(chan struct{}),
 		room:     make(chan struct{}, 1),
 		ctx:      ctx,
@@ -324,7 +335,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	kopts = append(kopts,
 		kgo.SeedBrokers(cfg.Brokers...),
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topic),
+		kgo.ConsumeTopics(cfg.sources()...),
 		kgo.ConsumeResetOffset(start),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
@@ -335,9 +346,15 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		kgo.AdjustFetchOffsetsFn(c.adjust),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
-	if cfg.GroupProtocol == ProtocolConsumer {
+	switch {
+	case cfg.merged():
+		// Only the range assignor gives partition n of every topic to one
+		// member (sticky balancers spread them): it is eager, so a
+		// rebalance revokes every partition of the member.
+		kopts = append(kopts, kgo.Balancers(kgo.RangeBalancer()))
+	case cfg.GroupProtocol == ProtocolConsumer:
 		kopts = append(kopts, kgo.Balancers(kgo.StickyBalancer()), kgo.ServerSideBalancer())
-	} else {
+	default:
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	}
 	if cfg.SnapshotInterval > 0 {
@@ -354,12 +371,32 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		}
 		c.snaps = &snapshotStore{cl: scl, adm: kadm.NewClient(scl), brokers: cfg.Brokers, kopts: c.kopts, topic: cfg.snapshotTopic()}
 	}
-	cl, err := kgo.NewClient(kopts...)
-	if err != nil {
+	closeAll := func() {
 		cancel()
 		if c.snaps != nil {
 			c.snaps.cl.Close()
 		}
+		if c.merge != nil {
+			c.merge.cl.Close()
+		}
+	}
+	if cfg.merged() {
+		mopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+		mopts = append(mopts,
+			kgo.SeedBrokers(cfg.Brokers...),
+			kgo.RecordPartitioner(kgo.ManualPartitioner()),
+			kgo.RequiredAcks(kgo.AllISRAcks()),
+		)
+		mcl, err := kgo.NewClient(mopts...)
+		if err != nil {
+			closeAll()
+			return nil, fmt.Errorf("consumer: merge log producer: %w", err)
+		}
+		c.merge = &mergeLog{cl: mcl, adm: kadm.NewClient(mcl), topic: cfg.mergeTopic(), brokers: cfg.Brokers, kopts: c.kopts, fp: fingerprint(cfg.Topics)}
+	}
+	cl, err := kgo.NewClient(kopts...)
+	if err != nil {
+		closeAll()
 		return nil, fmt.Errorf("consumer: kafka client: %w", err)
 	}
 	c.cl = cl
@@ -394,6 +431,11 @@ func (c *Consumer) Readiness() (bool, string) {
 			return false, "dead-letter writes are failing: " + *msg
 		}
 	}
+	if c.merge != nil {
+		if msg := c.merge.failing.Load(); msg != nil {
+			return false, "the merge log of the co-partitioned topics failed: " + *msg
+		}
+	}
 	return true, ""
 }
 
@@ -424,6 +466,17 @@ func (c *Consumer) Run(ctx context.Context) error {
 	if c.snaps != nil {
 		defer c.snaps.cl.Close() // after the final release: it writes the last snapshots
 		if err := c.startSnapshots(ctx); err != nil {
+			c.cl.Close()
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+	}
+
+	if c.merge != nil {
+		defer c.merge.cl.Close() // after the final release: the last entries are in flight
+		if err := c.startMerge(ctx); err != nil {
 			c.cl.Close()
 			if ctx.Err() != nil {
 				return nil
@@ -496,7 +549,18 @@ func (c *Consumer) poll(ctx context.Context) error {
 				return
 			}
 			w.mu.Lock()
-			w.hw = p.HighWatermark
+			if w.mg != nil {
+				if i, ok := w.mg.index[p.Topic]; ok {
+					// Reading committed, the fetch ends at the last stable
+					// offset: the merge waits for a topic below it.
+					w.mg.hws[i] = p.HighWatermark
+					if p.LastStableOffset >= 0 {
+						w.mg.hws[i] = p.LastStableOffset
+					}
+				}
+			} else {
+				w.hw = p.HighWatermark
+			}
 			w.mu.Unlock()
 			if w.deliver(p.Records) {
 				full = append(full, w)
@@ -539,7 +603,7 @@ func (c *Consumer) waitForRoom(ctx context.Context, full []*worker) {
 		case <-c.room:
 		case <-stall:
 			for _, w := range full {
-				part := map[string][]int32{c.cfg.Topic: {w.partition}}
+				part := c.topicsAt(w.partition)
 				w.pauseIfFull(func() { c.cl.PauseFetchPartitions(part) })
 				// A partition revoked meanwhile was resumed by release
 				// (pauses outlive assignments); undo a pause that came
@@ -573,25 +637,92 @@ func isAuthError(err error) bool {
 func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, p := range assigned[c.cfg.Topic] {
-		if c.workers[p] != nil {
-			continue
+	sources := c.cfg.sources()
+	for _, t := range sources {
+		for _, p := range assigned[t] {
+			if c.owned[t] == nil {
+				c.owned[t] = map[int32]bool{}
+			}
+			c.owned[t][p] = true
 		}
-		w, err := newWorker(&c.pipeline, c.cfg.Topic, p)
-		if err != nil { // the config was validated in New; this is a bug
-			c.log.Error("start partition worker", "error", err)
-			continue
+	}
+	name := c.cfg.primary()
+	if c.cfg.merged() {
+		name = strings.Join(sources, "+")
+	}
+	for _, t := range sources {
+		for _, p := range assigned[t] {
+			if c.workers[p] != nil || !c.ownsAll(p) {
+				continue
+			}
+			w, err := newWorker(&c.pipeline, name, p)
+			if err != nil { // the config was validated in New; this is a bug
+				c.log.Error("start partition worker", "error", err)
+				continue
+			}
+			if c.cfg.merged() {
+				w.mg = newMerger(c.merge, sources)
+			}
+			w.resume = func() { c.cl.ResumeFetchPartitions(c.topicsAt(p)) }
+			w.room = c.room
+			c.workers[p] = w
+			go w.run(c.ctx)
+			c.metrics.add(c.metrics.rebalances, 1, attribute.String("kind", "assigned"))
+			c.log.Info("partition assigned", "topic", name, "partition", p)
 		}
-		w.resume = func() { c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: {p}}) }
-		w.room = c.room
-		c.workers[p] = w
-		go w.run(c.ctx)
-		c.metrics.add(c.metrics.rebalances, 1, attribute.String("kind", "assigned"))
-		c.log.Info("partition assigned", "topic", c.cfg.Topic, "partition", p)
+	}
+	if c.cfg.merged() {
+		for _, t := range sources {
+			for _, p := range assigned[t] {
+				if c.workers[p] == nil {
+					// Another member's assignor spread the topics: this
+					// partition waits, unprocessed, for a rebalance that
+					// gives this member all of them.
+					c.log.Error("partition assigned without the same partition of every co-partitioned topic; it is not processed (is every member of the group a sessiontrace with the same kafka.topics?)", "topic", t, "partition", p)
+				}
+			}
+		}
 	}
 	if len(c.workers) > 0 { // a cooperative rebalance may assign nothing at first
 		c.readyOne.Do(func() { close(c.ready) })
 	}
+}
+
+// ownsAll reports whether this member owns partition p of every topic;
+// the caller holds mu.
+func (c *Consumer) ownsAll(p int32) bool {
+	for _, t := range c.cfg.sources() {
+		if !c.owned[t][p] {
+			return false
+		}
+	}
+	return true
+}
+
+// topicsAt returns partition p of every topic consumed.
+func (c *Consumer) topicsAt(p int32) map[string][]int32 {
+	m := map[string][]int32{}
+	for _, t := range c.cfg.sources() {
+		m[t] = []int32{p}
+	}
+	return m
+}
+
+// partitionsOf returns the partition numbers named in ps (of any of the
+// topics consumed), forgetting that this member owns them.
+func (c *Consumer) partitionsOf(ps map[string][]int32) []int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int32
+	for _, t := range c.cfg.sources() {
+		for _, p := range ps[t] {
+			delete(c.owned[t], p)
+			if !slices.Contains(out, p) {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
 }
 
 // fetched reads each partition's commit metadata back: the exported-through
@@ -599,14 +730,38 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 // the dedup window there starts. It runs after assignment and before the
 // first fetch of those partitions, and before adjust.
 func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFetchResponse) error {
+	// A merged partition's resume is decided once every topic's commit was
+	// read: the lowest committed position wins (the topics are committed
+	// together, so they differ only after a commit that failed for some).
+	type mergedCommit struct {
+		w    *worker
+		best *mergeMeta
+		meta checkpoint.Metadata
+	}
+	merged := map[int32]*mergedCommit{}
 	visit := func(topic string, partition int32, offset int64, meta *string) {
-		if topic != c.cfg.Topic {
+		if !c.cfg.consumes(topic) {
 			return
 		}
 		c.mu.Lock()
 		w := c.workers[partition]
 		c.mu.Unlock()
 		if w == nil {
+			return
+		}
+		if w.mg != nil {
+			mc := merged[partition]
+			if mc == nil {
+				mc = &mergedCommit{w: w}
+				merged[partition] = mc
+			}
+			w.mg.committed[w.mg.index[topic]] = offset
+			if offset < 0 || meta == nil {
+				return
+			}
+			if mm, m, ok := parseMerged(*meta); ok && mm.fp == c.merge.fp && (mc.best == nil || mm.position < mc.best.position) {
+				mc.best, mc.meta = &mm, m
+			}
 			return
 		}
 		h := int64(-1)
@@ -635,13 +790,29 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 			}
 		}
 	}
-	if len(resp.Groups) > 0 {
-		return nil
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			visit(t.Topic, p.Partition, p.Offset, p.Metadata)
+	if len(resp.Groups) == 0 {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				visit(t.Topic, p.Partition, p.Offset, p.Metadata)
+			}
 		}
+	}
+	for p, mc := range merged {
+		w := mc.w
+		w.mg.resumed = mc.best
+		if mc.best == nil {
+			// No commit of this topic list: the partition starts at each
+			// topic's committed offset (or start_offset), as a new stream.
+			w.exportedThrough.Store(-1)
+			w.resumeFrom.Store(nil)
+			c.log.Info("resuming merged partition without a merged commit", "topics", c.cfg.Topics, "partition", p, "committed", w.mg.committed)
+			continue
+		}
+		mc.meta.Mark = max(mc.meta.Mark, -1)
+		w.exportedThrough.Store(mc.meta.Mark)
+		w.resumeFrom.Store(&resume{offset: mc.best.position, meta: mc.meta})
+		c.log.Info("resuming merged partition", "topics", c.cfg.Topics, "partition", p, "committed", w.mg.committed,
+			"position", mc.best.position, "merge_log_from", mc.best.log, "exported_through", mc.meta.Mark)
 	}
 	return nil
 }
@@ -655,7 +826,7 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 	fail := func(err error) bool {
 		c.metrics.add(c.metrics.fallbacks, 1)
 		c.log.Warn("the commit's snapshot cannot be used: the partition replays from the oldest record the topic holds",
-			"topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset, "snapshot", res.meta.Snapshot, "error", err)
+			"topic", c.cfg.primary(), "partition", w.partition, "committed", res.offset, "snapshot", res.meta.Snapshot, "error", err)
 		// Stream time and the window were those of the snapshot's offset,
 		// which the fallback does not start at.
 		w.resumeFrom.Store(&resume{offset: res.offset, meta: checkpoint.Metadata{Mark: res.meta.Mark}})
@@ -679,7 +850,7 @@ func (c *Consumer) loadSnapshot(ctx context.Context, w *worker, res *resume) boo
 		return fail(fmt.Errorf("%w: it holds %d events of a reorder window, which is off here (lifecycle.reorder_window 0)", lifecycle.ErrSnapshotMismatch, info.Held))
 	}
 	w.resumeFrom.Store(&resume{offset: res.offset, meta: res.meta, snap: b})
-	c.log.Info("snapshot loaded", "topic", c.cfg.Topic, "partition", w.partition, "committed", res.offset,
+	c.log.Info("snapshot loaded", "topic", c.cfg.primary(), "partition", w.partition, "committed", res.offset,
 		"sessions", info.Sessions, "held", info.Held, "bytes", info.Bytes, "took", time.Since(start).Round(time.Millisecond))
 	return true
 }
@@ -696,7 +867,7 @@ func (c *Consumer) startSnapshots(ctx context.Context) error {
 	s := c.snaps
 	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if err := s.ensure(ectx, c.cfg.Topic); err != nil {
+	if err := s.ensure(ectx, c.cfg.primary()); err != nil {
 		return fmt.Errorf("consumer: %w", err)
 	}
 	s.chunk = max(int(min(maxMessageBytes(ctx, s.adm, s.topic), DefaultDLQMaxBytes))/(snapshotInFlight+1)-recordOverhead, 64)
@@ -711,9 +882,12 @@ func (c *Consumer) startSnapshots(ctx context.Context) error {
 // when the log start cannot be read the partition starts at its commit, with
 // an empty window.
 func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	if c.merge != nil {
+		return c.adjustMerged(ctx, offsets)
+	}
 	want := map[int32]*resume{}
 	var fallback []int32
-	for p := range offsets[c.cfg.Topic] {
+	for p := range offsets[c.cfg.primary()] {
 		c.mu.Lock()
 		w := c.workers[p]
 		c.mu.Unlock()
@@ -737,52 +911,54 @@ func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 	if len(want) == 0 && len(fallback) == 0 {
 		return offsets, nil
 	}
-	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.Topic)
+	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.primary())
 	for _, p := range fallback {
 		// The oldest record the topic still holds: sessions that started
 		// there are rebuilt whole, and the mark keeps every span the
 		// previous owners exported from being emitted again.
-		lo, ok := starts.Lookup(c.cfg.Topic, p)
+		lo, ok := starts.Lookup(c.cfg.primary(), p)
 		if err != nil || !ok || lo.Err != nil {
-			offsets[c.cfg.Topic][p] = kgo.NewOffset().AtStart()
+			offsets[c.cfg.primary()][p] = kgo.NewOffset().AtStart()
 			continue
 		}
-		offsets[c.cfg.Topic][p] = kgo.NewOffset().At(lo.Offset).WithEpoch(-1)
+		offsets[c.cfg.primary()][p] = kgo.NewOffset().At(lo.Offset).WithEpoch(-1)
 	}
 	for p, res := range want {
 		from := res.meta.WindowStart
-		lo, ok := starts.Lookup(c.cfg.Topic, p)
+		lo, ok := starts.Lookup(c.cfg.primary(), p)
 		switch {
 		case err != nil || !ok || lo.Err != nil:
-			c.log.Warn("log start unknown: the partition resumes at its commit with an empty dedup window", "topic", c.cfg.Topic, "partition", p, "error", errors.Join(err, lo.Err))
+			c.log.Warn("log start unknown: the partition resumes at its commit with an empty dedup window", "topic", c.cfg.primary(), "partition", p, "error", errors.Join(err, lo.Err))
 			continue
 		case lo.Offset > from:
 			from = min(lo.Offset, res.offset)
 		}
-		offsets[c.cfg.Topic][p] = kgo.NewOffset().At(from).WithEpoch(-1)
+		offsets[c.cfg.primary()][p] = kgo.NewOffset().At(from).WithEpoch(-1)
 	}
 	return offsets, nil
 }
 
 func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
-	if len(revoked[c.cfg.Topic]) == 0 {
+	ps := c.partitionsOf(revoked)
+	if len(ps) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
 	defer cancel()
-	c.metrics.add(c.metrics.rebalances, int64(len(revoked[c.cfg.Topic])), attribute.String("kind", "revoked"))
-	c.release(ctx, revoked[c.cfg.Topic], true)
+	c.metrics.add(c.metrics.rebalances, int64(len(ps)), attribute.String("kind", "revoked"))
+	c.release(ctx, ps, true)
 }
 
 func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
-	if len(lost[c.cfg.Topic]) == 0 {
+	ps := c.partitionsOf(lost)
+	if len(ps) == 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
 	defer cancel()
-	c.metrics.add(c.metrics.rebalances, int64(len(lost[c.cfg.Topic])), attribute.String("kind", "lost"))
+	c.metrics.add(c.metrics.rebalances, int64(len(ps)), attribute.String("kind", "lost"))
 	// Never commit a lost partition: another member may own it already.
-	c.release(ctx, lost[c.cfg.Topic], false)
+	c.release(ctx, ps, false)
 }
 
 // release stops the workers of partitions, drains their lanes and their
@@ -805,7 +981,11 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	}
 	// Pauses persist in the client: a partition paused by back-pressure
 	// would stay paused when it is assigned to this member again.
-	c.cl.ResumeFetchPartitions(map[string][]int32{c.cfg.Topic: partitions})
+	resume := map[string][]int32{}
+	for _, t := range c.cfg.sources() {
+		resume[t] = partitions
+	}
+	c.cl.ResumeFetchPartitions(resume)
 	var wg sync.WaitGroup
 	for _, w := range ws {
 		wg.Go(func() {
@@ -827,6 +1007,15 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	wg.Wait()
 	for _, w := range ws {
 		w.dlqCancel()
+	}
+	if commit && c.merge != nil {
+		// A commit depends on the merge log's entries being stored: wait
+		// for those in flight, so the final commit is not held below them.
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
+		if err := c.merge.cl.Flush(fctx); err != nil {
+			c.log.Warn("merge log entries still in flight at release; the final commit stays below them", "error", err)
+		}
+		cancel()
 	}
 	if commit {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
@@ -865,14 +1054,29 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 	}
 }
 
-// commit commits the positions of ws that moved since their last commit.
+// commit commits the positions of ws that moved since their last commit:
+// each worker's offset, or, for merged topics, every topic's offset at the
+// worker's position, all with the worker's metadata, in one request.
 func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
-	offsets := map[int32]kgo.EpochOffset{}
-	marks := map[int32]string{}
-	byPartition := map[int32]*worker{}
-	positions := map[int32]checkpoint.Position{}
+	type pending struct {
+		w     *worker
+		pos   checkpoint.Position
+		front []int64 // each topic's offset, merged; nil for one topic
+		left  int     // topic-partitions not yet acknowledged
+		bad   bool
+	}
+	offsets := map[string]map[int32]kgo.EpochOffset{}
+	marks := map[string]map[int32]string{}
+	add := func(topic string, p int32, off int64, meta string) {
+		if offsets[topic] == nil {
+			offsets[topic], marks[topic] = map[int32]kgo.EpochOffset{}, map[int32]string{}
+		}
+		offsets[topic][p] = kgo.EpochOffset{Epoch: -1, Offset: off}
+		marks[topic][p] = meta
+	}
+	byPartition := map[int32]*pending{}
 	for _, w := range ws {
 		pos, ok := w.position()
 		if !ok {
@@ -880,74 +1084,257 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 		}
 		w.mu.Lock()
 		committed, open := w.committed, w.open
+		var front []int64
+		var log int64
+		if w.mg != nil && pos != committed {
+			// Only positions whose merge order the merge log stored: a
+			// new owner must replay the same order up to the mark.
+			var f []int64
+			f, log, ok = w.mg.commitAt(pos)
+			front = slices.Clone(f)
+		}
 		w.mu.Unlock()
 		c.metrics.openSessions.Record(context.Background(), int64(open), partitionAttrs(w.topic, w.partition))
 		// A moved mark alone is worth a commit: open sessions often pin the
 		// offset for long, and the mark is what spares the next owner from
 		// re-emitting everything since.
-		if pos == committed {
+		if pos == committed || !ok {
 			continue
 		}
-		offsets[w.partition] = kgo.EpochOffset{Epoch: -1, Offset: pos.Offset}
-		marks[w.partition] = checkpoint.Format(pos)
-		byPartition[w.partition] = w
-		positions[w.partition] = pos
+		pd := &pending{w: w, pos: pos, front: front}
+		if w.mg != nil {
+			meta := formatMerged(c.merge.fp, log, pos)
+			for i, t := range w.mg.topics {
+				add(t, w.partition, front[i], meta)
+			}
+			pd.left = len(w.mg.topics)
+		} else {
+			add(w.topic, w.partition, pos.Offset, checkpoint.Format(pos))
+			pd.left = 1
+		}
+		byPartition[w.partition] = pd
 	}
-	if len(offsets) == 0 {
+	if len(byPartition) == 0 {
 		return
 	}
 	ctx = kgo.PreCommitFnContext(ctx, func(req *kmsg.OffsetCommitRequest) error {
 		for i := range req.Topics {
-			if req.Topics[i].Topic != c.cfg.Topic {
-				continue
-			}
 			for j := range req.Topics[i].Partitions {
 				p := &req.Topics[i].Partitions[j]
-				if m, ok := marks[p.Partition]; ok {
+				if m, ok := marks[req.Topics[i].Topic][p.Partition]; ok {
 					p.Metadata = &m
 				}
 			}
 		}
 		return nil
 	})
-	c.cl.CommitOffsetsSync(ctx, map[string]map[int32]kgo.EpochOffset{c.cfg.Topic: offsets},
+	c.cl.CommitOffsetsSync(ctx, offsets,
 		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {
 				c.metrics.add(c.metrics.commits, 1, attribute.String("result", "error"))
-				c.log.Warn("offset commit failed", "topic", c.cfg.Topic, "error", err)
+				c.log.Warn("offset commit failed", "topics", c.cfg.sources(), "error", err)
 				return
 			}
 			for _, t := range resp.Topics {
 				for _, p := range t.Partitions {
-					w := byPartition[p.Partition]
-					if w == nil {
+					pd := byPartition[p.Partition]
+					if pd == nil {
 						continue
 					}
 					if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+						pd.bad = true
 						c.metrics.add(c.metrics.commits, 1, attribute.String("result", "error"))
 						c.log.Warn("offset commit failed", "topic", t.Topic, "partition", p.Partition, "error", err)
 						continue
 					}
-					off := offsets[p.Partition].Offset
-					w.mu.Lock()
-					w.committed = positions[p.Partition]
-					hw := w.hw
-					stale := w.superseded(off)
-					w.mu.Unlock()
-					// A worker may wait for this commit to apply a quiet
-					// flush it names.
-					signal(w.wake)
-					c.deleteSnapshots(w.partition, stale)
-					c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
-					c.log.Debug("committed", "partition", p.Partition, "offset", off, "mark", marks[p.Partition])
+					pd.left--
+					off := offsets[t.Topic][p.Partition].Offset
 					attrs := partitionAttrs(t.Topic, p.Partition)
 					c.metrics.committed.Record(context.Background(), off, attrs)
+					pd.w.mu.Lock()
+					hw := pd.w.hw
+					if pd.w.mg != nil {
+						hw = pd.w.mg.hws[pd.w.mg.index[t.Topic]]
+					}
+					pd.w.mu.Unlock()
 					if hw >= off {
 						c.metrics.lag.Record(context.Background(), hw-off, attrs)
 					}
 				}
 			}
+			for _, pd := range byPartition {
+				if pd.bad || pd.left > 0 {
+					// A merged partition whose topics were not all committed
+					// keeps its last position: a new owner takes the lowest.
+					continue
+				}
+				w := pd.w
+				w.mu.Lock()
+				w.committed = pd.pos
+				stale := w.superseded(pd.pos.Offset)
+				if w.mg != nil {
+					w.mg.tbl.Trim(min(pd.pos.WindowStart, pd.pos.Offset))
+				}
+				w.mu.Unlock()
+				// A worker may wait for this commit to apply a quiet
+				// flush it names.
+				signal(w.wake)
+				c.deleteSnapshots(w.partition, stale)
+				c.metrics.add(c.metrics.commits, 1, attribute.String("result", "ok"))
+				c.log.Debug("committed", "topic", w.topic, "partition", w.partition, "offset", pd.pos.Offset, "offsets", pd.front)
+			}
 		})
+}
+
+// startMerge checks that the topics are co-partitioned and makes sure the
+// merge topic exists.
+func (c *Consumer) startMerge(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n, err := checkCoPartitioned(ctx, c.merge.adm, c.cfg.Topics)
+	if err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	if err := c.merge.ensure(ctx, c.cfg.Topics, n); err != nil {
+		return fmt.Errorf("consumer: %w", err)
+	}
+	return nil
+}
+
+// adjustMerged decides where each merged partition starts (planMerged) and
+// sets every topic's fetch offset to where the merge log's runs end: the
+// worker replays the runs itself, before the group's records.
+func (c *Consumer) adjustMerged(ctx context.Context, offsets map[string]map[int32]kgo.Offset) (map[string]map[int32]kgo.Offset, error) {
+	topics := c.cfg.Topics
+	for p := range offsets[topics[0]] {
+		c.mu.Lock()
+		w := c.workers[p]
+		c.mu.Unlock()
+		if w == nil || w.mg == nil || w.mg.start.Load() != nil {
+			continue
+		}
+		st := c.planMerged(ctx, w)
+		if st.err != nil {
+			msg := st.err.Error()
+			c.merge.failing.Store(&msg)
+			c.log.Error("merged partition not started: its merge log cannot be claimed or read; it waits for its next assignment", "topics", topics, "partition", p, "error", st.err)
+			w.mg.start.Store(st)
+			continue
+		}
+		front := st.front
+		if st.plan != nil {
+			front = st.plan.End
+		}
+		for i, t := range topics {
+			if offsets[t] == nil {
+				offsets[t] = map[int32]kgo.Offset{}
+			}
+			offsets[t][p] = kgo.NewOffset().At(front[i]).WithEpoch(-1)
+		}
+		w.mg.start.Store(st)
+		signal(w.wake)
+	}
+	return offsets, nil
+}
+
+// planMerged claims partition w.partition of the merge log and reads it to
+// plan the replay from the position the commit names: the snapshot's, or
+// the dedup window's start. A commit whose snapshot cannot be used
+// replays from the oldest entry instead (the fallback of one topic); a
+// partition with no commit of this topic list, or whose merge log does not
+// hold the position, starts at each topic's committed offset as a new
+// stream, with no mark (spans already exported may be exported again).
+func (c *Consumer) planMerged(ctx context.Context, w *worker) *mergeStart {
+	p, k := w.partition, len(c.cfg.Topics)
+	id, end, err := c.merge.claim(ctx, p)
+	if err != nil {
+		return &mergeStart{err: err}
+	}
+	st := &mergeStart{claim: id}
+	// The merge waits for a topic behind its end: until the first fetch
+	// says, the end now is where each topic is behind.
+	if ends, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.cfg.Topics...); err == nil {
+		w.mu.Lock()
+		for i, t := range c.cfg.Topics {
+			if o, ok := ends.Lookup(t, p); ok && o.Err == nil {
+				w.mg.hws[i] = o.Offset
+			}
+		}
+		w.mu.Unlock()
+	}
+	res, mm := w.resumeFrom.Load(), w.mg.resumed
+	if res != nil && mm != nil {
+		x, from := res.meta.WindowStart, mm.log
+		if res.meta.Snapshot != "" {
+			x = mm.position
+			if !c.loadSnapshot(ctx, w, res) {
+				x, from = -1, -1
+			}
+		}
+		if from < 0 {
+			if from, err = c.merge.start(ctx, p); err != nil {
+				return &mergeStart{err: err}
+			}
+		}
+		logged, err := c.merge.read(ctx, p, from, end)
+		if err != nil {
+			return &mergeStart{err: err}
+		}
+		plan, err := merge.NewPlan(logged, k, x)
+		if err == nil {
+			if plan.Ignored > 0 || plan.Stopped != "" {
+				c.log.Warn("merge log entries not replayed", "topics", c.cfg.Topics, "partition", p,
+					"stale_claim", plan.Ignored, "stopped", plan.Stopped)
+			}
+			st.plan = plan
+			return st
+		}
+		c.metrics.add(c.metrics.fallbacks, 1)
+		c.log.Warn("the merge log does not hold the commit's position: the partition starts at the committed offsets, without the sessions open there, and may export spans again",
+			"topics", c.cfg.Topics, "partition", p, "position", mm.position, "error", err)
+		w.exportedThrough.Store(-1)
+		w.resumeFrom.Store(nil)
+	}
+	st.front, err = c.startOffsets(ctx, w)
+	if err != nil {
+		return &mergeStart{err: err}
+	}
+	return st
+}
+
+// startOffsets returns where a merged partition without a plan starts:
+// each topic's committed offset, or start_offset's for a topic with none.
+func (c *Consumer) startOffsets(ctx context.Context, w *worker) ([]int64, error) {
+	front := slices.Clone(w.mg.committed)
+	var missing []string
+	for i, o := range front {
+		if o < 0 {
+			missing = append(missing, w.mg.topics[i])
+		}
+	}
+	if len(missing) == 0 {
+		return front, nil
+	}
+	adm := kadm.NewClient(c.cl)
+	list := adm.ListStartOffsets
+	if c.cfg.StartOffset == "latest" {
+		list = adm.ListEndOffsets
+	}
+	listed, err := list(ctx, missing...)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %v: %w", missing, err)
+	}
+	for i, o := range front {
+		if o >= 0 {
+			continue
+		}
+		lo, ok := listed.Lookup(w.mg.topics[i], w.partition)
+		if !ok || lo.Err != nil {
+			return nil, fmt.Errorf("list offsets of %s/%d: %v", w.mg.topics[i], w.partition, lo.Err)
+		}
+		front[i] = lo.Offset
+	}
+	return front, nil
 }
 
 // deleteSnapshots writes tombstones for the chunks of snapshots no commit
@@ -974,7 +1361,7 @@ func (c *Consumer) deleteSnapshots(partition int32, stale []writtenSnapshot) {
 func (c *Consumer) startDLQ(ctx context.Context) (*deadLetter, error) {
 	adm := kadm.NewClient(c.cl)
 	d := &deadLetter{
-		adm: adm, topic: c.cfg.dlqTopic(), source: c.cfg.Topic,
+		adm: adm, topic: c.cfg.dlqTopic(), source: c.cfg.primary(),
 		log: newRateLog(c.log, 10*time.Second), m: c.metrics,
 		retryInitial: c.cfg.RetryInitial, retryMax: c.cfg.RetryMax,
 	}

@@ -37,6 +37,9 @@ func runChild() int {
 	}
 	cfg := pathConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"), os.Getenv("CHILD_EXPORT_PATH"))
 	cfg.InstanceID = os.Getenv("CHILD_INSTANCE_ID")
+	if ts := os.Getenv("CHILD_TOPICS"); ts != "" {
+		cfg.Topics = strings.Split(ts, ",")
+	}
 	if d, err := time.ParseDuration(os.Getenv("CHILD_SNAPSHOT_INTERVAL")); err == nil {
 		cfg.SnapshotInterval = d
 	}

@@ -27,7 +27,10 @@ type worker struct {
 	partition int32
 	c         *pipeline
 
-	part  *partition[*kgo.Record]
+	part *partition[*kgo.Record]
+	// mg merges co-partitioned topics into the partition's one stream
+	// (mergelog.go); nil for one topic, whose offsets are the positions.
+	mg    *merger
 	steps []step[*kgo.Record] // scratch: what one record did
 	rec   schema.Record       // scratch: the record as the decoder reads it
 	hdrs  bool                // the decoder reads headers (a mapping); v1 does not
@@ -107,6 +110,9 @@ type worker struct {
 	// acknowledged. Only the worker's goroutine touches them.
 	lastFetched time.Time
 	flushAt     int64
+	// flushWaiting is set while a planned quiet flush waits for its
+	// commit: a merge log acknowledgement then asks for a commit at once.
+	flushWaiting atomic.Bool
 	// written are the snapshots written and not yet superseded by a
 	// committed one (under mu): once a commit names a later one they are
 	// deleted from the snapshot topic.
@@ -268,6 +274,22 @@ func (w *worker) run(ctx context.Context) {
 	// was taken, while events are held: the partition may have gone quiet.
 	var quietDue <-chan time.Time
 	for {
+		if w.mg != nil && !w.started {
+			// A merged partition begins once adjust said how: replaying
+			// the merge log first, before any record the group fetches.
+			if st := w.mg.start.Load(); st != nil && st.err == nil {
+				if !w.startMerged(ctx, st) {
+					return
+				}
+				continue
+			}
+			select {
+			case <-w.quit:
+				return
+			case <-w.wake:
+			}
+			continue
+		}
 		if w.flushAt >= 0 {
 			// No record is processed past a planned quiet flush before it
 			// is applied, and it is applied only once durable: the commit
@@ -282,9 +304,10 @@ func (w *worker) run(ctx context.Context) {
 			}
 			w.part.quiet(w.flushAt)
 			w.flushAt = -1
+			w.flushWaiting.Store(false)
 			w.flushQuiet(ctx)
 		}
-		recs, ok := w.take()
+		recs, offs, ok := w.takeRecords()
 		if !ok {
 			if iv := w.c.cfg.SnapshotInterval; iv > 0 && snapDue == nil && w.next != w.snapAt {
 				snapDue = time.After(max(0, iv-time.Since(w.snapTime)))
@@ -292,7 +315,9 @@ func (w *worker) run(ctx context.Context) {
 			if win := w.c.cfg.Lifecycle.ReorderWindow; win > 0 && quietDue == nil && w.part.held() > 0 {
 				quietDue = time.After(max(0, win-time.Since(w.lastFetched)))
 			}
+			mergeDue := w.mergeDue()
 			select {
+			case <-mergeDue:
 			case <-w.quit:
 				return
 			case <-w.wake:
@@ -308,13 +333,17 @@ func (w *worker) run(ctx context.Context) {
 		w.lastFetched = time.Now()
 		quietDue = nil
 		var n, bytes int64
-		for _, r := range recs {
+		for i, r := range recs {
 			if !w.roomForDeadLetters() {
 				w.countRecords(n, bytes)
 				return
 			}
-			w.process(ctx, r)
-			w.next = r.Offset + 1
+			off := r.Offset
+			if offs != nil {
+				off = offs[i]
+			}
+			w.process(ctx, r, off)
+			w.next = off + 1
 			n++
 			bytes += int64(len(r.Value))
 		}
@@ -354,6 +383,9 @@ func (w *worker) planQuiet() {
 	w.inMu.Unlock()
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.mg != nil && w.mg.stashed > 0 {
+		empty = false // records wait for the merge
+	}
 	if !empty || w.part.plannedFrom(w.next) {
 		return
 	}
@@ -363,6 +395,7 @@ func (w *worker) planQuiet() {
 	}
 	w.ledger.Flushed(w.next)
 	w.flushAt = w.next
+	w.flushWaiting.Store(true)
 	signal(w.c.commitSoon)
 }
 
@@ -463,9 +496,10 @@ func (w *worker) countRecords(n, bytes int64) {
 	pm.bytes.Add(context.Background(), bytes, w.attrs)
 }
 
-// process runs one record through decode, the reorder window, the state
-// machine and the lane.
-func (w *worker) process(ctx context.Context, r *kgo.Record) {
+// process runs one record, at offset off (its position in a merged
+// stream), through decode, the reorder window, the state machine and the
+// lane.
+func (w *worker) process(ctx context.Context, r *kgo.Record, off int64) {
 	if !w.started {
 		w.start()
 	}
@@ -474,7 +508,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	// of sessions that began below the committed offset look like unknown
 	// sessions here, although the previous owner saw them whole: counting
 	// or logging them would raise false anomalies on every handover.
-	replayed := r.Offset < mark
+	replayed := off < mark
 	if replayed {
 		if w.rebuilt == 0 {
 			w.rebuildStart = time.Now()
@@ -483,14 +517,14 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	} else if w.rebuilt > 0 {
 		w.rebuildDone(mark)
 	}
-	spans, steps := w.part.process(w.record(r), r.Timestamp, r.Offset, r, w.spans[:0], w.steps[:0])
+	spans, steps := w.part.process(w.record(r), r.Timestamp, off, r, w.spans[:0], w.steps[:0])
 	// Every step of a record below the committed offset is warm.
 	warm := steps[0].warm
 	w.applySteps(ctx, spans, steps, mark)
 	if warm {
 		// Below the committed offset: it only refilled the dedup window,
 		// and nothing of it is this owner's to commit.
-		if replayed && r.Offset+1 >= mark {
+		if replayed && off+1 >= mark {
 			w.rebuildDone(mark)
 		}
 		return
@@ -499,7 +533,7 @@ func (w *worker) process(ctx context.Context, r *kgo.Record) {
 	w.mu.Lock()
 	w.open = w.part.m.Open()
 	w.mu.Unlock()
-	if replayed && r.Offset+1 >= mark {
+	if replayed && off+1 >= mark {
 		w.rebuildDone(mark)
 	}
 }
@@ -589,7 +623,7 @@ func (w *worker) apply(ctx context.Context, st *step[*kgo.Record], spans []lifec
 			// the SDK lane's ID generator (the lane builds its own), gets
 			// here; the span is never acknowledged, so never committed
 			// past.
-			w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", r.Offset, "error", err)
+			w.c.log.Error("emit span", "topic", w.topic, "partition", w.partition, "offset", st.offset, "error", err)
 		}
 	}
 	if len(spans) > 0 && w.c.sessions != nil {
@@ -725,7 +759,20 @@ func (w *worker) refetchDeadLetter(offset int64, reason, detail string, counter 
 func (w *worker) refetched(offset int64, reason, detail string, counter *atomic.Int32) {
 	// Not on the lane's (or the worker's) goroutine: the re-read is a fetch.
 	go func() {
-		rec, err := w.c.dlq.refetch(w.dlqCtx, w.topic, w.partition, offset)
+		topic, at := w.topic, offset
+		if w.mg != nil {
+			w.mu.Lock()
+			t, o, ok := w.mg.locate(offset)
+			w.mu.Unlock()
+			if !ok {
+				w.logs.warn("refetch", "no record at this position of the merged topics; it stays uncommitted", "position", offset, "reason", reason)
+				w.dlqOut.Add(-1)
+				signal(w.dlqDone)
+				return
+			}
+			topic, at = t, o
+		}
+		rec, err := w.c.dlq.refetch(w.dlqCtx, topic, w.partition, at)
 		if err != nil {
 			// The partition is being released (or the record is gone):
 			// the copy stays unwritten and the commit stays below it.

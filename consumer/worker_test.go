@@ -56,7 +56,7 @@ func testCommitNeverPasses(t *testing.T, recs []*kgo.Record, half int, path stri
 		for off := from; off < to; off++ {
 			r := *recs[off]
 			r.Offset = int64(off)
-			w.process(t.Context(), &r)
+			w.process(t.Context(), &r, r.Offset)
 		}
 	}
 
