@@ -111,6 +111,15 @@ type Config struct {
 	// the first topic's partition count and the longest retention.ms of
 	// the topics.
 	MergeTopic string `mapstructure:"merge_topic"`
+	// MergeWait is how long, with Topics, the merge holds the records of
+	// some topics while another, caught up as far as its last fetch said,
+	// has none queued: Kafka Streams' max.task.idle.ms. 0 (the default)
+	// merges at once, which suits producers that publish as events happen
+	// (the reorder window absorbs their jitter); a topic whose producer
+	// delivers a backlog later than the others' needs a wait as long as
+	// that delay. A topic behind its high watermark is always waited for,
+	// up to half a second.
+	MergeWait time.Duration `mapstructure:"merge_wait"`
 	// Group is the consumer group.
 	Group string `mapstructure:"group"`
 	// DLQTopic receives records that cannot be traced, with the reason in
@@ -403,6 +412,9 @@ func (c Config) ValidatePipeline() error {
 		if d.v <= 0 {
 			return fmt.Errorf("%s %v: %w", d.key, d.v, ErrBadDuration)
 		}
+	}
+	if c.MergeWait < 0 {
+		return fmt.Errorf("merge_wait %v: %w", c.MergeWait, ErrNegative)
 	}
 	if c.SnapshotInterval < 0 {
 		return fmt.Errorf("snapshot_interval %v: %w", c.SnapshotInterval, ErrNegative)

@@ -661,7 +661,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 				continue
 			}
 			if c.cfg.merged() {
-				w.mg = newMerger(c.merge, sources)
+				w.mg = newMerger(c.merge, sources, c.cfg.MergeWait)
 			}
 			w.resume = func() { c.cl.ResumeFetchPartitions(c.topicsAt(p)) }
 			w.room = c.room

@@ -3,6 +3,7 @@ package consumer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -38,7 +39,8 @@ func runChild() int {
 	cfg := pathConfig(brokers, os.Getenv("CHILD_TOPIC"), os.Getenv("CHILD_GROUP"), os.Getenv("CHILD_EXPORT_PATH"))
 	cfg.InstanceID = os.Getenv("CHILD_INSTANCE_ID")
 	if ts := os.Getenv("CHILD_TOPICS"); ts != "" {
-		cfg.Topics = strings.Split(ts, ",")
+		cfg = mergedConfig(brokers, strings.Split(ts, ","), cfg.Group)
+		cfg.ExportPath = os.Getenv("CHILD_EXPORT_PATH")
 	}
 	if d, err := time.ParseDuration(os.Getenv("CHILD_SNAPSHOT_INTERVAL")); err == nil {
 		cfg.SnapshotInterval = d
@@ -49,6 +51,9 @@ func runChild() int {
 	}
 	opts := append(out.options(), WithKafkaOptions(kgo.SessionTimeout(session), kgo.HeartbeatInterval(500*time.Millisecond)))
 	opts = append(opts, childHoldOptions()...)
+	if os.Getenv("SESSIONTRACE_TEST_LOG") != "" {
+		opts = append(opts, WithLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	}
 	c, err := New(cfg, out.exp, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

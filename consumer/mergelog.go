@@ -288,11 +288,14 @@ type merger struct {
 	queues       [][]*kgo.Record
 	stashed      int
 	blockedSince time.Time
+	waitFor      time.Duration
+	// wait is Config.MergeWait.
+	wait time.Duration
 	// out and pos are scratch of one merge.
-	out    []*kgo.Record
-	pos    []int64
-	buf    []byte
-	front  []int64
+	out   []*kgo.Record
+	pos   []int64
+	buf   []byte
+	front []int64
 }
 
 // mergeStart is how a merged worker begins: the plan to replay (nil when
@@ -306,8 +309,8 @@ type mergeStart struct {
 	err error
 }
 
-func newMerger(l *mergeLog, topics []string) *merger {
-	m := &merger{log: l, topics: topics, index: map[string]int{}, committed: make([]int64, len(topics)),
+func newMerger(l *mergeLog, topics []string, wait time.Duration) *merger {
+	m := &merger{log: l, topics: topics, wait: wait, index: map[string]int{}, committed: make([]int64, len(topics)),
 		hws: make([]int64, len(topics)), queues: make([][]*kgo.Record, len(topics))}
 	for i, t := range topics {
 		m.index[t] = i
@@ -381,25 +384,31 @@ func (m *merger) release(now time.Time) ([]*kgo.Record, []int64, int) {
 	return m.out, m.pos, skipped
 }
 
-// waiting reports whether the merge waits for a topic with an empty queue
-// that is behind its high watermark, starting the wait's clock.
+// waiting reports whether the merge waits for a topic with an empty
+// queue: one behind its high watermark (for mergeIdle at most), or any
+// (for Config.MergeWait); the wait's clock starts with the first call
+// that waits.
 func (m *merger) waiting(now time.Time) bool {
-	behind := false
+	var wait time.Duration
 	front := m.tbl.Frontier()
 	for i, q := range m.queues {
-		if len(q) == 0 && m.hws[i] > front[i] {
-			behind = true
-			break
+		if len(q) > 0 {
+			continue
 		}
+		if m.hws[i] > front[i] {
+			wait = max(wait, mergeIdle)
+		}
+		wait = max(wait, m.wait)
 	}
-	if !behind || m.stashed > mergeStash {
+	if wait == 0 || m.stashed > mergeStash {
 		m.blockedSince = time.Time{}
 		return false
 	}
 	if m.blockedSince.IsZero() {
 		m.blockedSince = now
 	}
-	return now.Sub(m.blockedSince) < mergeIdle
+	m.waitFor = wait
+	return now.Sub(m.blockedSince) < wait
 }
 
 // waitUntil returns when a waiting merge stops waiting, zero when it is
@@ -408,7 +417,7 @@ func (m *merger) waitUntil() time.Time {
 	if m.blockedSince.IsZero() || m.stashed == 0 {
 		return time.Time{}
 	}
-	return m.blockedSince.Add(mergeIdle)
+	return m.blockedSince.Add(m.waitFor)
 }
 
 // locate returns the topic and offset of the record at position x; the
