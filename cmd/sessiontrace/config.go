@@ -266,7 +266,24 @@ func (c config) validateConsume() error {
 	if err := c.Kafka.Validate(); err != nil {
 		return fmt.Errorf("%w: kafka.%w", errInvalidConfig, err)
 	}
+	// kafka.topics replaces kafka.topic, so a topic named only there would
+	// silently not be consumed. The default cannot be told from a topic
+	// left unset and is let through.
+	k := c.Kafka.Config
+	if len(k.Topics) > 0 && k.Topic != consumer.DefaultTopic && !slices.Contains(k.Topics, k.Topic) {
+		return fmt.Errorf("%w: kafka.topic %q: not one of kafka.topics %v, which replaces it; list it there or leave kafka.topic unset",
+			errInvalidConfig, k.Topic, k.Topics)
+	}
 	return c.validateClients()
+}
+
+// sources are the topics consume reads: kafka.topics when set, else
+// kafka.topic.
+func (k kafkaConfig) sources() []string {
+	if len(k.Topics) > 0 {
+		return k.Topics
+	}
+	return []string{k.Topic}
 }
 
 // validatePipeline checks what replay needs: no group, and brokers only when

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,8 @@ func TestConfigFile(t *testing.T) {
 			Config: consumer.Config{
 				Brokers:            []string{"kafka-1:9092", "kafka-2:9092"},
 				Topic:              "game.lifecycle",
+				Topics:             []string{"game.lifecycle", "game.matches"},
+				MergeTopic:         "game.lifecycle.eu.merge",
 				Group:              "sessiontrace-eu",
 				DLQTopic:           "game.lifecycle.dead",
 				GroupProtocol:      "classic",
@@ -175,6 +178,85 @@ func TestConfigPrecedence(t *testing.T) {
 		if !reflect.DeepEqual(c.got, c.want) {
 			t.Errorf("%s: got %v, want %v", c.name, c.got, c.want)
 		}
+	}
+}
+
+// TestConfigTopics checks kafka.topics and kafka.merge_topic from each
+// source, lists as brokers are, and when kafka.topic may stand beside them.
+func TestConfigTopics(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		file  string
+		env   map[string]string
+		flags []string
+		topic string // kafka.topic loaded
+		want  []string
+		merge string
+		err   string // substring of validateConsume's error; empty: valid
+	}{
+		{name: "file list", file: "kafka:\n  topics: [auth-events, match-events]\n  merge_topic: m\n",
+			topic: consumer.DefaultTopic, want: []string{"auth-events", "match-events"}, merge: "m"},
+		{name: "env list", env: map[string]string{"SESSIONTRACE_KAFKA_TOPICS": "auth-events,match-events", "SESSIONTRACE_KAFKA_MERGE_TOPIC": "m"},
+			topic: consumer.DefaultTopic, want: []string{"auth-events", "match-events"}, merge: "m"},
+		{name: "flag wins over env and file", file: "kafka:\n  topics: [file-a, file-b]\n", env: map[string]string{"SESSIONTRACE_KAFKA_TOPICS": "env-a,env-b"},
+			flags: []string{"--topics", "flag-a,flag-b"}, topic: consumer.DefaultTopic, want: []string{"flag-a", "flag-b"}},
+		{name: "topic one of them", flags: []string{"--topic", "match-events", "--topics", "auth-events,match-events"},
+			topic: "match-events", want: []string{"auth-events", "match-events"}},
+		{name: "topic alone", flags: []string{"--topic", "game.lifecycle"}, topic: "game.lifecycle"},
+		{name: "one topic in the list", flags: []string{"--topics", "auth-events"}, topic: consumer.DefaultTopic, want: []string{"auth-events"}},
+		{name: "topic not one of them", flags: []string{"--topic", "game.lifecycle", "--topics", "auth-events,match-events"},
+			topic: "game.lifecycle", want: []string{"auth-events", "match-events"}, err: "not one of kafka.topics"},
+		{name: "merge topic is a source", flags: []string{"--topics", "auth-events,match-events"}, env: map[string]string{"SESSIONTRACE_KAFKA_MERGE_TOPIC": "match-events"},
+			topic: consumer.DefaultTopic, want: []string{"auth-events", "match-events"}, merge: "match-events", err: "kafka.merge_topic"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("SESSIONTRACE_KAFKA_BROKERS", "a:1")
+			for k, v := range c.env {
+				t.Setenv(k, v)
+			}
+			path := ""
+			if c.file != "" {
+				path = filepath.Join(t.TempDir(), "c.yaml")
+				if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l := newLoader()
+			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+			addConfigFlags(fs, l, "topic", "topics")
+			if err := fs.Parse(c.flags); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := l.load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k := cfg.Kafka
+			if k.Topic != c.topic || !slices.Equal(k.Topics, c.want) || k.MergeTopic != c.merge {
+				t.Errorf("topic %q, topics %q, merge_topic %q; want %q, %q, %q", k.Topic, k.Topics, k.MergeTopic, c.topic, c.want, c.merge)
+			}
+			err = cfg.validateConsume()
+			switch {
+			case c.err == "" && err != nil:
+				t.Errorf("validate: %v", err)
+			case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+				t.Errorf("validate: %v, want an error mentioning %q", err, c.err)
+			case c.err != "" && !errors.Is(err, errInvalidConfig):
+				t.Errorf("validate: %v does not wrap errInvalidConfig", err)
+			}
+		})
+	}
+}
+
+// TestConsumeSources checks the topics the start line names.
+func TestConsumeSources(t *testing.T) {
+	k := defaultConfig().Kafka
+	if got := k.sources(); !slices.Equal(got, []string{consumer.DefaultTopic}) {
+		t.Errorf("default: %q", got)
+	}
+	k.Topics = []string{"auth-events", "match-events"}
+	if got := k.sources(); !slices.Equal(got, k.Topics) {
+		t.Errorf("with kafka.topics: %q", got)
 	}
 }
 

@@ -16,14 +16,16 @@ import (
 // documentation cannot fall behind the code.
 var keyDocs = map[string]string{
 	"kafka.brokers":                      "Seed brokers, host:port; a comma-separated list in the environment. Required by consume, record, simulate and replay --topic; bench starts an embedded broker when empty.",
-	"kafka.topic":                        "The lifecycle topic to consume, record, replay or publish to.",
+	"kafka.topic":                        "The lifecycle topic to consume, record, replay or publish to. `consume` reads `kafka.topics` instead when that is set.",
+	"kafka.topics":                       "Topics `consume` reads together, replacing `kafka.topic` (one topic here is the same as `kafka.topic`). Two or more must be co-partitioned: every record keyed by player ID, the same partition count, the same partitioner; partition n of every topic feeds one state machine, merged by Kafka record timestamp and then through the reorder window. `consume` refuses to start when the partition counts differ, or when `kafka.topic` is set to a topic other than the default that is not in the list. A comma-separated list in the environment and on the command line. See \"Co-partitioned topics\".",
+	"kafka.merge_topic":                  "With `kafka.topics`: the topic recording the order each partition's topics were merged in, so a new owner replays it exactly; empty means `<first topic>.<group>.merge`. Created when missing, with the first topic's partition count and the longest `retention.ms` of the topics.",
 	"kafka.group":                        "Consumer group of consume.",
-	"kafka.dlq_topic":                    "Dead-letter topic for records that cannot be traced (reason in headers); empty means `<topic>.dlq`. Created (with the source topic's partition count) only when a metadata request says it is missing, at start or when it was deleted mid-run.",
+	"kafka.dlq_topic":                    "Dead-letter topic for records that cannot be traced (reason in headers); empty means `<topic>.dlq` (with `kafka.topics`, named after the first of them). Created (with the source topic's partition count) only when a metadata request says it is missing, at start or when it was deleted mid-run.",
 	"kafka.group_protocol":               "`classic` (client-side cooperative-sticky balancing) or `consumer` (KIP-848; advised only against Kafka 4.3+).",
 	"kafka.start_offset":                 "Where a partition without a committed offset starts: `earliest` (nothing skipped) or `latest`.",
 	"kafka.commit_interval":              "How often acknowledged positions are committed; bounds the duplicates a crash can cause.",
 	"kafka.snapshot_interval":            "How often (of processing) each partition writes a snapshot of its open sessions to `kafka.snapshot_topic`, and at revoke and shutdown; once Kafka acknowledged one, the commit may pass the sessions it holds, so a restart replays only the records after it. Writing pauses the partition while it encodes (about 100 bytes an open session). 0 writes none: the committed offset never passes an open session's first record.",
-	"kafka.snapshot_topic":               "Compacted topic of the snapshots; empty means `<topic>.snapshots`. Created (cleanup.policy=compact, the source topic's partition count) when missing.",
+	"kafka.snapshot_topic":               "Compacted topic of the snapshots; empty means `<topic>.snapshots` (with `kafka.topics`, named after the first of them). Created (cleanup.policy=compact, the source topic's partition count) when missing.",
 	"kafka.instance_id":                  "Static group membership (KIP-345): a stable ID per member, e.g. the pod name, so a restarted member (even after kill -9) gets its partitions back at once instead of after `kafka.session_timeout`. A static member does not leave the group on shutdown. Empty: dynamic membership.",
 	"kafka.session_timeout":              "How long the group waits for a silent member before moving its partitions (the wait after a kill -9 without `kafka.instance_id`). Ignored with `group_protocol: consumer`, where the broker's `group.consumer.session.timeout.ms` decides.",
 	"kafka.rebalance_timeout":            "How long a rebalance waits for every member to rejoin; a slower member is removed from the group.",
@@ -103,6 +105,7 @@ type flagSpec struct {
 var configFlags = []flagSpec{
 	{"brokers", "kafka.brokers"},
 	{"topic", "kafka.topic"},
+	{"topics", "kafka.topics"},
 	{"group", "kafka.group"},
 	{"start-offset", "kafka.start_offset"},
 	{"otlp-endpoint", "otlp.endpoint"},

@@ -22,12 +22,14 @@ func newConsumeCmd(a *app) *cobra.Command {
 		Short: "Consume the lifecycle topic as a consumer group and export session traces over OTLP",
 		Long: `consume is the production mode. It joins the consumer group, turns every player session into one
 trace, exports the spans over OTLP/gRPC and commits offsets only once the spans are accepted.
+With --topics A,B,C it reads several co-partitioned topics (keyed by player ID, the same partition
+count) together instead of --topic: partition n of every topic feeds one session state machine.
 
 It serves /healthz (live), /readyz (assigned partitions and the exporter answers) and Prometheus
 /metrics on --http-address. SIGTERM or SIGINT drain the partitions, commit and exit 0.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
-	l := a.loader(cmd, "brokers", "topic", "group", "start-offset", "otlp-endpoint", "otlp-insecure", "http-address")
+	l := a.loader(cmd, "brokers", "topic", "topics", "group", "start-offset", "otlp-endpoint", "otlp-insecure", "http-address")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := l.load(a.configPath)
 		if err != nil {
@@ -101,7 +103,7 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	}
 	defer srv.shutdown(log) // step 2
 
-	log.Info("consuming", "brokers", cfg.Kafka.Brokers, "topic", cfg.Kafka.Topic, "group", cfg.Kafka.Group,
+	log.Info("consuming", "brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.sources(), "group", cfg.Kafka.Group,
 		"otlp_endpoint", cfg.OTLP.Endpoint, "sasl", cfg.Kafka.SASL.Mechanism, "tls", cfg.Kafka.TLS.Enabled)
 	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) { // step 1
 		return fmt.Errorf("consume: %w", err)

@@ -23,7 +23,7 @@ func (f *producerFlags) register(fs *pflag.FlagSet) {
 	fs.StringSliceVar(&f.topics, "producer-topics", nil,
 		"publish as three services instead, to these topics in this order: auth (logins, disconnects), matchmaking, match (game servers); e.g. auth-events,matchmaking-events,match-events")
 	fs.StringVar(&f.keys, "producer-keys", simulate.KeyNone,
-		"with --producer-topics: none (unkeyed) or entity (matchmaking by lobby or queue, match by server, auth unkeyed)")
+		"with --producer-topics: none (unkeyed), entity (matchmaking by lobby or queue, match by server, auth unkeyed) or player (every record by player ID: topics of one partition count are co-partitioned, for consume --topics)")
 	fs.DurationVar(&f.jitter, "jitter", simulate.DefaultJitter,
 		"with --producer-topics: each service delays each record by up to this much (simulated time), so one player's events reach Kafka out of order")
 }

@@ -84,7 +84,9 @@ With --producer-topics AUTH,MATCHMAKING,MATCH the same events are published as a
 services would write them: each service to its own topic, unkeyed or keyed by what it knows
 (--producer-keys), each record delayed by up to --jitter, so that one player's events are spread
 over partitions and out of order. 'sessiontrace rekey' turns that back into one topic keyed by
-player.`,
+player. With --producer-keys player every service keys its records by player ID instead, so
+topics with the same partition count are co-partitioned and 'sessiontrace consume --topics' reads
+them as they are.`,
 		Args: usageArgs(cobra.NoArgs),
 	}
 	l := a.loader(cmd, "brokers", "topic")

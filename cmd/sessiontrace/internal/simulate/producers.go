@@ -30,6 +30,11 @@ const (
 	// auth, the lobby (or "queue-<mode>" before one is found) for
 	// matchmaking, the server (or the lobby while loading) for match.
 	KeyEntity = "entity"
+	// KeyPlayer keys every record by its player ID, whatever its service:
+	// topics created with the same partition count are then co-partitioned
+	// (the default partitioner hashes the key as Kafka's does), which
+	// consume's kafka.topics needs.
+	KeyPlayer = "player"
 )
 
 // DefaultJitter is the default bound of each producer's delay.
@@ -43,7 +48,7 @@ type Producers struct {
 	// Topics maps each service (ServiceAuth, ServiceMatchmaking,
 	// ServiceMatch) to its topic.
 	Topics map[string]string
-	// Keys is KeyNone or KeyEntity.
+	// Keys is KeyNone, KeyEntity or KeyPlayer.
 	Keys string
 	// Jitter bounds the delay of each record, drawn uniformly in
 	// [0, Jitter] in simulated time; 0 keeps ts order.
@@ -63,8 +68,10 @@ func (p Producers) Validate() error {
 	if len(p.Topics) != 3 {
 		return errors.New("simulate: producers: topics for auth, matchmaking and match only")
 	}
-	if p.Keys != KeyNone && p.Keys != KeyEntity {
-		return fmt.Errorf("simulate: producers: keys %q (want %s or %s)", p.Keys, KeyNone, KeyEntity)
+	switch p.Keys {
+	case KeyNone, KeyEntity, KeyPlayer:
+	default:
+		return fmt.Errorf("simulate: producers: keys %q (want %s, %s or %s)", p.Keys, KeyNone, KeyEntity, KeyPlayer)
 	}
 	if p.Jitter < 0 || p.Jitter > time.Hour {
 		return fmt.Errorf("simulate: producers: jitter %s must be between 0 and 1h", p.Jitter)
@@ -151,8 +158,11 @@ func (rt *Router) hold(ev *schema.Event) {
 		Service: service, Topic: rt.cfg.Topics[service], Value: schema.AppendJSON(nil, ev),
 		TS: ev.TS, Delivered: ev.TS + delay,
 	}
-	if rt.cfg.Keys == KeyEntity && key != "" {
+	switch {
+	case rt.cfg.Keys == KeyEntity && key != "":
 		rec.Key = []byte(key)
+	case rt.cfg.Keys == KeyPlayer:
+		rec.Key = []byte(ev.PlayerID)
 	}
 	heap.Push(&rt.held, heldRecord{r: rec, seq: rt.seq})
 	rt.seq++

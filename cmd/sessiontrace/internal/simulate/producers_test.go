@@ -46,6 +46,8 @@ func TestRouter(t *testing.T) {
 		{"unkeyed, in order", KeyNone, 0},
 		{"unkeyed, 500ms", KeyNone, 500 * time.Millisecond},
 		{"by entity, 500ms", KeyEntity, 500 * time.Millisecond},
+		{"by player, in order", KeyPlayer, 0},
+		{"by player, 500ms", KeyPlayer, 500 * time.Millisecond},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			out := route(t, testProducers(c.keys, c.jitter))
@@ -90,6 +92,8 @@ func TestRouter(t *testing.T) {
 					t.Errorf("game.enter keyed %q, want its server %q", r.Key, ev.ServerID)
 				case c.keys == KeyEntity && r.Service == ServiceAuth && r.Key != nil:
 					t.Errorf("auth record keyed %q", r.Key)
+				case c.keys == KeyPlayer && string(r.Key) != ev.PlayerID:
+					t.Errorf("%s record of %s keyed %q, want its player ID", r.Service, ev.PlayerID, r.Key)
 				}
 				if ev.TS < last[ev.PlayerID] {
 					reordered++
@@ -140,7 +144,8 @@ func TestProducersValidate(t *testing.T) {
 		{"valid", func(*Producers) {}, ""},
 		{"no match topic", func(p *Producers) { delete(p.Topics, ServiceMatch) }, "match service"},
 		{"unknown service", func(p *Producers) { p.Topics["gateway"] = "g" }, "only"},
-		{"bad keys", func(p *Producers) { p.Keys = "player" }, "keys"},
+		{"by player", func(p *Producers) { p.Keys = KeyPlayer }, ""},
+		{"bad keys", func(p *Producers) { p.Keys = "server" }, "keys"},
 		{"negative jitter", func(p *Producers) { p.Jitter = -time.Second }, "jitter"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
