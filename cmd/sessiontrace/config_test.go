@@ -35,6 +35,7 @@ func TestConfigFile(t *testing.T) {
 				Topic:              "game.lifecycle",
 				Topics:             []string{"game.lifecycle", "game.matches"},
 				MergeTopic:         "game.lifecycle.eu.merge",
+				MergeWait:          250 * time.Millisecond,
 				Group:              "sessiontrace-eu",
 				DLQTopic:           "game.lifecycle.dead",
 				GroupProtocol:      "classic",
