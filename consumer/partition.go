@@ -314,16 +314,20 @@ func (p *partition[P]) quiet(next int64) {
 // at next and drops the plan; next is the offset after the last record
 // given.
 func (p *partition[P]) flushAt(next int64, spans []lifecycle.Span, steps []step[P]) ([]lifecycle.Span, []step[P]) {
-	// Plans below next are of records this owner never reads (a resumed
-	// partition's plans start above its committed offset, and records
-	// come in offset order): they cannot be met any more.
-	for len(p.flushes) > 0 && p.flushes[0] < next {
+	// A plan below next is one before an offset no record has (a
+	// transactional topic's commit marker, a gap in merged positions):
+	// no record lies between the last one given and next, so a flush
+	// before the offset is one before next. Plans at or below the last
+	// record given were met when it came (a resumed partition's start
+	// above its committed offset, and records come in offset order).
+	due := false
+	for len(p.flushes) > 0 && p.flushes[0] <= next {
 		p.flushes = p.flushes[1:]
+		due = true
 	}
-	if len(p.flushes) == 0 || p.flushes[0] != next {
+	if !due {
 		return spans, steps
 	}
-	p.flushes = p.flushes[1:]
 	return p.flush(next, spans, steps)
 }
 

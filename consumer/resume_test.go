@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -331,8 +332,31 @@ func (o *owner) acknowledge(c chooser) {
 // snapshots at random moments (as worker.snapshot does: events held or
 // not, never with a quiet flush planned before the next record and not yet
 // applied), each durable at once, so that commits may name them.
-func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots bool) (int, int, int) {
+//
+// With gaps, offsets skip now and then (a transactional topic's commit
+// markers, the positions of merged topics), so a quiet flush is planned
+// before an offset no record has.
+func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapshots, gaps bool) (int, int, int) {
 	t.Helper()
+	offs := make([]int64, len(stream))
+	for i, next := range offs {
+		offs[i] = next
+		if i+1 < len(offs) {
+			offs[i+1] = offs[i] + 1
+			if gaps && c.IntN(4) == 0 {
+				offs[i+1] += 1 + int64(c.IntN(2))
+			}
+		}
+	}
+	// at returns the index of the first record at or after offset off.
+	at := func(off int64) int {
+		k, _ := slices.BinarySearch(offs, off)
+		return k
+	}
+	endOffset := int64(0)
+	if len(offs) > 0 {
+		endOffset = offs[len(offs)-1] + 1
+	}
 	run := newOwner(t, cfg)
 	type commit struct {
 		pos   checkpoint.Position
@@ -351,7 +375,7 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 	// flush's offset and how many spans the run had emitted before it.
 	type limit struct{ offset, spans int64 }
 	var upTo []limit
-	noLimit := limit{int64(len(stream)), -1}
+	noLimit := limit{endOffset, -1}
 	snapshot := func(next int64) {
 		if !snapshots || run.p.planned(next) || c.IntN(6) != 0 {
 			return
@@ -368,16 +392,16 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 		run.l.Snapshotted(checkpoint.Snapshot{Point: run.p.snapshotPoint(next), Ref: ref})
 	}
 	for i, r := range stream {
-		run.process(r, int64(i))
+		run.process(r, offs[i])
 		run.acknowledge(c)
 		// A snapshot before the quiet flush planned at the same offset
 		// holds the events the flush applies; one after it, none.
 		early := c.IntN(2) == 0
 		if early {
-			snapshot(int64(i) + 1)
+			snapshot(offs[i] + 1)
 		}
 		if cfg.Lifecycle.ReorderWindow > 0 && run.p.held() > 0 && run.l.Flushes() < checkpoint.MaxFlushes && c.IntN(8) == 0 {
-			next := int64(i) + 1
+			next := offs[i] + 1
 			run.l.Flushed(next)
 			for j := range commits {
 				if upTo[j] == noLimit {
@@ -390,7 +414,7 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 			run.flushAt(next)
 		}
 		if !early {
-			snapshot(int64(i) + 1)
+			snapshot(offs[i] + 1)
 		}
 		if pos, ok := run.l.Position(run.acked); ok && (len(commits) == 0 || commits[len(commits)-1].pos != pos) {
 			commits, upTo = append(commits, commit{pos: pos, acked: run.acked}), append(upTo, noLimit)
@@ -414,8 +438,9 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 		}
 		fresh, from := resumed(t, cfg, pos, snaps)
 		end := upTo[j].offset
-		for off := from; off < end; off++ {
-			fresh.process(stream[off], off)
+		for k := at(from); k < len(stream) && offs[k] < end; k++ {
+			off := offs[k]
+			fresh.process(stream[k], off)
 			if pos.Snapshot == "" {
 				continue
 			}
@@ -442,7 +467,8 @@ func checkResume(t testing.TB, cfg Config, stream []genRecord, c chooser, snapsh
 				t.Fatalf("commit %+v (from %d): span %d differs\n%s", pos, from, i, spanDiff(fresh.spans, want))
 			}
 		}
-		for off := pos.Offset; off < end; off++ {
+		for k := at(pos.Offset); k < len(stream) && offs[k] < end; k++ {
+			off := offs[k]
 			if _, ok := fresh.stream[off]; !ok && upTo[j] != noLimit {
 				// Held when the check ends; the run applied it at its
 				// flush.
@@ -511,6 +537,9 @@ func TestResumeProperty(t *testing.T) {
 		{"jittered 500ms, 2s window of 3 events", 2 * time.Second, func(c chooser, n int) []genRecord {
 			return genJittered(c, n, 100*time.Millisecond, 500*time.Millisecond)
 		}},
+		{"jittered 500ms, 2s window, offset gaps", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := resumeConfig()
@@ -526,7 +555,7 @@ func TestResumeProperty(t *testing.T) {
 				r := rand.New(rand.NewPCG(seed, 10))
 				stream := tc.gen(r, 100+r.IntN(300))
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					p, _, _ := checkResume(t, cfg, stream, r, false)
+					p, _, _ := checkResume(t, cfg, stream, r, false, strings.HasSuffix(tc.name, "offset gaps"))
 					positions += p
 				})
 			}
@@ -557,6 +586,9 @@ func TestResumePropertySnapshots(t *testing.T) {
 		{"jittered 500ms, 2s window", 2 * time.Second, func(c chooser, n int) []genRecord {
 			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
 		}, 0.25, 0.1},
+		{"jittered 500ms, 2s window, offset gaps", 2 * time.Second, func(c chooser, n int) []genRecord {
+			return genJittered(c, n, 300*time.Millisecond, 500*time.Millisecond)
+		}, 0.25, 0.1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := resumeConfig()
@@ -570,7 +602,7 @@ func TestResumePropertySnapshots(t *testing.T) {
 				r := rand.New(rand.NewPCG(seed, 15))
 				stream := tc.gen(r, 100+r.IntN(300))
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
-					p, s, h := checkResume(t, cfg, stream, r, true)
+					p, s, h := checkResume(t, cfg, stream, r, true, strings.HasSuffix(tc.name, "offset gaps"))
 					positions, named, held = positions+p, named+s, held+h
 				})
 			}
@@ -611,6 +643,6 @@ func FuzzResume(f *testing.F) {
 		}
 		snapshots := c.IntN(2) == 1
 		stream := gen(c, min(1+len(b)/3, 150))
-		checkResume(t, cfg, stream, c, snapshots)
+		checkResume(t, cfg, stream, c, snapshots, c.IntN(2) == 1)
 	})
 }
