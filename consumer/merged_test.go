@@ -214,6 +214,7 @@ func TestMergedTopicsResume(t *testing.T) {
 		{"handover-snapshots", false, 200 * time.Millisecond},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits on brokers, children and session timeouts
 			kafkatest.Each(t, func(t *testing.T, brokers []string) {
 				s := buildScenario(t, scenarioSpec{partitions: 3, players: 90, openAtEnd: 6, matches: 3, stagger: 3 * time.Second})
 				recs := multiProducer(t, s, 500*time.Millisecond, 2)

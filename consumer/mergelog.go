@@ -20,33 +20,6 @@ import (
 	"github.com/sessiontrace/sessiontrace/consumer/merge"
 )
 
-// # Co-partitioned topics
-//
-// With Config.Topics naming several topics, partition n of every topic goes
-// to one worker (the group uses the range assignor, which gives partition n
-// of every topic to the same member), and the worker merges what it takes
-// from its inbox by record timestamp into one stream whose positions
-// (package merge) stand in for offsets everywhere downstream: the reorder
-// window, the state machine, the ledger, snapshots and quiet flushes see one
-// partition. The merge order depends on when records arrived, so each batch
-// of it is appended to the merge topic's partition n (mergeLog), and a
-// commit is made only at positions up to which the merge log acknowledged
-// every entry; the commit rule is otherwise the single topic's. Every
-// topic's commit at partition n carries the same metadata (formatMerged):
-// the topic list's fingerprint, the position committed and the merge log
-// offset a new owner reads from, then the single topic's metadata in
-// positions. Each topic's committed offset is that topic's offset at the
-// committed position, so lag and offsets read as usual.
-//
-// A new owner appends a claim to the merge log, reads it from the commit's
-// entry up to its claim, replays those runs (readMerged) with its own client
-// from the frontier of the position it resumes at (the dedup window's start,
-// or the snapshot's position) so that it rebuilds exactly the stream the
-// previous owner processed, and only then takes records from the group's
-// fetches, which start where the log ends. Entries a previous owner wrote
-// after a later claim are ignored by every reader (package merge), so a
-// zombie cannot make two readers disagree.
-
 // mergeLog writes and reads the merge topic.
 type mergeLog struct {
 	cl      *kgo.Client

@@ -106,6 +106,11 @@ func consume(ctx context.Context, cfg config, log *slog.Logger) error {
 	log.Info("consuming", "brokers", cfg.Kafka.Brokers, "topics", cfg.Kafka.sources(), "group", cfg.Kafka.Group,
 		"otlp_endpoint", cfg.OTLP.Endpoint, "sasl", cfg.Kafka.SASL.Mechanism, "tls", cfg.Kafka.TLS.Enabled)
 	if err := c.Run(ctx); err != nil && !errors.Is(err, context.Canceled) { // step 1
+		if errors.Is(err, consumer.ErrNotCoPartitioned) {
+			// The topics the configuration names cannot be merged: a
+			// configuration error (exit 2), like a bad key.
+			return fmt.Errorf("%w: kafka.topics: %w", errInvalidConfig, err)
+		}
 		return fmt.Errorf("consume: %w", err)
 	}
 	log.Info("consumer stopped; acknowledged offsets committed")

@@ -405,3 +405,22 @@ func TestKafkaSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestConsumeNotCoPartitioned checks that consume refuses topics whose
+// partition counts differ as a configuration error (exit 2), naming the
+// counts, before it consumes anything.
+func TestConsumeNotCoPartitioned(t *testing.T) {
+	kafkatest.Each(t, func(t *testing.T, brokers []string) {
+		a, b := kafkatest.Topic(t, brokers, 3), kafkatest.Topic(t, brokers, 2)
+		r := runCLI(t, nil, "consume", "--brokers", strings.Join(brokers, ","), "--topics", a+","+b,
+			"--group", kafkatest.Group(t), "--otlp-endpoint", "127.0.0.1:1", "--otlp-insecure", "--http-address", "127.0.0.1:0")
+		if r.code != 2 {
+			t.Fatalf("exit %d, want 2; stderr:\n%s", r.code, r.stderr)
+		}
+		for _, want := range []string{"kafka.topics", "not co-partitioned", a + " has 3", b + " has 2"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("stderr does not say %q:\n%s", want, r.stderr)
+			}
+		}
+	})
+}
