@@ -83,7 +83,13 @@ func BenchmarkEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(total)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	})
 
-	for _, path := range exportPaths {
+	// The same records as three services write them, to three
+	// co-partitioned topics in send order (no jitter): the cost of the
+	// merge, its log and its commits against pipeline_direct.
+	merged := mergedTopics(b, brokers, s.partitions)
+	produceTopics(b, brokers, merged, multiProducer(b, s, 0, 1), s.partitions)
+
+	for _, path := range append(exportPaths, "merged_direct") {
 		b.Run("pipeline_"+path, func(b *testing.B) {
 			b.ReportAllocs()
 			rcv := startChildReceiver(b)
@@ -93,6 +99,10 @@ func BenchmarkEndToEnd(b *testing.B) {
 			for b.Loop() {
 				want += len(s.spans)
 				cfg := pathConfig(brokers, topic, kafkatest.Group(b), path)
+				if path == "merged_direct" {
+					cfg = mergedConfig(brokers, merged, cfg.Group)
+					cfg.MergeWait = 0
+				}
 				cfg.ExportBatchSize = DefaultExportBatchSize
 				cfg.ExportQueueSize = DefaultExportQueueSize
 				cfg.ExportBatchTimeout = 200 * time.Millisecond

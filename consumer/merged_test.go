@@ -19,12 +19,7 @@ import (
 
 // serviceOf is the topic (0 auth, 1 matchmaking, 2 match) the service that
 // writes an event of this type publishes to.
-func serviceOf(t *testing.T, r *kgo.Record) int {
-	t.Helper()
-	dec, err := schema.NewDecoder(schema.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
+func serviceOf(dec *schema.Decoder, r *kgo.Record) int {
 	var ev schema.Event
 	if err := dec.DecodeRecord(&schema.Record{Key: r.Key, Value: r.Value}, &ev); err != nil {
 		return 0 // poison goes where logins go
@@ -44,8 +39,12 @@ func serviceOf(t *testing.T, r *kgo.Record) int {
 // to jitter after its event happened (its Kafka timestamp is when it was
 // sent) and appended in send order, so one player's events reach the
 // topics out of order.
-func multiProducer(t *testing.T, s *scenario, jitter time.Duration, seed uint64) [3]map[int32][]*kgo.Record {
+func multiProducer(t testing.TB, s *scenario, jitter time.Duration, seed uint64) [3]map[int32][]*kgo.Record {
 	t.Helper()
+	dec, err := schema.NewDecoder(schema.DefaultLimits())
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := rand.New(rand.NewPCG(seed, 3))
 	var out [3]map[int32][]*kgo.Record
 	for i := range out {
@@ -57,7 +56,7 @@ func multiProducer(t *testing.T, s *scenario, jitter time.Duration, seed uint64)
 			if jitter > 0 {
 				c.Timestamp = c.Timestamp.Add(time.Duration(r.Int64N(int64(jitter))))
 			}
-			svc := serviceOf(t, rec)
+			svc := serviceOf(dec, rec)
 			out[svc][p] = append(out[svc][p], &c)
 		}
 	}
@@ -71,7 +70,7 @@ func multiProducer(t *testing.T, s *scenario, jitter time.Duration, seed uint64)
 
 // produceTopics writes each service's records to its topic, partition by
 // partition, in order.
-func produceTopics(t *testing.T, brokers []string, topics []string, recs [3]map[int32][]*kgo.Record, partitions int32) {
+func produceTopics(t testing.TB, brokers []string, topics []string, recs [3]map[int32][]*kgo.Record, partitions int32) {
 	t.Helper()
 	var all []*kgo.Record
 	for i, topic := range topics {
@@ -117,7 +116,7 @@ func splitTopics(recs [3]map[int32][]*kgo.Record, frac float64) (first, rest [3]
 }
 
 // mergedTopics creates three co-partitioned topics.
-func mergedTopics(t *testing.T, brokers []string, partitions int32) []string {
+func mergedTopics(t testing.TB, brokers []string, partitions int32) []string {
 	t.Helper()
 	return []string{kafkatest.Topic(t, brokers, partitions), kafkatest.Topic(t, brokers, partitions), kafkatest.Topic(t, brokers, partitions)}
 }
