@@ -1258,6 +1258,7 @@ func (c *Consumer) adjustMerged(ctx context.Context, offsets map[string]map[int3
 			}
 			offsets[t][p] = kgo.NewOffset().At(front[i]).WithEpoch(-1)
 		}
+		c.merge.failing.Store(nil) // a failure of another partition says so again on its next try
 		w.mg.start.Store(st)
 		signal(w.wake)
 	}

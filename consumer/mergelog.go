@@ -255,6 +255,10 @@ type merger struct {
 	resumed   *mergeMeta
 	// hws are the topics' high watermarks on the last fetch (under mu).
 	hws []int64
+	// broken is set when a merge log write failed for good; gen counts
+	// the repairs (repairMerge), under mu.
+	broken atomic.Bool
+	gen    int
 	// queues hold the records taken from the inbox and not merged yet, per
 	// topic; stashed counts them, and blockedSince is when the merge
 	// began waiting for a topic (zero when it is not).

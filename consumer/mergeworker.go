@@ -72,25 +72,80 @@ func (w *worker) mergeDue() <-chan time.Time {
 
 // logMerge appends entry idx of the table to the merge log. A commit
 // depends on it only once it is stored (merger.commitAt); a write that
-// fails for good leaves a hole no later commit passes, which readiness
-// reports until the partition's next owner starts over from the log.
+// fails for good marks the merger broken, and the worker writes every entry
+// from it on again (repairMerge) before it merges anything more.
 func (w *worker) logMerge(e merge.Entry, idx int) {
 	l := w.c.merge
+	w.mu.Lock()
+	gen := w.mg.gen
+	w.mu.Unlock()
 	rec := &kgo.Record{Topic: l.topic, Partition: w.partition, Value: e.Append(nil)}
 	l.cl.Produce(context.Background(), rec, func(r *kgo.Record, err error) {
 		if err != nil {
 			msg := err.Error()
 			l.failing.Store(&msg)
-			w.logs.warn("merge-log", "merge log write failed: commits stay below it until the partition is assigned again", "error", err)
+			w.mg.broken.Store(true)
+			signal(w.wake)
+			w.logs.warn("merge-log", "merge log write failed: the partition stops merging and writes its entries again; commits stay below it meanwhile", "error", err)
 			return
 		}
 		w.mu.Lock()
-		w.mg.tbl.Stored(idx, r.Offset)
+		// A copy from before the last repair is not the one a reader
+		// following the frontier reaches (merge.Table.Unstored).
+		if gen == w.mg.gen {
+			w.mg.tbl.Stored(idx, r.Offset)
+		}
 		w.mu.Unlock()
 		if w.flushWaiting.Load() {
 			signal(w.c.commitSoon)
 		}
 	})
+}
+
+// repairMerge writes again, in order and under the worker's claim, every
+// entry from the first the merge log did not store on, until the merge log
+// stores them all, with backoff between tries. Meanwhile the worker takes no
+// record, so its inbox fills and its partitions pause: a merge topic that
+// refuses writes stops the partition rather than growing memory. It reports
+// false when the worker was stopped first.
+func (w *worker) repairMerge(ctx context.Context) bool {
+	wait := w.c.cfg.RetryInitial
+	for {
+		w.mu.Lock()
+		w.mg.gen++
+		w.mg.broken.Store(false)
+		entries, idxs := w.mg.tbl.Unstored()
+		id := w.mg.pend.Entry.ID
+		w.mu.Unlock()
+		for i := range entries {
+			entries[i].ID = id
+			w.logMerge(entries[i], idxs[i])
+		}
+		fctx, cancel := context.WithCancel(ctx)
+		go func() {
+			select {
+			case <-w.quit:
+				cancel()
+			case <-fctx.Done():
+			}
+		}()
+		err := w.c.merge.cl.Flush(fctx)
+		cancel()
+		if err != nil {
+			return false
+		}
+		if !w.mg.broken.Load() {
+			w.c.merge.failing.Store(nil)
+			w.c.log.Info("merge log entries written again", "topic", w.topic, "partition", w.partition, "entries", len(entries))
+			return true
+		}
+		select {
+		case <-w.quit:
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, w.c.cfg.RetryMax)
+	}
 }
 
 // startMerged begins a merged partition as st says: the resume of its

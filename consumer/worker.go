@@ -290,6 +290,12 @@ func (w *worker) run(ctx context.Context) {
 			}
 			continue
 		}
+		if w.mg != nil && w.mg.broken.Load() {
+			if !w.repairMerge(ctx) {
+				return
+			}
+			continue
+		}
 		if w.flushAt >= 0 {
 			// No record is processed past a planned quiet flush before it
 			// is applied, and it is applied only once durable: the commit

@@ -280,6 +280,36 @@ func (t *Table) Stored(idx int, offset int64) {
 	}
 }
 
+// Unstored returns the entries from the first one the merge log has not
+// stored on, and their indices (for Stored), forgetting where any of them
+// was stored: the writer writes them all again, in order, after a write
+// was lost, and a reader follows the copies that continue the frontier
+// (NewPlan), so only the new copies' offsets may be named.
+func (t *Table) Unstored() ([]Entry, []int) {
+	first := -1
+	for i, e := range t.entries {
+		if e.offset < 0 {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return nil, nil
+	}
+	var out []Entry
+	var idxs []int
+	for i := first; i < len(t.entries); i++ {
+		te := &t.entries[i]
+		te.offset = -1
+		e := Entry{Base: slices.Clone(te.base), Runs: make([]Run, te.spans)}
+		for j := range te.spans {
+			e.Runs[j] = t.spans[te.firstSpan-t.spanDropped+j].Run
+		}
+		out, idxs = append(out, e), append(idxs, t.dropped+i)
+	}
+	return out, idxs
+}
+
 // Durable returns the position up to which every entry is stored: a new
 // owner reading the merge log replays the same order up to there.
 func (t *Table) Durable() int64 {
@@ -406,11 +436,15 @@ type Plan struct {
 	// Table holds the runs, the owner's table from then on.
 	Table *Table
 	// Honoured counts the entries the plan follows; Ignored those written
-	// under a stale claim; Stopped is why the plan ends before the log
+	// under a stale claim; Skipped those of the current claim that do not
+	// continue the frontier (a copy written before a lost write was written
+	// again: the writer re-writes every entry from the lost one on, so the
+	// copies that continue come later); Stopped is why the plan ends before
+	// the log
 	// does (an entry that does not continue the frontier), "" when it
 	// does not.
-	Honoured, Ignored int
-	Stopped           string
+	Honoured, Ignored, Skipped int
+	Stopped                    string
 }
 
 // Logged is an entry read back with its merge log offset.
@@ -450,8 +484,8 @@ func NewPlan(log []Logged, k int, x int64) (*Plan, error) {
 		if tbl == nil {
 			tbl = NewTable(e.Base)
 		} else if !slices.Equal(e.Base, tbl.front) {
-			p.Stopped = fmt.Sprintf("entry at %d starts at %v, not at %v where the one before ended", l.Offset, e.Base, tbl.front)
-			break
+			p.Skipped++
+			continue
 		}
 		tbl.push(e, l.Offset)
 		p.Honoured++

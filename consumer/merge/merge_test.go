@@ -144,8 +144,8 @@ func equalRec(a, b rec) bool {
 
 // TestStaleClaimIgnored checks that entries written under a claim after a
 // newer claim (a previous owner still writing) are not replayed, and that a
-// plan stops at an entry that does not continue the frontier (a lost
-// write).
+// plan skips an entry that does not continue the frontier (one written
+// after a lost write).
 func TestStaleClaimIgnored(t *testing.T) {
 	old, cur := [16]byte{1}, [16]byte{2}
 	log := []Logged{
@@ -160,14 +160,87 @@ func TestStaleClaimIgnored(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Run{{0, 0, 4}, {1, 0, 2}, {1, 3, 3}}
-	if !slices.Equal(p.Runs, want) || p.Ignored != 1 || p.Honoured != 2 || p.Stopped == "" {
-		t.Fatalf("plan %+v, want runs %v, 1 ignored, 2 honoured, stopped", p, want)
+	if !slices.Equal(p.Runs, want) || p.Ignored != 1 || p.Honoured != 2 || p.Skipped != 1 {
+		t.Fatalf("plan %+v, want runs %v, 1 ignored, 2 honoured, 1 skipped", p, want)
 	}
 	if !slices.Equal(p.End, []int64{5, 4}) {
 		t.Fatalf("plan ends at %v", p.End)
 	}
 	if _, err := NewPlan(log, 2, 100); err == nil {
 		t.Fatal("a plan from a position the log does not hold")
+	}
+}
+
+// TestLostWriteRewritten loses random entries of random merges: the writer
+// writes every entry again from the first lost one on (Unstored), as the
+// worker does, and a plan read from the log, at every position, replays
+// exactly the merged records.
+func TestLostWriteRewritten(t *testing.T) {
+	for seed := range 50 {
+		r := rand.New(rand.NewPCG(uint64(seed), 9))
+		k := 2 + r.IntN(3)
+		tbl := NewTable(make([]int64, k))
+		next := make([]int64, k)
+		var p Pending
+		p.Entry.ID = [16]byte{7}
+		var log []Logged
+		var recs []rec
+		write := func(e Entry, idx int) {
+			if r.IntN(4) == 0 {
+				return // lost
+			}
+			d, err := Decode(e.Append(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			d.ID = p.Entry.ID
+			log = append(log, Logged{Offset: int64(len(log)), Entry: d})
+			tbl.Stored(idx, int64(len(log)-1))
+		}
+		for i := range 200 {
+			topic := r.IntN(k)
+			before := slices.Clone(tbl.Frontier())
+			pos, _ := tbl.Add(topic, next[topic], &p)
+			recs = append(recs, rec{topic: topic, offset: next[topic], pos: pos, before: before})
+			next[topic]++
+			if r.IntN(6) == 0 || i == 199 {
+				e, idx := tbl.Seal(&p)
+				e.ID = p.Entry.ID
+				write(e, idx)
+			}
+			if r.IntN(10) == 0 || i == 199 {
+				// The writer notices lost writes now and then, and at the end
+				// repairs until nothing is lost.
+				for {
+					es, idxs := tbl.Unstored()
+					if len(es) == 0 {
+						break
+					}
+					for j := range es {
+						write(es[j], idxs[j])
+					}
+					if i < 199 {
+						break
+					}
+				}
+			}
+		}
+		if tbl.Durable() != tbl.Position() {
+			t.Fatalf("seed %d: durable %d, merged through %d", seed, tbl.Durable(), tbl.Position())
+		}
+		for i, rc := range recs {
+			m, ok := tbl.EntryAt(rc.pos)
+			if !ok {
+				t.Fatalf("seed %d: no stored entry at %d", seed, rc.pos)
+			}
+			plan, err := NewPlan(log[m:], k, rc.pos)
+			if err != nil {
+				t.Fatalf("seed %d: plan at %d from log offset %d: %v", seed, rc.pos, m, err)
+			}
+			if got := replay(plan, recs); !slices.EqualFunc(got, recs[i:], equalRec) {
+				t.Fatalf("seed %d: plan at record %d replays %d records, want %d", seed, i, len(got), len(recs)-i)
+			}
+		}
 	}
 }
 
