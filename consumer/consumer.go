@@ -107,6 +107,11 @@
 // positions. Each topic's committed offset is that topic's offset at the
 // committed position, so lag and offsets read as usual.
 //
+// A write the merge log refuses for good stops the partition's merge: the
+// worker writes every entry from the lost one on again (repairMerge), and a
+// reader follows the copies that continue the frontier, so the copies
+// written before the repair are skipped (merge.NewPlan).
+//
 // A new owner appends a claim to the merge log, reads it from the commit's
 // entry up to its claim, replays those runs (worker.replayMerged) with its own client
 // from the frontier of the position it resumes at (the dedup window's start,
