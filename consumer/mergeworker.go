@@ -216,7 +216,9 @@ func (w *worker) replayMerged(ctx context.Context, plan *merge.Plan) bool {
 	paused := make([]bool, len(topics))
 	front := append([]int64(nil), plan.Start...)
 	sum := merge.Sum(front)
-	n := 0
+	var n, bytes int64
+	// Counted once, as the records a live merge takes are per batch.
+	defer func() { w.countRecords(n, bytes) }()
 	for _, run := range plan.Runs {
 		t := run.Topic
 		if run.Last < logStart[t] {
@@ -243,6 +245,7 @@ func (w *worker) replayMerged(ctx context.Context, plan *merge.Plan) bool {
 				w.process(ctx, r, pos)
 				w.next = pos + 1
 				n++
+				bytes += int64(len(r.Value))
 				done = r.Offset == run.Last
 			}
 			if done {
