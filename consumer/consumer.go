@@ -280,6 +280,10 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[int32]*worker
+	// gcl is the group's client as the callbacks see it, set by assigned
+	// (which runs before adjust) under mu: the group may assign partitions
+	// before New has stored cl.
+	gcl *kgo.Client
 	// owned are the partitions of each topic assigned to this member: a
 	// merged partition's worker starts once it owns that partition of
 	// every topic.
@@ -533,7 +537,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		all = append(all, p)
 	}
 	c.mu.Unlock()
-	c.release(shutdownCtx, all, true)
+	c.release(shutdownCtx, c.cl, all, true)
 	// Our revoke callback finds no workers left, so leaving commits nothing
 	// more; leaving promptly lets the partitions move without a session timeout.
 	c.cl.Close()
@@ -666,9 +670,10 @@ func isAuthError(err error) bool {
 	return false
 }
 
-func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[string][]int32) {
+func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.gcl = cl
 	sources := c.cfg.sources()
 	for _, t := range sources {
 		for _, p := range assigned[t] {
@@ -695,7 +700,7 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 			if c.cfg.merged() {
 				w.mg = newMerger(c.merge, sources, c.cfg.MergeWait)
 			}
-			w.resume = func() { c.cl.ResumeFetchPartitions(c.topicsAt(p)) }
+			w.resume = func() { cl.ResumeFetchPartitions(c.topicsAt(p)) }
 			w.room = c.room
 			c.workers[p] = w
 			go w.run(c.ctx)
@@ -718,6 +723,13 @@ func (c *Consumer) assigned(_ context.Context, _ *kgo.Client, assigned map[strin
 	if len(c.workers) > 0 { // a cooperative rebalance may assign nothing at first
 		c.readyOne.Do(func() { close(c.ready) })
 	}
+}
+
+// groupClient returns the group's client for the callbacks (gcl).
+func (c *Consumer) groupClient() *kgo.Client {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gcl
 }
 
 // ownsAll reports whether this member owns partition p of every topic;
@@ -943,7 +955,7 @@ func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 	if len(want) == 0 && len(fallback) == 0 {
 		return offsets, nil
 	}
-	starts, err := kadm.NewClient(c.cl).ListStartOffsets(ctx, c.cfg.primary())
+	starts, err := kadm.NewClient(c.groupClient()).ListStartOffsets(ctx, c.cfg.primary())
 	for _, p := range fallback {
 		// The oldest record the topic still holds: sessions that started
 		// there are rebuilt whole, and the mark keeps every span the
@@ -970,7 +982,7 @@ func (c *Consumer) adjust(ctx context.Context, offsets map[string]map[int32]kgo.
 	return offsets, nil
 }
 
-func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
 	ps := c.partitionsOf(revoked)
 	if len(ps) == 0 {
 		return
@@ -978,10 +990,10 @@ func (c *Consumer) revoked(ctx context.Context, _ *kgo.Client, revoked map[strin
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
 	defer cancel()
 	c.metrics.add(c.metrics.rebalances, int64(len(ps)), attribute.String("kind", "revoked"))
-	c.release(ctx, ps, true)
+	c.release(ctx, cl, ps, true)
 }
 
-func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]int32) {
+func (c *Consumer) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
 	ps := c.partitionsOf(lost)
 	if len(ps) == 0 {
 		return
@@ -990,7 +1002,7 @@ func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]in
 	defer cancel()
 	c.metrics.add(c.metrics.rebalances, int64(len(ps)), attribute.String("kind", "lost"))
 	// Never commit a lost partition: another member may own it already.
-	c.release(ctx, ps, false)
+	c.release(ctx, cl, ps, false)
 }
 
 // release stops the workers of partitions, drains their lanes and their
@@ -998,7 +1010,7 @@ func (c *Consumer) lost(ctx context.Context, _ *kgo.Client, lost map[string][]in
 // commit is set (with a deadline of its own, so a drain that timed out
 // still commits), and drops their state. Sessions are not ended: the next
 // owner rebuilds them by replay.
-func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool) {
+func (c *Consumer) release(ctx context.Context, cl *kgo.Client, partitions []int32, commit bool) {
 	c.mu.Lock()
 	ws := make([]*worker, 0, len(partitions))
 	for _, p := range partitions {
@@ -1017,7 +1029,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	for _, t := range c.cfg.sources() {
 		resume[t] = partitions
 	}
-	c.cl.ResumeFetchPartitions(resume)
+	cl.ResumeFetchPartitions(resume)
 	var wg sync.WaitGroup
 	for _, w := range ws {
 		wg.Go(func() {
@@ -1051,7 +1063,7 @@ func (c *Consumer) release(ctx context.Context, partitions []int32, commit bool)
 	}
 	if commit {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), finalCommitTimeout)
-		c.commit(cctx, ws)
+		c.commit(cctx, cl, ws)
 		cancel()
 	}
 	for _, w := range ws {
@@ -1081,7 +1093,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 		}
 		c.mu.Unlock()
 		cctx, cancel := context.WithTimeout(ctx, c.cfg.RevokeTimeout)
-		c.commit(cctx, ws)
+		c.commit(cctx, c.cl, ws)
 		cancel()
 	}
 }
@@ -1089,7 +1101,7 @@ func (c *Consumer) commitLoop(ctx context.Context) {
 // commit commits the positions of ws that moved since their last commit:
 // each worker's offset, or, for merged topics, every topic's offset at the
 // worker's position, all with the worker's metadata, in one request.
-func (c *Consumer) commit(ctx context.Context, ws []*worker) {
+func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, ws []*worker) {
 	c.commitMu.Lock()
 	defer c.commitMu.Unlock()
 	type pending struct {
@@ -1160,7 +1172,7 @@ func (c *Consumer) commit(ctx context.Context, ws []*worker) {
 		}
 		return nil
 	})
-	c.cl.CommitOffsetsSync(ctx, offsets,
+	cl.CommitOffsetsSync(ctx, offsets,
 		func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
 			if err != nil {
 				c.metrics.add(c.metrics.commits, 1, attribute.String("result", "error"))
@@ -1286,7 +1298,7 @@ func (c *Consumer) planMerged(ctx context.Context, w *worker) *mergeStart {
 	st := &mergeStart{claim: id}
 	// The merge waits for a topic behind its end: until the first fetch
 	// says, the end now is where each topic is behind.
-	if ends, err := kadm.NewClient(c.cl).ListEndOffsets(ctx, c.cfg.Topics...); err == nil {
+	if ends, err := kadm.NewClient(c.groupClient()).ListEndOffsets(ctx, c.cfg.Topics...); err == nil {
 		w.mu.Lock()
 		for i, t := range c.cfg.Topics {
 			if o, ok := ends.Lookup(t, p); ok && o.Err == nil {
@@ -1348,7 +1360,7 @@ func (c *Consumer) startOffsets(ctx context.Context, w *worker) ([]int64, error)
 	if len(missing) == 0 {
 		return front, nil
 	}
-	adm := kadm.NewClient(c.cl)
+	adm := kadm.NewClient(c.groupClient())
 	list := adm.ListStartOffsets
 	if c.cfg.StartOffset == "latest" {
 		list = adm.ListEndOffsets
