@@ -260,6 +260,23 @@ func TestMergedTopicsResume(t *testing.T) {
 				}
 				waitEvery(t, rcv, want, 90*time.Second)
 				b.shutdown(t)
+				if tc.snapshot > 0 && !tc.kill {
+					// The final commits name the snapshots the release wrote,
+					// and sessiontrace snapshot reads them as for one topic.
+					named := 0
+					for p := range s.partitions {
+						cs, err := ReadCommittedSnapshot(t.Context(), cfg, p)
+						if err != nil {
+							t.Errorf("partition %d: %v", p, err)
+						}
+						if cs.Ref != "" {
+							named++
+						}
+					}
+					if named == 0 {
+						t.Errorf("no final commit names a snapshot")
+					}
+				}
 				dups := s.check(t, rcv.Spans())
 				t.Logf("%d spans expected, %d received, %d duplicates", len(s.spans), rcv.Count(), dups)
 				if !tc.kill && dups != 0 {

@@ -309,8 +309,9 @@ type CommittedSnapshot struct {
 	Data      []byte // the verified snapshot
 }
 
-// ReadCommittedSnapshot reads the commit of cfg.Group on cfg.Topic's
-// partition and the snapshot it names from the snapshot topic, verified
+// ReadCommittedSnapshot reads the commit of cfg.Group on the partition of
+// cfg.Topic (the first of cfg.Topics, whose commits all carry the merged
+// stream's metadata) and the snapshot it names from the snapshot topic, verified
 // (SHA-256 and format), through a client with opts (TLS, SASL...). A commit
 // that names no snapshot returns with Ref "" and no error.
 func ReadCommittedSnapshot(ctx context.Context, cfg Config, partition int32, opts ...kgo.Opt) (CommittedSnapshot, error) {
@@ -328,12 +329,20 @@ func ReadCommittedSnapshot(ctx context.Context, cfg Config, partition int32, opt
 	if err != nil {
 		return out, fmt.Errorf("fetch the commits of group %q: %w", cfg.Group, err)
 	}
-	o, ok := resp.Lookup(cfg.Topic, partition)
+	o, ok := resp.Lookup(cfg.primary(), partition)
 	if !ok {
-		return out, fmt.Errorf("group %q has no commit for %s/%d", cfg.Group, cfg.Topic, partition)
+		return out, fmt.Errorf("group %q has no commit for %s/%d", cfg.Group, cfg.primary(), partition)
 	}
 	out.Committed, out.Metadata = o.At, o.Metadata
+	at := o.At
 	meta, ok := checkpoint.Parse(o.Metadata, o.At)
+	if cfg.merged() {
+		// Co-partitioned topics: the snapshot is of the merged stream, at
+		// the committed position.
+		var mm mergeMeta
+		mm, meta, ok = parseMerged(o.Metadata)
+		at = mm.position
+	}
 	if !ok || meta.Snapshot == "" {
 		return out, nil
 	}
@@ -343,6 +352,6 @@ func ReadCommittedSnapshot(ctx context.Context, cfg Config, partition int32, opt
 		return out, err
 	}
 	s := &snapshotStore{brokers: cfg.Brokers, kopts: opts, topic: cfg.snapshotTopic()}
-	out.Data, out.Info, err = s.read(ctx, ref, partition, o.At)
+	out.Data, out.Info, err = s.read(ctx, ref, partition, at)
 	return out, err
 }
