@@ -418,3 +418,44 @@ func checkCommitsCovered(t *testing.T, brokers []string, group string, topics []
 		}
 	}
 }
+
+// TestMergeWaits checks when the merge holds a queued record for a topic
+// with nothing queued: while that topic's fetch is behind its high
+// watermark (not for a lone commit marker past the frontier), for
+// mergeIdle at most, and for merge_wait for any topic.
+func TestMergeWaits(t *testing.T) {
+	at := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		hw    int64 // topic 1's high watermark; its frontier is 10
+		wait  time.Duration
+		after time.Duration // since the wait began
+		holds bool
+	}{
+		{"caught up", 10, 0, 0, false},
+		{"commit marker", 11, 0, 0, false},
+		{"behind", 12, 0, 0, true},
+		{"behind, idle long enough", 12, 0, mergeIdle, false},
+		{"caught up, merge_wait", 10, time.Second, 900 * time.Millisecond, true},
+		{"caught up, merge_wait over", 10, time.Second, time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newMerger(nil, []string{"a", "b"}, tc.wait)
+			m.tbl = merge.NewTable([]int64{0, 10})
+			m.hws[1] = tc.hw
+			m.stash([][]*kgo.Record{{{Topic: "a", Offset: 0, Timestamp: at}}})
+			if recs, _, _ := m.release(at); len(recs) != 0 && tc.holds {
+				t.Fatalf("released %d records at once", len(recs))
+			} else if len(recs) != 0 {
+				return // not held at all
+			}
+			if !tc.holds && tc.after == 0 {
+				t.Fatal("held a record with nothing to wait for")
+			}
+			recs, _, _ := m.release(at.Add(tc.after))
+			if got := len(recs) == 0; got != tc.holds {
+				t.Fatalf("after %v: held %v, want %v", tc.after, got, tc.holds)
+			}
+		})
+	}
+}

@@ -372,7 +372,10 @@ func (m *merger) waiting(now time.Time) bool {
 		if len(q) > 0 {
 			continue
 		}
-		if m.hws[i] > front[i] {
+		// One offset past the frontier is a transaction's commit marker
+		// (rekey's output, say), which leaves the last stable offset
+		// there for good: not a record to wait for.
+		if m.hws[i] > front[i]+1 {
 			wait = max(wait, mergeIdle)
 		}
 		wait = max(wait, m.wait)
