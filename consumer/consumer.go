@@ -393,14 +393,19 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 	default:
 		kopts = append(kopts, kgo.Balancers(kgo.CooperativeStickyBalancer()))
 	}
-	if cfg.SnapshotInterval > 0 {
-		sopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
-		sopts = append(sopts,
+	// The snapshot and merge log producers write each record to the
+	// partition it names, acknowledged by every in-sync replica: a commit
+	// depends on what they wrote.
+	ownPartition := func() []kgo.Opt {
+		opts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
+		return append(opts,
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.RecordPartitioner(kgo.ManualPartitioner()),
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 		)
-		scl, err := kgo.NewClient(sopts...)
+	}
+	if cfg.SnapshotInterval > 0 {
+		scl, err := kgo.NewClient(ownPartition()...)
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("consumer: snapshot producer: %w", err)
@@ -417,13 +422,7 @@ func New(cfg Config, exporter sdktrace.SpanExporter, opts ...Option) (*Consumer,
 		}
 	}
 	if cfg.merged() {
-		mopts := append([]kgo.Opt{kgo.ClientID("sessiontrace")}, c.kopts...)
-		mopts = append(mopts,
-			kgo.SeedBrokers(cfg.Brokers...),
-			kgo.RecordPartitioner(kgo.ManualPartitioner()),
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-		)
-		mcl, err := kgo.NewClient(mopts...)
+		mcl, err := kgo.NewClient(ownPartition()...)
 		if err != nil {
 			closeAll()
 			return nil, fmt.Errorf("consumer: merge log producer: %w", err)
@@ -852,7 +851,6 @@ func (c *Consumer) fetched(_ context.Context, _ *kgo.Client, resp *kmsg.OffsetFe
 			c.log.Info("resuming merged partition without a merged commit", "topics", c.cfg.Topics, "partition", p, "committed", w.mg.committed)
 			continue
 		}
-		mc.meta.Mark = max(mc.meta.Mark, -1)
 		w.exportedThrough.Store(mc.meta.Mark)
 		w.resumeFrom.Store(&resume{offset: mc.best.position, meta: mc.meta})
 		c.log.Info("resuming merged partition", "topics", c.cfg.Topics, "partition", p, "committed", w.mg.committed,
@@ -1133,9 +1131,7 @@ func (c *Consumer) commit(ctx context.Context, cl *kgo.Client, ws []*worker) {
 		if w.mg != nil && pos != committed {
 			// Only positions whose merge order the merge log stored: a
 			// new owner must replay the same order up to the mark.
-			var f []int64
-			f, log, ok = w.mg.commitAt(pos)
-			front = slices.Clone(f)
+			front, log, ok = w.mg.commitAt(pos)
 		}
 		w.mu.Unlock()
 		c.metrics.openSessions.Record(context.Background(), int64(open), partitionAttrs(w.topic, w.partition))

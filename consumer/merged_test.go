@@ -69,24 +69,11 @@ func multiProducer(t testing.TB, s *scenario, jitter time.Duration, seed uint64)
 }
 
 // produceTopics writes each service's records to its topic, partition by
-// partition, in order.
+// partition, in order, one topic after the other.
 func produceTopics(t testing.TB, brokers []string, topics []string, recs [3]map[int32][]*kgo.Record, partitions int32) {
 	t.Helper()
-	var all []*kgo.Record
 	for i, topic := range topics {
-		for p := range partitions {
-			for _, r := range recs[i][p] {
-				c := *r
-				c.Topic = topic
-				all = append(all, &c)
-			}
-		}
-	}
-	cl := kafkatest.Client(t, brokers, kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	if err := cl.ProduceSync(ctx, all...).FirstErr(); err != nil {
-		t.Fatalf("produce %d records: %v", len(all), err)
+		(&scenario{partitions: partitions, records: recs[i]}).produce(t, brokers, topic)
 	}
 }
 

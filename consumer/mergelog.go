@@ -92,21 +92,23 @@ func (l *mergeLog) ensure(ctx context.Context, sources []string, partitions int3
 	} else if ok && t.Err != nil && !errors.Is(t.Err, kerr.UnknownTopicOrPartition) && !errors.Is(t.Err, kerr.UnknownTopicID) {
 		return fmt.Errorf("describe merge topic %q: %w", l.topic, t.Err)
 	}
-	retention := int64(7 * 24 * time.Hour / time.Millisecond)
+	// The longest of the sources' retention.ms, -1 (forever) if any keeps
+	// its records forever; a week when none can be read.
+	retention := int64(0)
 	if rcs, err := l.adm.DescribeTopicConfigs(ctx, sources...); err == nil {
-		longest := int64(0)
 		for _, rc := range rcs {
 			for _, c := range rc.Configs {
-				if c.Key == "retention.ms" && c.Value != nil {
-					if v, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && (v < 0 || v > longest) && longest >= 0 {
-						longest = v
-					}
+				if c.Key != "retention.ms" || c.Value == nil {
+					continue
+				}
+				if v, err := strconv.ParseInt(*c.Value, 10, 64); err == nil && retention >= 0 && (v < 0 || v > retention) {
+					retention = v
 				}
 			}
 		}
-		if longest != 0 {
-			retention = longest
-		}
+	}
+	if retention == 0 {
+		retention = int64(7 * 24 * time.Hour / time.Millisecond)
 	}
 	del, ret := "delete", strconv.FormatInt(retention, 10)
 	resp, err := l.adm.CreateTopic(ctx, partitions, -1, map[string]*string{"cleanup.policy": &del, "retention.ms": &ret}, l.topic)
@@ -269,10 +271,8 @@ type merger struct {
 	// wait is Config.MergeWait.
 	wait time.Duration
 	// out and pos are scratch of one merge.
-	out   []*kgo.Record
-	pos   []int64
-	buf   []byte
-	front []int64
+	out []*kgo.Record
+	pos []int64
 }
 
 // mergeStart is how a merged worker begins: the plan to replay (nil when
@@ -437,10 +437,9 @@ func (m *merger) commitAt(pos checkpoint.Position) ([]int64, int64, bool) {
 	if !ok {
 		return nil, 0, false
 	}
-	front, ok := m.tbl.FrontierAt(pos.Offset, m.front)
+	front, ok := m.tbl.FrontierAt(pos.Offset, nil)
 	if !ok {
 		return nil, 0, false
 	}
-	m.front = front
 	return front, log, true
 }

@@ -121,14 +121,7 @@ func (w *worker) repairMerge(ctx context.Context) bool {
 			entries[i].ID = id
 			w.logMerge(entries[i], idxs[i])
 		}
-		fctx, cancel := context.WithCancel(ctx)
-		go func() {
-			select {
-			case <-w.quit:
-				cancel()
-			case <-fctx.Done():
-			}
-		}()
+		fctx, cancel := w.untilQuit(ctx)
 		err := w.c.merge.cl.Flush(fctx)
 		cancel()
 		if err != nil {
@@ -167,6 +160,20 @@ func (w *worker) startMerged(ctx context.Context, st *mergeStart) bool {
 	return w.replayMerged(ctx, st.plan)
 }
 
+// untilQuit returns ctx, also ended when the worker is stopped: for the
+// Kafka calls a stopped worker must not wait on.
+func (w *worker) untilQuit(ctx context.Context) (context.Context, context.CancelFunc) {
+	qctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-w.quit:
+			cancel()
+		case <-qctx.Done():
+		}
+	}()
+	return qctx, cancel
+}
+
 // replayStash bounds the records of one topic the replay holds while it
 // waits for another's: that topic's fetching pauses until the replay
 // needs it.
@@ -180,15 +187,8 @@ const replayStash = 1 << 14
 func (w *worker) replayMerged(ctx context.Context, plan *merge.Plan) bool {
 	started := time.Now()
 	topics := w.mg.topics
-	rctx, cancel := context.WithCancel(ctx)
+	rctx, cancel := w.untilQuit(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-w.quit:
-			cancel()
-		case <-rctx.Done():
-		}
-	}()
 	from := map[string]map[int32]kgo.Offset{}
 	for i, t := range topics {
 		from[t] = map[int32]kgo.Offset{w.partition: kgo.NewOffset().At(plan.Start[i]).WithEpoch(-1)}

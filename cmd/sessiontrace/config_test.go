@@ -215,13 +215,7 @@ func TestConfigTopics(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			path := ""
-			if c.file != "" {
-				path = filepath.Join(t.TempDir(), "c.yaml")
-				if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			path := configFile(t, c.file)
 			l := newLoader()
 			fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
 			addConfigFlags(fs, l, "topic", "topics")
@@ -289,13 +283,7 @@ func TestConfigErrors(t *testing.T) {
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
-			path := ""
-			if c.file != "" {
-				path = filepath.Join(t.TempDir(), "c.yaml")
-				if err := os.WriteFile(path, []byte(c.file), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
+			path := configFile(t, c.file)
 			cfg, err := newLoader().load(path)
 			if err == nil {
 				err = cfg.validateConsume()
@@ -379,4 +367,16 @@ func TestConfigDocCommand(t *testing.T) {
 	if r.stdout != want.String() {
 		t.Errorf("config-doc output differs from writeConfigDoc:\n%s", firstDiff(want.String(), r.stdout))
 	}
+}
+
+// configFile writes content to a configuration file of its own and returns
+// its path, "" (no file) for no content.
+func configFile(t *testing.T, content string) string {
+	t.Helper()
+	if content == "" {
+		return ""
+	}
+	path := filepath.Join(t.TempDir(), "c.yaml")
+	writeFile(t, path, content)
+	return path
 }
